@@ -1,0 +1,104 @@
+//! `spy_user` rows and queries (Spryker's `User` + `Agent` modules): agents are users with
+//! `is_agent = true`; only `active` agents may log in.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::spy_user::{self as t, dsl};
+use crate::db::DbConnection;
+
+pub const STATUS_ACTIVE: &str = "active";
+pub const STATUS_BLOCKED: &str = "blocked";
+pub const STATUS_DELETED: &str = "deleted";
+
+/// The demo agent the first migration seeds (Spryker's documentation credentials).
+pub const DEMO_USERNAME: &str = "admin@spryker.com";
+pub const DEMO_PASSWORD: &str = "change123";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = t)]
+pub struct User {
+    pub id_user: i64,
+    pub first_name: String,
+    pub last_name: String,
+    pub username: String,
+    pub password: String,
+    pub status: String,
+    pub is_agent: bool,
+    pub last_login: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = t)]
+pub struct NewAgent<'a> {
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+    pub status: &'a str,
+    pub is_agent: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
+    t::table
+        .filter(dsl::username.eq(username))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The user if it may log in as an agent: exists, `is_agent`, `active`.
+pub fn find_active_agent(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
+    t::table
+        .filter(dsl::username.eq(username))
+        .filter(dsl::is_agent.eq(true))
+        .filter(dsl::status.eq(STATUS_ACTIVE))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Inserts an active agent; a duplicate username is a `UniqueViolation` error.
+pub fn create(conn: &mut DbConnection, agent: &NewAgent<'_>) -> QueryResult<i64> {
+    diesel::insert_into(t::table)
+        .values(agent)
+        .returning(dsl::id_user)
+        .get_result(conn)
+}
+
+/// Sets the status of the agent with this username; returns rows changed (0 = no such agent).
+pub fn set_status(conn: &mut DbConnection, username: &str, status: &str) -> QueryResult<usize> {
+    diesel::update(
+        t::table
+            .filter(dsl::username.eq(username))
+            .filter(dsl::is_agent.eq(true)),
+    )
+    .set((
+        dsl::status.eq(status),
+        dsl::updated_at.eq(chrono::Utc::now().naive_utc()),
+    ))
+    .execute(conn)
+}
+
+/// Replaces the password hash of the agent with this username; returns rows changed.
+pub fn set_password(conn: &mut DbConnection, username: &str, hash: &str) -> QueryResult<usize> {
+    diesel::update(
+        t::table
+            .filter(dsl::username.eq(username))
+            .filter(dsl::is_agent.eq(true)),
+    )
+    .set((
+        dsl::password.eq(hash),
+        dsl::updated_at.eq(chrono::Utc::now().naive_utc()),
+    ))
+    .execute(conn)
+}
+
+pub fn touch_last_login(conn: &mut DbConnection, id_user: i64) -> QueryResult<usize> {
+    let now = chrono::Utc::now().naive_utc();
+    diesel::update(t::table.find(id_user))
+        .set(dsl::last_login.eq(now))
+        .execute(conn)
+}

@@ -1,0 +1,98 @@
+//! Agent assist resources (Spryker's `AgentAuthRestApi`): `POST /agent-access-tokens`.
+
+pub mod config;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::glue_application::error::GlueError;
+use crate::glue_application::request::RestRequest;
+use crate::glue_application::response::{created_with_tokens, RestResource, TokenAttributes};
+use crate::glue_application::ResourceRoutePlugin;
+use crate::oauth::jwt::UserIdentifier;
+use crate::oauth::{Grant, IssuedTokens, SCOPE_AGENT, TOKEN_TYPE};
+use crate::oauth_agent_connector::{self, AgentCredentials};
+use crate::state::AppState;
+use config::*;
+
+pub struct AgentAccessTokensResourceRoutePlugin;
+
+impl ResourceRoutePlugin for AgentAccessTokensResourceRoutePlugin {
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.service(
+            crate::glue_application::resource(&format!("/{RESOURCE_AGENT_ACCESS_TOKENS}"))
+                .route(web::post().to(post_agent_access_tokens)),
+        );
+    }
+}
+
+fn authentication_failed() -> GlueError {
+    GlueError::one(
+        StatusCode::UNAUTHORIZED,
+        Some(CODE_AGENT_AUTHENTICATION_FAILED),
+        DETAIL_AGENT_AUTHENTICATION_FAILED,
+    )
+}
+
+/// The token resource every token endpoint answers with.
+pub fn token_resource(
+    state: &AppState,
+    resource_type: &'static str,
+    tokens: IssuedTokens,
+) -> RestResource {
+    RestResource::new(
+        state.settings.base_url(),
+        resource_type,
+        None,
+        TokenAttributes {
+            token_type: TOKEN_TYPE,
+            expires_in: tokens.expires_in,
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+        },
+        "",
+    )
+}
+
+async fn post_agent_access_tokens(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: RestRequest,
+) -> Result<HttpResponse, GlueError> {
+    let attributes = body.attributes_of(RESOURCE_AGENT_ACCESS_TOKENS)?;
+    let ip = state
+        .trusted_proxies
+        .client_ip(&req)
+        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let username_for_log = attributes.string("username").unwrap_or("").to_string();
+
+    let agent = match AgentCredentials::parse(&attributes) {
+        Some(credentials) => oauth_agent_connector::authenticate(&state, credentials).await?,
+        None => None,
+    };
+    let Some(agent) = agent else {
+        log::warn!(target: "security", "Failed Login (Agent) username={username_for_log:?} ip={ip}");
+        return Err(authentication_failed());
+    };
+
+    let issuing = state.clone();
+    let id_agent = agent.id_user;
+    let tokens = web::block(move || -> Result<IssuedTokens, GlueError> {
+        let mut conn = issuing.pool.get()?;
+        let grant = Grant {
+            subject: UserIdentifier::agent(id_agent),
+            scopes: vec![SCOPE_AGENT.to_string()],
+            actor: None,
+        };
+        let tokens = issuing.oauth.issue(&mut conn, &grant)?;
+        crate::agent::touch_last_login(&mut conn, id_agent)?;
+        Ok(tokens)
+    })
+    .await??;
+    log::info!(target: "security", "Successful Login (Agent) username={:?} id_agent={id_agent} ip={ip}", agent.username);
+    Ok(created_with_tokens(&token_resource(
+        &state,
+        RESOURCE_AGENT_ACCESS_TOKENS,
+        tokens,
+    )))
+}

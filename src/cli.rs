@@ -1,0 +1,231 @@
+//! The command line: `serve` (default), `migrate`, `agent …`, `keys generate`.
+//! Every command reads the same settings and database as the server.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::db::{self, ConnectionManager, DbConnection};
+use crate::settings::Settings;
+use crate::{agent, password};
+
+#[derive(Debug, Parser)]
+#[command(name = "glue", version, about = "Spryker Glue API for agent assist")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage agents (back-office users allowed to assist customers).
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create an active agent.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        first_name: String,
+        #[arg(long)]
+        last_name: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Block an agent: it can no longer log in.
+    Deactivate {
+        #[arg(long)]
+        username: String,
+    },
+    /// Allow a blocked agent to log in again.
+    Activate {
+        #[arg(long)]
+        username: String,
+    },
+    /// Replace an agent's password.
+    SetPassword {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordInput {
+    /// Read the password from the first line of standard input (without its line ending)
+    /// instead of prompting.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new RS256 key pair (private.pem, public.pem) into DIR.
+    Generate {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// A failed command: the message for standard error (exit status 1).
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+fn connect(settings: &Settings) -> Result<DbConnection, CliError> {
+    let manager = ConnectionManager::new(
+        settings.database.url.expose(),
+        settings.database.sqlite_busy_timeout_ms,
+    );
+    let mut conn = manager.establish()?;
+    db::run_migrations(&mut conn)?;
+    Ok(conn)
+}
+
+fn read_password(input: &PasswordInput) -> Result<String, CliError> {
+    let password = if input.password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+        trimmed.strip_suffix('\r').unwrap_or(trimmed).to_string()
+    } else if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            return Err(CliError("the passwords do not match".into()));
+        }
+        first
+    } else {
+        return Err(CliError(
+            "standard input is not a terminal: pass --password-stdin to read the password from it"
+                .into(),
+        ));
+    };
+    if password.is_empty() {
+        return Err(CliError("the password must not be empty".into()));
+    }
+    if password.len() > password::BCRYPT_MAX_BYTES {
+        return Err(CliError(format!(
+            "the password must be at most {} bytes (bcrypt ignores the rest)",
+            password::BCRYPT_MAX_BYTES
+        )));
+    }
+    Ok(password)
+}
+
+fn require_one(changed: usize, username: &str) -> Result<(), CliError> {
+    if changed == 0 {
+        Err(CliError(format!("no agent with username {username:?}")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs a command other than `serve`; returns what to print on success.
+pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
+    match command {
+        Command::Serve => unreachable!("serve is dispatched by main"),
+        Command::Migrate => {
+            let manager = ConnectionManager::new(
+                settings.database.url.expose(),
+                settings.database.sqlite_busy_timeout_ms,
+            );
+            let mut conn = manager.establish()?;
+            let applied = db::run_migrations(&mut conn)?;
+            Ok(format!("applied {applied} migration(s)"))
+        }
+        Command::Agent(AgentCommand::Create {
+            username,
+            first_name,
+            last_name,
+            password: input,
+        }) => {
+            if username.trim().is_empty() {
+                return Err(CliError("the username must not be empty".into()));
+            }
+            let secret = read_password(&input)?;
+            let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
+            let mut conn = connect(settings)?;
+            let now = chrono::Utc::now().naive_utc();
+            let id = agent::create(
+                &mut conn,
+                &agent::NewAgent {
+                    first_name: &first_name,
+                    last_name: &last_name,
+                    username: &username,
+                    password: &hash,
+                    status: agent::STATUS_ACTIVE,
+                    is_agent: true,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    CliError(format!("a user with username {username:?} already exists"))
+                }
+                other => CliError(other.to_string()),
+            })?;
+            Ok(format!("created agent {username} (id_user {id})"))
+        }
+        Command::Agent(AgentCommand::Deactivate { username }) => {
+            let mut conn = connect(settings)?;
+            require_one(
+                agent::set_status(&mut conn, &username, agent::STATUS_BLOCKED)?,
+                &username,
+            )?;
+            Ok(format!("deactivated agent {username}"))
+        }
+        Command::Agent(AgentCommand::Activate { username }) => {
+            let mut conn = connect(settings)?;
+            require_one(
+                agent::set_status(&mut conn, &username, agent::STATUS_ACTIVE)?,
+                &username,
+            )?;
+            Ok(format!("activated agent {username}"))
+        }
+        Command::Agent(AgentCommand::SetPassword {
+            username,
+            password: input,
+        }) => {
+            let mut conn = connect(settings)?;
+            if agent::find_by_username(&mut conn, &username)?
+                .filter(|u| u.is_agent)
+                .is_none()
+            {
+                return Err(CliError(format!("no agent with username {username:?}")));
+            }
+            let secret = read_password(&input)?;
+            let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
+            require_one(agent::set_password(&mut conn, &username, &hash)?, &username)?;
+            Ok(format!("changed the password of agent {username}"))
+        }
+        Command::Keys(KeysCommand::Generate { out }) => {
+            let (private, public) = crate::oauth::keys::write_key_pair(&out)?;
+            Ok(format!(
+                "wrote {} and {}",
+                private.display(),
+                public.display()
+            ))
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Database access (Spryker's Propel layer, minus the ORM): one connection type over SQLite and
+//! PostgreSQL, an r2d2 pool whose manager picks the backend from the URL scheme and reports the
+//! real connection error, and the embedded migrations.
+//!
+//! Queries live with their modules (`agent`, `oauth::refresh_token`, …) as plain functions that
+//! take `&mut DbConnection` first and return `QueryResult`.
+
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::settings::DatabaseSettings;
+
+/// A connection to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Which backend a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgresql,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgresql
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// The SQLite file a URL names (`sqlite://path`, `sqlite:path` or a bare path).
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot connect to the database: {0}")]
+    Connection(#[from] diesel::ConnectionError),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// r2d2 manager that dispatches on the URL scheme, so a PostgreSQL URL never silently becomes
+/// an SQLite file name and a down server reports its own error.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: String,
+    backend: Backend,
+    sqlite_busy_timeout_ms: u64,
+}
+
+impl ConnectionManager {
+    pub fn new(url: &str, sqlite_busy_timeout_ms: u64) -> Self {
+        ConnectionManager {
+            url: url.to_string(),
+            backend: Backend::of_url(url),
+            sqlite_busy_timeout_ms,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Opens one connection (used by the pool and by the CLI).
+    pub fn establish(&self) -> Result<DbConnection, ConnectError> {
+        match self.backend {
+            Backend::Postgresql => Ok(DbConnection::Postgresql(PgConnection::establish(
+                &self.url,
+            )?)),
+            Backend::Sqlite => {
+                let path = sqlite_path(&self.url);
+                if path.is_empty() || path == ":memory:" {
+                    return Err(ConnectError::Setup(
+                        "an SQLite database must be a file (each pooled connection would get its own in-memory database)".into(),
+                    ));
+                }
+                if let Some(parent) = std::path::Path::new(path).parent() {
+                    if !parent.as_os_str().is_empty() && !parent.exists() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            ConnectError::Setup(format!(
+                                "cannot create the directory {}: {e}",
+                                parent.display()
+                            ))
+                        })?;
+                    }
+                }
+                let mut conn = SqliteConnection::establish(path)?;
+                // busy_timeout first: switching to WAL needs the lock, and parallel pool
+                // start-up fails with "database is locked" in the other order.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    self.sqlite_busy_timeout_ms
+                ))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectError> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
+        conn.batch_execute("SELECT 1").map_err(ConnectError::Query)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Logs pool errors at warn level instead of r2d2's default of printing nothing useful.
+#[derive(Debug)]
+struct PoolErrorLogger;
+
+impl r2d2::HandleError<ConnectError> for PoolErrorLogger {
+    fn handle_error(&self, error: ConnectError) {
+        log::warn!(target: "glue::db", "database connection failed: {error}");
+    }
+}
+
+/// Builds the pool without waiting for a connection: a database that is down at start-up shows
+/// up as 503 on requests and as "not ready" on /readyz, not as a hung boot.
+pub fn build_pool(settings: &DatabaseSettings) -> DbPool {
+    let manager = ConnectionManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms);
+    r2d2::Pool::builder()
+        .max_size(settings.pool_size)
+        .min_idle(Some(settings.pool_size.min(2)))
+        .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .test_on_check_out(true)
+        .error_handler(Box::new(PoolErrorLogger))
+        .build_unchecked(manager)
+}
+
+/// Runs every pending migration of the connection's backend. On PostgreSQL an advisory lock
+/// keeps two instances that start together from migrating at the same time.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, ConnectError> {
+    const MIGRATION_LOCK: i64 = 0x676c_7565; // "glue"
+    let applied = match conn {
+        DbConnection::Postgresql(pg) => {
+            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let result = pg
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len());
+            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            result
+        }
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len()),
+    };
+    applied.map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
+}
+
+/// True when the error means the database could not be reached or is busy (answered with 503),
+/// as opposed to a bug or a constraint violation (500).
+pub fn is_unavailable(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => true,
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("database is locked")
+                || message.contains("database table is locked")
+                || message.contains("server closed the connection")
+                || message.contains("terminating connection")
+                || message.contains("no connection to the server")
+                || message.contains("could not connect")
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,37 @@
+// Kept by hand (diesel's MultiConnection has no print-schema); checked against
+// `diesel print-schema` of both backends. Ids are BIGINT on both.
+
+diesel::table! {
+    spy_user (id_user) {
+        id_user -> BigInt,
+        first_name -> Text,
+        last_name -> Text,
+        username -> Text,
+        password -> Text,
+        status -> Text,
+        is_agent -> Bool,
+        last_login -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    spy_oauth_refresh_token (id_oauth_refresh_token) {
+        id_oauth_refresh_token -> BigInt,
+        identifier -> Text,
+        family -> Text,
+        successor -> Nullable<Text>,
+        scopes -> Text,
+        customer_reference -> Nullable<Text>,
+        user_identifier -> Text,
+        actor_identifier -> Nullable<Text>,
+        fk_oauth_client -> Text,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(spy_user, spy_oauth_refresh_token);

@@ -1,0 +1,126 @@
+//! The core middleware, run around every request:
+//! 1. content negotiation (Spryker's `HeaderValidator`): `Accept` must allow JSON,
+//!    `Content-Type`, when present, must be JSON — 415 otherwise;
+//! 2. `Authorization`, when present, must hold a valid token — 401/`001` otherwise;
+//! 3. Spryker's security headers and `Content-Language` on every response;
+//! 4. one access-log line per request with the *route pattern* (never a token from the path),
+//!    status and duration; no body, no header values.
+//!
+//! The operational endpoints (`/healthz`, `/readyz`, JWKS) skip steps 1 and 2.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web;
+
+use super::auth::authenticate_authorization;
+use super::error::GlueError;
+use crate::oauth::jwks_rest_api::JWKS_PATH;
+use crate::state::AppState;
+
+fn is_operational(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | JWKS_PATH)
+}
+
+fn media_type(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+const JSON_TYPES: [&str; 2] = ["application/json", "application/vnd.api+json"];
+
+/// `Accept` allows a JSON answer (missing or empty counts as "anything").
+pub fn accept_allows_json(value: Option<&str>) -> bool {
+    let Some(value) = value else { return true };
+    if value.trim().is_empty() {
+        return true;
+    }
+    value
+        .split(',')
+        .map(media_type)
+        .any(|t| t == "*/*" || t == "application/*" || JSON_TYPES.contains(&t.as_str()))
+}
+
+/// `Content-Type`, when present, names JSON.
+pub fn content_type_is_json(value: Option<&str>) -> bool {
+    match value {
+        None => true,
+        Some(v) => JSON_TYPES.contains(&media_type(v).as_str()),
+    }
+}
+
+fn negotiate(req: &ServiceRequest) -> Result<(), GlueError> {
+    let headers = req.headers();
+    let accept = headers
+        .get(header::ACCEPT)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or(""));
+    if !accept_allows_json(accept) || !content_type_is_json(content_type) {
+        return Err(GlueError::unsupported_media_type());
+    }
+    Ok(())
+}
+
+pub async fn glue_core(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| actix_web::error::ErrorInternalServerError("application state missing"))?;
+    let method = req.method().clone();
+    let early = if is_operational(req.path()) {
+        Ok(())
+    } else {
+        negotiate(&req).and_then(|()| authenticate_authorization(req.request(), &state))
+    };
+    let mut response = match early {
+        Ok(()) => next.call(req).await?.map_into_boxed_body(),
+        Err(error) => {
+            let response = actix_web::ResponseError::error_response(&error);
+            req.into_response(response).map_into_boxed_body()
+        }
+    };
+
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-frame-options", "SAMEORIGIN"),
+        ("content-security-policy", "frame-ancestors 'self'"),
+        ("x-content-type-options", "nosniff"),
+        ("x-xss-protection", "1; mode=block"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    if let Ok(locale) = HeaderValue::from_str(&state.settings.glue.locale) {
+        headers.insert(header::CONTENT_LANGUAGE, locale);
+    }
+
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "(unmatched)".to_string());
+    log::info!(
+        target: "glue::access",
+        "{} {} {} {:.1}ms",
+        method,
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(response)
+}

@@ -1,0 +1,91 @@
+//! The `RestRequest` envelope extractor (Spryker's `RequestFormatter` for POST bodies).
+//!
+//! Reads the body under `server.max_body_bytes` (413 beyond), parses
+//! `{"data":{"type":…,"attributes":{…}}}` and answers 400 `Post data is invalid.` for anything
+//! else. The route's own type is checked by `attributes_of`, which answers 400 `Invalid type.`.
+//! Attribute values stay JSON values: each controller parses them into its own newtypes, so a
+//! wrong-typed field can get the resource's own error (e.g. 4101) instead of a generic one.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::web::Bytes;
+use actix_web::{FromRequest, HttpRequest};
+use serde_json::{Map, Value};
+
+use super::error::GlueError;
+
+#[derive(Debug)]
+pub struct RestRequest {
+    resource_type: Value,
+    attributes: Map<String, Value>,
+}
+
+impl RestRequest {
+    /// Parses a POST body into the envelope.
+    pub fn parse(body: &[u8]) -> Result<Self, GlueError> {
+        let document: Value =
+            serde_json::from_slice(body).map_err(|_| GlueError::post_data_invalid())?;
+        let Value::Object(mut document) = document else {
+            return Err(GlueError::post_data_invalid());
+        };
+        let Some(Value::Object(mut data)) = document.remove("data") else {
+            return Err(GlueError::post_data_invalid());
+        };
+        let Some(resource_type) = data.remove("type") else {
+            return Err(GlueError::post_data_invalid());
+        };
+        let Some(Value::Object(attributes)) = data.remove("attributes") else {
+            return Err(GlueError::post_data_invalid());
+        };
+        Ok(RestRequest {
+            resource_type,
+            attributes,
+        })
+    }
+
+    /// The attributes, if `data.type` is exactly `expected_type`.
+    pub fn attributes_of(self, expected_type: &str) -> Result<Attributes, GlueError> {
+        match &self.resource_type {
+            Value::String(t) if t == expected_type => Ok(Attributes(self.attributes)),
+            _ => Err(GlueError::invalid_type()),
+        }
+    }
+}
+
+/// `data.attributes` of a request whose type was checked.
+#[derive(Debug)]
+pub struct Attributes(pub Map<String, Value>);
+
+impl Attributes {
+    /// The attribute if it is a JSON string; `None` when missing or of another type.
+    pub fn string(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+
+    /// The attribute if it is a non-blank JSON string.
+    pub fn non_blank_string(&self, key: &str) -> Option<&str> {
+        self.string(key).filter(|s| !s.trim().is_empty())
+    }
+}
+
+impl FromRequest for RestRequest {
+    type Error = GlueError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, GlueError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = body.await.map_err(|e| match e.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => GlueError::payload_too_large(),
+                _ => match e.as_response_error().status_code().as_u16() {
+                    413 => GlueError::payload_too_large(),
+                    _ => GlueError::post_data_invalid(),
+                },
+            })?;
+            RestRequest::parse(&bytes)
+        })
+    }
+}

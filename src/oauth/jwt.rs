@@ -1,0 +1,235 @@
+//! Access tokens: RS256 JWTs shaped exactly like Spryker's (league/oauth2-server) ones.
+//!
+//! Header `{"typ":"JWT","alg":"RS256","kid":…}`; claims in the order `aud`, `jti`, `iat`, `nbf`,
+//! `exp`, `sub`, `scopes`, `iss` (+ `act` for impersonation, RFC 8693). `sub` is a JSON string
+//! holding Spryker's five-key user identifier object.
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::keys::KeySet;
+
+/// Spryker's `OauthUserTransfer` identifier, serialized into `sub` with exactly these keys in
+/// this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserIdentifier {
+    pub id_company_user: Option<Value>,
+    pub id_agent: Option<i64>,
+    pub customer_reference: Option<String>,
+    pub id_customer: Option<i64>,
+    pub permissions: Option<Value>,
+}
+
+impl UserIdentifier {
+    pub fn agent(id_agent: i64) -> Self {
+        UserIdentifier {
+            id_company_user: None,
+            id_agent: Some(id_agent),
+            customer_reference: None,
+            id_customer: None,
+            permissions: None,
+        }
+    }
+
+    pub fn customer(customer_reference: String, id_customer: i64) -> Self {
+        UserIdentifier {
+            id_company_user: None,
+            id_agent: None,
+            customer_reference: Some(customer_reference),
+            id_customer: Some(id_customer),
+            permissions: None,
+        }
+    }
+
+    /// The JSON text that goes into `sub` and `user_identifier`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a user identifier always serializes")
+    }
+}
+
+/// RFC 8693 actor: who is acting on behalf of `sub`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    aud: &'a str,
+    jti: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    sub: &'a str,
+    scopes: &'a [String],
+    iss: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<Actor>,
+}
+
+/// What to put into a new access token.
+#[derive(Debug, Clone)]
+pub struct AccessTokenRequest<'a> {
+    pub audience: &'a str,
+    pub issuer: &'a str,
+    pub ttl_s: u64,
+    /// The `sub` JSON text.
+    pub subject: &'a str,
+    pub scopes: &'a [String],
+    /// The acting agent's `sub` JSON text, for impersonation tokens.
+    pub actor: Option<&'a str>,
+}
+
+/// Signs a new access token; `now` is seconds since the epoch.
+pub fn mint(
+    keys: &KeySet,
+    request: &AccessTokenRequest<'_>,
+    now: i64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let header = Header {
+        typ: Some("JWT".into()),
+        kid: Some(keys.signing.kid.clone()),
+        ..Header::new(Algorithm::RS256)
+    };
+    let claims = Claims {
+        aud: request.audience,
+        jti: super::random_hex(40),
+        iat: now,
+        nbf: now,
+        exp: now.saturating_add(i64::try_from(request.ttl_s).unwrap_or(i64::MAX)),
+        sub: request.subject,
+        scopes: request.scopes,
+        iss: request.issuer,
+        act: request.actor.map(|sub| Actor {
+            sub: sub.to_string(),
+        }),
+    };
+    jsonwebtoken::encode(&header, &claims, &keys.signing.encoding_key)
+}
+
+/// Claims as they arrive: timestamps may be integers or floats (Spryker's PHP emits floats),
+/// `aud` a string or a list.
+#[derive(Debug, Deserialize)]
+struct IncomingClaims {
+    #[serde(default)]
+    aud: Option<Value>,
+    #[serde(default)]
+    jti: Option<String>,
+    exp: f64,
+    #[serde(default)]
+    nbf: Option<f64>,
+    sub: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    act: Option<Actor>,
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedToken {
+    pub jti: Option<String>,
+    pub subject: UserIdentifier,
+    /// The `sub` text as signed (the key refresh tokens are stored under).
+    pub subject_json: String,
+    pub scopes: Vec<String>,
+    pub actor: Option<Actor>,
+    pub expires_at: f64,
+}
+
+/// What must hold for a token to be accepted.
+#[derive(Debug, Clone)]
+pub struct VerifyRules<'a> {
+    pub audience: &'a str,
+    pub issuer: &'a str,
+    pub leeway_s: u64,
+}
+
+/// Why a token was refused (never shown to clients; they all get the same error).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("malformed token or header")]
+    Malformed,
+    #[error("unknown key id")]
+    UnknownKey,
+    #[error("bad signature or algorithm")]
+    Signature,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("wrong audience")]
+    Audience,
+    #[error("wrong issuer")]
+    Issuer,
+    #[error("malformed subject")]
+    Subject,
+}
+
+/// Verifies signature (RS256 only, key chosen by `kid`, every key when there is none) and
+/// claims; `now` is seconds since the epoch.
+pub fn verify(
+    keys: &KeySet,
+    token: &str,
+    rules: &VerifyRules<'_>,
+    now: f64,
+) -> Result<VerifiedToken, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(VerifyError::Signature);
+    }
+    let mut validation = Validation::new(Algorithm::RS256);
+    // Claims are checked below, where floats and our own rules are handled.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+
+    let candidates: Vec<_> = match &header.kid {
+        Some(kid) => vec![keys.verification_key(kid).ok_or(VerifyError::UnknownKey)?],
+        None => keys.verification.iter().collect(),
+    };
+    let claims = candidates
+        .iter()
+        .find_map(|key| {
+            jsonwebtoken::decode::<IncomingClaims>(token, &key.decoding_key, &validation).ok()
+        })
+        .ok_or(VerifyError::Signature)?
+        .claims;
+
+    let leeway = rules.leeway_s as f64;
+    if !claims.exp.is_finite() || claims.exp + leeway < now {
+        return Err(VerifyError::Expired);
+    }
+    if let Some(nbf) = claims.nbf {
+        if !nbf.is_finite() || nbf - leeway > now {
+            return Err(VerifyError::NotYetValid);
+        }
+    }
+    let audience_ok = match &claims.aud {
+        Some(Value::String(aud)) => aud == rules.audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(rules.audience)),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(VerifyError::Audience);
+    }
+    if let Some(iss) = &claims.iss {
+        if iss != rules.issuer {
+            return Err(VerifyError::Issuer);
+        }
+    }
+    let subject: UserIdentifier =
+        serde_json::from_str(&claims.sub).map_err(|_| VerifyError::Subject)?;
+    Ok(VerifiedToken {
+        jti: claims.jti,
+        subject,
+        subject_json: claims.sub,
+        scopes: claims.scopes,
+        actor: claims.act,
+        expires_at: claims.exp,
+    })
+}

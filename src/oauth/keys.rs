@@ -1,0 +1,259 @@
+//! RS256 keys and the JWK Set (Spryker's `Oauth` module keeps a PEM pair in `config/Zed`).
+//!
+//! One private key signs; every configured public key (the signing key's own, plus old keys
+//! kept for a rotation) verifies, selected by `kid`. The `kid` is the RFC 7638 thumbprint of the
+//! public key, so it is stable for a key and changes when the key does.
+
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKey};
+use aws_lc_rs::signature::KeyPair as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::settings::{Environment, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is not an RSA key in PEM format (PKCS#8 or PKCS#1 for private keys, SPKI or PKCS#1 for public keys)")]
+    Parse(String),
+    #[error("no signing key: set oauth.private_key_path or GLUE__OAUTH__PRIVATE_KEY_PEM (only development generates one)")]
+    Missing,
+    #[error("RSA key generation failed")]
+    Generate,
+    #[error("the signing key failed its self-test: {0}")]
+    SelfTest(String),
+}
+
+/// A public key that verifies tokens.
+pub struct VerificationKey {
+    pub kid: String,
+    pub decoding_key: DecodingKey,
+    jwk: Jwk,
+}
+
+/// The private key that signs new tokens.
+pub struct SigningKey {
+    pub kid: String,
+    pub encoding_key: EncodingKey,
+}
+
+pub struct KeySet {
+    pub signing: SigningKey,
+    pub verification: Vec<VerificationKey>,
+}
+
+/// One entry of the JWK Set (RFC 7517 / 7518 §6.3.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct Jwk {
+    pub kty: &'static str,
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    pub alg: &'static str,
+    pub kid: String,
+    pub n: String,
+    pub e: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JwkSet<'a> {
+    pub keys: Vec<&'a Jwk>,
+}
+
+impl KeySet {
+    /// Loads the keys the settings name; in development, generates (once) and reuses a key
+    /// pair under `var/keys/` when none is configured.
+    pub fn load(settings: &Settings) -> Result<Self, KeyError> {
+        let oauth = &settings.oauth;
+        let private_pem = if !oauth.private_key_pem.is_empty() {
+            oauth.private_key_pem.expose().as_bytes().to_vec()
+        } else if !oauth.private_key_path.is_empty() {
+            read(Path::new(&oauth.private_key_path))?
+        } else if settings.environment == Environment::Development {
+            development_key(Path::new("var/keys"))?
+        } else {
+            return Err(KeyError::Missing);
+        };
+        let mut publics = Vec::new();
+        for path in &oauth.verification_key_paths {
+            publics.push((path.clone(), read(Path::new(path))?));
+        }
+        Self::from_pems(&private_pem, &publics)
+    }
+
+    /// Builds the set from a private key PEM and extra public key PEMs (name, bytes).
+    pub fn from_pems(
+        private_pem: &[u8],
+        public_pems: &[(String, Vec<u8>)],
+    ) -> Result<Self, KeyError> {
+        let key_pair = parse_private(private_pem)?;
+        let own = verification_key(key_pair.public_key())?;
+        let signing = SigningKey {
+            kid: own.kid.clone(),
+            encoding_key: EncodingKey::from_rsa_pem(private_pem)
+                .map_err(|_| KeyError::Parse("the private key".into()))?,
+        };
+        let mut verification = vec![own];
+        for (name, pem) in public_pems {
+            let public = parse_public(pem).map_err(|_| KeyError::Parse(name.clone()))?;
+            let key = verification_key(&public)?;
+            if !verification.iter().any(|k| k.kid == key.kid) {
+                verification.push(key);
+            }
+        }
+        Ok(KeySet {
+            signing,
+            verification,
+        })
+    }
+
+    /// The public JWK Set document.
+    pub fn jwks(&self) -> JwkSet<'_> {
+        JwkSet {
+            keys: self.verification.iter().map(|k| &k.jwk).collect(),
+        }
+    }
+
+    pub fn verification_key(&self, kid: &str) -> Option<&VerificationKey> {
+        self.verification.iter().find(|k| k.kid == kid)
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn parse_private(pem_bytes: &[u8]) -> Result<KeyPair, KeyError> {
+    let block = pem::parse(pem_bytes).map_err(|_| KeyError::Parse("the private key".into()))?;
+    let parsed = match block.tag() {
+        "PRIVATE KEY" => KeyPair::from_pkcs8(block.contents()),
+        "RSA PRIVATE KEY" => KeyPair::from_der(block.contents()),
+        _ => return Err(KeyError::Parse("the private key".into())),
+    };
+    parsed.map_err(|_| KeyError::Parse("the private key".into()))
+}
+
+fn parse_public(pem_bytes: &[u8]) -> Result<PublicKey, KeyError> {
+    let block = pem::parse(pem_bytes).map_err(|_| KeyError::Parse("a public key".into()))?;
+    match block.tag() {
+        "PUBLIC KEY" | "RSA PUBLIC KEY" => PublicKey::from_der(block.contents())
+            .map_err(|_| KeyError::Parse("a public key".into())),
+        _ => Err(KeyError::Parse("a public key".into())),
+    }
+}
+
+fn verification_key(public: &PublicKey) -> Result<VerificationKey, KeyError> {
+    let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+    let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+    // RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace.
+    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+    let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+    let decoding_key = DecodingKey::from_rsa_components(&n, &e)
+        .map_err(|_| KeyError::Parse("a public key".into()))?;
+    Ok(VerificationKey {
+        kid: kid.clone(),
+        decoding_key,
+        jwk: Jwk {
+            kty: "RSA",
+            use_: "sig",
+            alg: "RS256",
+            kid,
+            n,
+            e,
+        },
+    })
+}
+
+/// A new 2048-bit RSA key pair as (private PKCS#8 PEM, public SPKI PEM).
+pub fn generate_pem() -> Result<(String, String), KeyError> {
+    let key_pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
+    let private: Pkcs8V1Der<'static> = key_pair.as_der().map_err(|_| KeyError::Generate)?;
+    let public: PublicKeyX509Der<'static> = key_pair
+        .public_key()
+        .as_der()
+        .map_err(|_| KeyError::Generate)?;
+    Ok((
+        pem::encode(&pem::Pem::new("PRIVATE KEY", private.as_ref().to_vec())),
+        pem::encode(&pem::Pem::new("PUBLIC KEY", public.as_ref().to_vec())),
+    ))
+}
+
+/// Writes `private.pem` (mode 0600) and `public.pem` into `dir`; refuses to overwrite.
+pub fn write_key_pair(dir: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
+    let private_path = dir.join("private.pem");
+    let public_path = dir.join("public.pem");
+    if private_path.exists() {
+        return Err(KeyError::Write {
+            path: private_path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
+        });
+    }
+    let (private, public) = generate_pem()?;
+    let write_err = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| KeyError::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+    write_private(&private_path, private.as_bytes()).map_err(write_err(&private_path))?;
+    std::fs::write(&public_path, public).map_err(write_err(&public_path))?;
+    Ok((private_path, public_path))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}
+
+fn development_key(dir: &Path) -> Result<Vec<u8>, KeyError> {
+    let path = dir.join("private.pem");
+    if !path.exists() {
+        write_key_pair(dir)?;
+        log::warn!(target: "glue::oauth", "generated a development signing key in {}", dir.display());
+    }
+    read(&path)
+}
+
+/// Signs and verifies one token so a broken key or crypto backend fails at boot.
+pub fn self_test(keys: &KeySet) -> Result<(), KeyError> {
+    let header = jsonwebtoken::Header {
+        kid: Some(keys.signing.kid.clone()),
+        ..jsonwebtoken::Header::new(Algorithm::RS256)
+    };
+    let claims = serde_json::json!({"sub": "self-test", "exp": 4_102_444_800u64});
+    let token = jsonwebtoken::encode(&header, &claims, &keys.signing.encoding_key)
+        .map_err(|e| KeyError::SelfTest(e.to_string()))?;
+    let key = keys
+        .verification_key(&keys.signing.kid)
+        .ok_or_else(|| KeyError::SelfTest("signing key missing from the JWK Set".into()))?;
+    jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &key.decoding_key,
+        &jsonwebtoken::Validation::new(Algorithm::RS256),
+    )
+    .map_err(|e| KeyError::SelfTest(e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! Typed settings (Spryker's `config/Shared/config_*.php`, as a tree).
+//!
+//! Layers, later wins: `config/default.toml` → `config/{GLUE_ENV}.toml` (both embedded in the
+//! binary) → an optional extra file named by `GLUE_CONFIG_FILE` → environment variables
+//! `GLUE__SECTION__KEY` → `DATABASE_URL`. Settings are loaded once in `main` and passed down;
+//! there is no global. A bad value stops startup with an error that names the key.
+
+use std::fmt;
+
+use config::{Config, File, FileFormat};
+use serde::Deserialize;
+
+/// Which layer file applies, from `GLUE_ENV` (default `development`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+
+    /// Reads `GLUE_ENV`; unknown values are an error rather than a silent fallback.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        match std::env::var("GLUE_ENV") {
+            Err(_) => Ok(Environment::Development),
+            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "development" | "dev" => Ok(Environment::Development),
+                "test" => Ok(Environment::Test),
+                "production" | "prod" => Ok(Environment::Production),
+                other => Err(SettingsError::Invalid {
+                    key: "GLUE_ENV".into(),
+                    message: format!(
+                        "unknown environment {other:?} (development, test, production)"
+                    ),
+                }),
+            },
+        }
+    }
+
+    fn layer(self) -> &'static str {
+        match self {
+            Environment::Development => include_str!("../config/development.toml"),
+            Environment::Test => include_str!("../config/test.toml"),
+            Environment::Production => include_str!("../config/production.toml"),
+        }
+    }
+}
+
+/// A string that never shows in `Debug` output or logs.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("[redacted]")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(skip, default = "default_environment")]
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub glue: GlueSettings,
+    pub oauth: OAuthSettings,
+}
+
+fn default_environment() -> Environment {
+    Environment::Development
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// May hold a password (postgres://user:secret@host/db), hence `Secret`.
+    pub url: Secret,
+    pub pool_size: u32,
+    pub connect_timeout_ms: u64,
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GlueSettings {
+    pub base_url: String,
+    pub locale: String,
+    pub cors_allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthSettings {
+    pub client_id: String,
+    pub issuer: String,
+    pub access_token_ttl_s: u64,
+    pub refresh_token_ttl_s: u64,
+    pub private_key_path: String,
+    #[serde(default)]
+    pub private_key_pem: Secret,
+    pub verification_key_paths: Vec<String>,
+    pub leeway_s: u64,
+    pub bcrypt_cost: u32,
+    pub bcrypt_concurrency: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration error: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration error: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Loads the layers for the environment named by `GLUE_ENV`.
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::load_for(Environment::from_env()?)
+    }
+
+    /// Loads the layers for `environment`, reading the process environment for overrides.
+    pub fn load_for(environment: Environment) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(
+                include_str!("../config/default.toml"),
+                FileFormat::Toml,
+            ))
+            .add_source(File::from_str(environment.layer(), FileFormat::Toml));
+        if let Ok(extra) = std::env::var("GLUE_CONFIG_FILE") {
+            builder = builder.add_source(File::with_name(&extra).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("GLUE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("glue.cors_allowed_origins")
+                .with_list_parse_key("glue.trusted_proxies")
+                .with_list_parse_key("oauth.verification_key_paths"),
+        );
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            builder = builder.set_override("database.url", url)?;
+        }
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.environment = environment;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that deserialize fine but cannot work.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.database.url.expose().trim().is_empty() {
+            return Err(invalid("database.url", "must not be empty"));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if self.database.connect_timeout_ms == 0 {
+            return Err(invalid("database.connect_timeout_ms", "must be at least 1"));
+        }
+        if self.server.max_body_bytes == 0 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1"));
+        }
+        for (key, url) in [
+            ("glue.base_url", &self.glue.base_url),
+            ("oauth.issuer", &self.oauth.issuer),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(key, "must be an http:// or https:// URL"));
+            }
+        }
+        if self.glue.locale.trim().is_empty() {
+            return Err(invalid("glue.locale", "must not be empty"));
+        }
+        if self.oauth.client_id.is_empty() {
+            return Err(invalid("oauth.client_id", "must not be empty"));
+        }
+        if self.oauth.access_token_ttl_s == 0 {
+            return Err(invalid("oauth.access_token_ttl_s", "must be at least 1"));
+        }
+        if self.oauth.refresh_token_ttl_s == 0 {
+            return Err(invalid("oauth.refresh_token_ttl_s", "must be at least 1"));
+        }
+        if !(4..=31).contains(&self.oauth.bcrypt_cost) {
+            return Err(invalid("oauth.bcrypt_cost", "must be between 4 and 31"));
+        }
+        if self.environment == Environment::Production && self.oauth.bcrypt_cost < 10 {
+            return Err(invalid(
+                "oauth.bcrypt_cost",
+                "must be at least 10 in production",
+            ));
+        }
+        for proxy in &self.glue.trusted_proxies {
+            if crate::glue_application::client_ip::parse_network(proxy).is_none() {
+                return Err(invalid(
+                    "glue.trusted_proxies",
+                    format!("{proxy:?} is not an IP address or CIDR network"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `base_url` without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.glue.base_url.trim_end_matches('/')
+    }
+
+    /// Workers for the HTTP server: the setting, or one per core.
+    pub fn worker_count(&self) -> usize {
+        if self.server.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.server.workers
+        }
+    }
+
+    /// Concurrent bcrypt verifications: the setting, or one per core.
+    pub fn bcrypt_concurrency(&self) -> usize {
+        if self.oauth.bcrypt_concurrency == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.oauth.bcrypt_concurrency
+        }
+    }
+}

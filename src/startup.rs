@@ -1,0 +1,125 @@
+//! `Application::build(settings)`: keys, pool, migrations, the production guard, state and the
+//! bound HTTP server. `main` and the integration tests go through exactly this wiring; port 0
+//! binds a free port.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::db::{self, ConnectError};
+use crate::glue_application::client_ip::TrustedProxies;
+use crate::glue_application::{self, middleware::glue_core};
+use crate::oauth::keys::{self, KeyError, KeySet};
+use crate::oauth::OAuthServer;
+use crate::password::{self, PasswordError, PasswordVerifier};
+use crate::settings::{Environment, Settings};
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("database: {0}")]
+    Database(#[from] ConnectError),
+    #[error("database: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("refusing to start in production: {0}")]
+    ProductionGuard(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Everything up to a bound, not yet running server. Blocking (runs migrations).
+    pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        let keys = KeySet::load(&settings)?;
+        keys::self_test(&keys)?;
+
+        let pool = db::build_pool(&settings.database);
+        {
+            let mut conn = pool.get()?;
+            let applied = db::run_migrations(&mut conn)?;
+            if applied > 0 {
+                log::info!(target: "glue::db", "applied {applied} migration(s)");
+            }
+            if settings.environment == Environment::Production {
+                production_guard(&mut conn)?;
+            }
+        }
+
+        let passwords =
+            PasswordVerifier::new(settings.oauth.bcrypt_cost, settings.bcrypt_concurrency())?;
+        let state = web::Data::new(AppState {
+            oauth: OAuthServer::new(Arc::new(keys), settings.oauth.clone()),
+            trusted_proxies: TrustedProxies::new(&settings.glue.trusted_proxies),
+            passwords,
+            pool,
+            settings: settings.clone(),
+        });
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let max_body = settings.server.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .wrap(from_fn(glue_core))
+                .configure(glue_application::configure)
+                .default_service(web::to(glue_application::not_found))
+        })
+        .workers(settings.worker_count())
+        .shutdown_timeout(settings.server.shutdown_timeout_s)
+        .client_request_timeout(Duration::from_secs(10))
+        .listen(listener)?
+        .run();
+        log::info!(
+            target: "glue::startup",
+            "listening on {}:{port} ({} environment)",
+            settings.server.host,
+            settings.environment.as_str()
+        );
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGINT/SIGTERM stop it gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Refuses production while the demo agent can still log in with the demo password.
+fn production_guard(conn: &mut db::DbConnection) -> Result<(), StartupError> {
+    if let Some(demo) = crate::agent::find_active_agent(conn, crate::agent::DEMO_USERNAME)? {
+        if password::verify(crate::agent::DEMO_PASSWORD, &demo.password) {
+            return Err(StartupError::ProductionGuard(format!(
+                "the demo agent {} still has the demo password; run `glue agent set-password --username {}` or `glue agent deactivate --username {}`",
+                crate::agent::DEMO_USERNAME,
+                crate::agent::DEMO_USERNAME,
+                crate::agent::DEMO_USERNAME
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The `glue` binary's commands against a real database.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::helpers::*;
+
+fn glue(db: &TestDatabase, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(args)
+        .env("GLUE_ENV", "test")
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run glue");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "stdout: {}\nstderr: {}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+fn assert_fails_with(output: &Output, message: &str) {
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(message),
+        "expected {message:?} in {stderr:?}"
+    );
+}
+
+async fn agent_commands_manage_agents_that_can_log_in(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend) else {
+        eprintln!("GLUE_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
+        return;
+    };
+    assert_ok(&glue(&db, &["migrate"], None));
+    let create = [
+        "agent",
+        "create",
+        "--username",
+        "cli@example.com",
+        "--first-name",
+        "Cli",
+        "--last-name",
+        "Agent",
+        "--password-stdin",
+    ];
+    let output = glue(&db, &create, Some("s3cret pass\n"));
+    assert_ok(&output);
+    assert!(text(&output.stdout).contains("created agent cli@example.com"));
+    // Duplicate username.
+    assert_fails_with(&glue(&db, &create, Some("other\n")), "already exists");
+    // Empty password, and no password source at all.
+    let create_other = [
+        "agent",
+        "create",
+        "--username",
+        "other@example.com",
+        "--first-name",
+        "O",
+        "--last-name",
+        "A",
+        "--password-stdin",
+    ];
+    assert_fails_with(&glue(&db, &create_other, Some("\n")), "must not be empty");
+    assert_fails_with(&glue(&db, &create_other[..8], None), "--password-stdin");
+
+    let db = std::sync::Arc::new(db);
+    let app = start(test_settings(&db.url), db.clone()).unwrap();
+    assert_eq!(
+        app.post_agent_login("cli@example.com", "s3cret pass")
+            .await
+            .status(),
+        201
+    );
+    // The line ending is not part of the password.
+    assert_eq!(
+        app.post_agent_login("cli@example.com", "s3cret pass\n")
+            .await
+            .status(),
+        401
+    );
+
+    assert_ok(&glue(
+        &db,
+        &["agent", "deactivate", "--username", "cli@example.com"],
+        None,
+    ));
+    assert_eq!(
+        app.post_agent_login("cli@example.com", "s3cret pass")
+            .await
+            .status(),
+        401
+    );
+    assert_ok(&glue(
+        &db,
+        &["agent", "activate", "--username", "cli@example.com"],
+        None,
+    ));
+    assert_eq!(
+        app.post_agent_login("cli@example.com", "s3cret pass")
+            .await
+            .status(),
+        201
+    );
+
+    let set = [
+        "agent",
+        "set-password",
+        "--username",
+        "cli@example.com",
+        "--password-stdin",
+    ];
+    assert_ok(&glue(&db, &set, Some("new-pass\r\n")));
+    assert_eq!(
+        app.post_agent_login("cli@example.com", "s3cret pass")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.post_agent_login("cli@example.com", "new-pass")
+            .await
+            .status(),
+        201
+    );
+    assert_fails_with(&glue(&db, &set, Some("\n")), "must not be empty");
+    assert_fails_with(
+        &glue(&db, &set, Some(&format!("{}\n", "x".repeat(73)))),
+        "at most 72 bytes",
+    );
+
+    for args in [
+        &["agent", "deactivate", "--username", "ghost@example.com"][..],
+        &["agent", "activate", "--username", "ghost@example.com"][..],
+        &[
+            "agent",
+            "set-password",
+            "--username",
+            "ghost@example.com",
+            "--password-stdin",
+        ][..],
+    ] {
+        assert_fails_with(&glue(&db, args, Some("pw\n")), "no agent with username");
+    }
+}
+
+#[tokio::test]
+async fn agent_commands_manage_agents_that_can_log_in_on_sqlite() {
+    agent_commands_manage_agents_that_can_log_in(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn agent_commands_manage_agents_that_can_log_in_on_postgres() {
+    agent_commands_manage_agents_that_can_log_in(Backend::Postgres).await;
+}
+
+#[test]
+fn keys_generate_writes_a_usable_pair_and_never_overwrites() {
+    let db = TestDatabase::create(Backend::Sqlite).unwrap();
+    let dir = std::env::temp_dir().join(format!("glue-keys-{}", uuid::Uuid::new_v4().simple()));
+    let out = dir.display().to_string();
+    assert_ok(&glue(&db, &["keys", "generate", "--out", &out], None));
+    let private = std::fs::read(dir.join("private.pem")).unwrap();
+    let public = std::fs::read(dir.join("public.pem")).unwrap();
+    assert!(String::from_utf8_lossy(&private).starts_with("-----BEGIN PRIVATE KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("private.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The pair loads as signing key + verification key.
+    let keys =
+        glue::oauth::keys::KeySet::from_pems(&private, &[("public.pem".into(), public)]).unwrap();
+    assert_eq!(
+        keys.verification.len(),
+        1,
+        "the public key is the signing key's own"
+    );
+    glue::oauth::keys::self_test(&keys).unwrap();
+    assert_fails_with(
+        &glue(&db, &["keys", "generate", "--out", &out], None),
+        "file exists",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_bad_setting_stops_startup_naming_the_key() {
+    let db = TestDatabase::create(Backend::Sqlite).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(["migrate"])
+        .env("GLUE_ENV", "test")
+        .env("DATABASE_URL", &db.url)
+        .env("GLUE__SERVER__PORT", "not-a-port")
+        .output()
+        .unwrap();
+    assert_fails_with(&output, "server.port");
+    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(["migrate"])
+        .env("GLUE_ENV", "test")
+        .env("DATABASE_URL", &db.url)
+        .env("GLUE__OAUTH__BCRYPT_COST", "99")
+        .output()
+        .unwrap();
+    assert_fails_with(&output, "oauth.bcrypt_cost");
+    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(["migrate"])
+        .env("GLUE_ENV", "staging")
+        .output()
+        .unwrap();
+    assert_fails_with(&output, "GLUE_ENV");
+}
+
+#[test]
+fn production_refuses_a_low_bcrypt_cost_and_a_missing_key() {
+    let db = TestDatabase::create(Backend::Sqlite).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(["serve"])
+        .env("GLUE_ENV", "production")
+        .env("DATABASE_URL", &db.url)
+        .env("GLUE__OAUTH__BCRYPT_COST", "9")
+        .output()
+        .unwrap();
+    assert_fails_with(&output, "oauth.bcrypt_cost");
+    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(["serve"])
+        .env("GLUE_ENV", "production")
+        .env("DATABASE_URL", &db.url)
+        .env("GLUE__SERVER__PORT", "0")
+        .output()
+        .unwrap();
+    assert_fails_with(&output, "no signing key");
+}
+
+#[tokio::test]
+async fn production_refuses_to_start_while_the_demo_agent_has_the_demo_password() {
+    let db = std::sync::Arc::new(TestDatabase::create(Backend::Sqlite).unwrap());
+    let mut settings = test_settings(&db.url);
+    settings.environment = glue::settings::Environment::Production;
+    settings.oauth.bcrypt_cost = 10;
+    let error = start(settings.clone(), db.clone()).err().expect("refused");
+    assert!(error.contains("demo agent"), "{error}");
+
+    let set = [
+        "agent",
+        "set-password",
+        "--username",
+        DEMO_USERNAME,
+        "--password-stdin",
+    ];
+    assert_ok(&glue(&db, &set, Some("a-real-password\n")));
+    let app = start(settings.clone(), db.clone()).expect("starts once the password changed");
+    assert_eq!(
+        app.post_agent_login(DEMO_USERNAME, "a-real-password")
+            .await
+            .status(),
+        201
+    );
+    drop(app);
+
+    // Deactivating the demo agent also satisfies the guard.
+    assert_ok(&glue(&db, &set, Some(&format!("{DEMO_PASSWORD}\n"))));
+    assert!(start(settings.clone(), db.clone()).is_err());
+    assert_ok(&glue(
+        &db,
+        &["agent", "deactivate", "--username", DEMO_USERNAME],
+        None,
+    ));
+    assert!(start(settings, db).is_ok());
+}

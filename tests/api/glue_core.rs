@@ -1,0 +1,249 @@
+//! The REST core: envelope errors, negotiation, 404s, headers, health and JWKS (contract §1).
+
+use serde_json::{json, Value};
+
+use crate::both_databases;
+use crate::helpers::*;
+
+both_databases!(
+    envelope_errors_are_400_with_the_exact_body,
+    unknown_paths_and_methods_are_json_api_404s,
+    content_negotiation_answers_415_for_non_json,
+    a_body_over_the_limit_is_413,
+    every_response_carries_the_security_headers,
+    health_and_readiness_answer,
+    the_jwks_publishes_one_rsa_signing_key,
+);
+
+async fn post_raw(app: &TestApp, body: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/agent-access-tokens"))
+        .header("Content-Type", JSON_API)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn envelope_errors_are_400_with_the_exact_body(app: TestApp) {
+    let invalid = [
+        "",
+        "not json",
+        "{",
+        "[]",
+        "null",
+        "\"text\"",
+        "{}",
+        r#"{"data":null}"#,
+        r#"{"data":[]}"#,
+        r#"{"data":"x"}"#,
+        r#"{"data":{}}"#,
+        r#"{"data":{"attributes":{"username":"a","password":"b"}}}"#,
+        r#"{"data":{"type":"agent-access-tokens"}}"#,
+        r#"{"data":{"type":"agent-access-tokens","attributes":null}}"#,
+        r#"{"data":{"type":"agent-access-tokens","attributes":"x"}}"#,
+        r#"{"data":{"type":"agent-access-tokens","attributes":[]}}"#,
+    ];
+    for body in invalid {
+        assert_error(
+            post_raw(&app, body).await,
+            None,
+            400,
+            "Post data is invalid.",
+        )
+        .await;
+    }
+    // Invalid UTF-8 and deep nesting are the same client error, never a 500.
+    let response = app
+        .client
+        .post(app.url("/agent-access-tokens"))
+        .header("Content-Type", JSON_API)
+        .body(vec![0xff, 0xfe, b'{'])
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, None, 400, "Post data is invalid.").await;
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    assert_error(
+        post_raw(&app, &deep).await,
+        None,
+        400,
+        "Post data is invalid.",
+    )
+    .await;
+
+    for resource_type in [
+        json!("access-tokens"),
+        json!(""),
+        json!(1),
+        json!(null),
+        json!("Agent-Access-Tokens"),
+    ] {
+        let body = json!({"data":{"type":resource_type,"attributes":{"username":DEMO_USERNAME,"password":DEMO_PASSWORD}}});
+        assert_error(
+            post_raw(&app, &body.to_string()).await,
+            None,
+            400,
+            "Invalid type.",
+        )
+        .await;
+    }
+    // Unknown attributes are ignored.
+    let body = json!({"data":{"type":"agent-access-tokens","attributes":{"username":DEMO_USERNAME,"password":DEMO_PASSWORD,"extra":[1,2]}},"meta":{}});
+    assert_eq!(post_raw(&app, &body.to_string()).await.status(), 201);
+}
+
+async fn unknown_paths_and_methods_are_json_api_404s(app: TestApp) {
+    let cases = [
+        (reqwest::Method::GET, "/nope"),
+        (reqwest::Method::GET, "/"),
+        (reqwest::Method::POST, "/agent-access-token"),
+        (reqwest::Method::GET, "/agent-access-tokens"),
+        (reqwest::Method::PATCH, "/agent-access-tokens"),
+        (reqwest::Method::DELETE, "/agent-access-tokens"),
+        (reqwest::Method::PUT, "/agent-access-tokens"),
+        (reqwest::Method::POST, "/agent-access-tokens/1"),
+        (reqwest::Method::POST, "/healthz"),
+    ];
+    for (method, path) in cases {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .header("Content-Type", JSON_API)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        assert_error(response, None, 404, "Not Found").await;
+    }
+}
+
+async fn content_negotiation_answers_415_for_non_json(app: TestApp) {
+    let body = json!({"data":{"type":"agent-access-tokens","attributes":{"username":DEMO_USERNAME,"password":DEMO_PASSWORD}}}).to_string();
+    let send = |content_type: Option<&'static str>, accept: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.url("/agent-access-tokens"))
+            .body(body.clone());
+        if let Some(ct) = content_type {
+            request = request.header("Content-Type", ct);
+        }
+        if let Some(a) = accept {
+            request = request.header("Accept", a);
+        }
+        request.send()
+    };
+    for (ct, accept) in [
+        (Some(""), None),
+        (Some("text/plain"), None),
+        (Some("application/x-www-form-urlencoded"), None),
+        (Some(JSON_API), Some("application/vnd.api+xml")),
+        (Some(JSON_API), Some("text/html")),
+    ] {
+        let response = send(ct, accept).await.unwrap();
+        assert_error(response, None, 415, "Unsupported media type.").await;
+    }
+    for (ct, accept) in [
+        (Some(JSON_API), None),
+        (Some("application/json"), None),
+        (
+            Some("application/json; charset=utf-8"),
+            Some("application/json"),
+        ),
+        (Some("application/vnd.api+json; version=1.0"), Some("*/*")),
+        (Some(JSON_API), Some(JSON_API)),
+        (Some(JSON_API), Some("text/html, application/json;q=0.9")),
+        (None, None),
+    ] {
+        assert_eq!(
+            send(ct, accept).await.unwrap().status(),
+            201,
+            "{ct:?} {accept:?}"
+        );
+    }
+}
+
+async fn a_body_over_the_limit_is_413(app: TestApp) {
+    let big = format!(
+        r#"{{"data":{{"type":"agent-access-tokens","attributes":{{"username":"{}","password":"x"}}}}}}"#,
+        "a".repeat(70 * 1024)
+    );
+    assert_error(
+        post_raw(&app, &big).await,
+        None,
+        413,
+        "Request body is too large.",
+    )
+    .await;
+    // Just under the limit is read and judged on its content.
+    let fits = format!(
+        r#"{{"data":{{"type":"agent-access-tokens","attributes":{{"username":"{}","password":"x"}}}}}}"#,
+        "a".repeat(60 * 1024)
+    );
+    assert_eq!(post_raw(&app, &fits).await.status(), 401);
+}
+
+async fn every_response_carries_the_security_headers(app: TestApp) {
+    let responses = vec![
+        app.post_agent_login(DEMO_USERNAME, DEMO_PASSWORD).await,
+        app.post_agent_login(DEMO_USERNAME, "wrong").await,
+        app.client.get(app.url("/nope")).send().await.unwrap(),
+        app.client.get(app.url("/healthz")).send().await.unwrap(),
+        post_raw(&app, "{").await,
+    ];
+    for response in responses {
+        let h = response.headers();
+        assert_eq!(h["x-frame-options"], "SAMEORIGIN");
+        assert_eq!(h["content-security-policy"], "frame-ancestors 'self'");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-xss-protection"], "1; mode=block");
+        assert_eq!(h["referrer-policy"], "same-origin");
+        assert_eq!(h["content-language"], "en_US");
+        assert_eq!(h["content-type"], JSON_API);
+    }
+    // Only token responses forbid caching.
+    let failed = app.post_agent_login(DEMO_USERNAME, "wrong").await;
+    assert!(failed.headers().get("cache-control").is_none());
+}
+
+async fn health_and_readiness_answer(app: TestApp) {
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body, json!({"status":"ready"}));
+}
+
+async fn the_jwks_publishes_one_rsa_signing_key(app: TestApp) {
+    let response = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .header("Accept", "application/jwk-set+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let keys = body["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let key = keys[0].as_object().unwrap();
+    assert_eq!(key["kty"], "RSA");
+    assert_eq!(key["use"], "sig");
+    assert_eq!(key["alg"], "RS256");
+    assert_eq!(key["e"], "AQAB");
+    assert!(key["n"].as_str().unwrap().len() >= 342, "2048-bit modulus");
+    assert!(!key.contains_key("d"), "no private parts");
+    // kid is the RFC 7638 thumbprint.
+    use base64::Engine;
+    use sha2::Digest;
+    let canonical = format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        key["e"].as_str().unwrap(),
+        key["n"].as_str().unwrap()
+    );
+    let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(canonical.as_bytes()));
+    assert_eq!(key["kid"], thumbprint);
+}

@@ -1,0 +1,346 @@
+//! Test harness: every test gets its own database (a fresh SQLite file, or a freshly created
+//! PostgreSQL database when `GLUE_TEST_DATABASE_URL` names a server) and the real application
+//! on a free port, built by `Application::build` exactly as in production.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use glue::db::{ConnectionManager, DbConnection};
+use glue::settings::{Environment, Secret, Settings};
+use glue::startup::Application;
+use serde_json::{json, Value};
+
+pub const DEMO_USERNAME: &str = "admin@spryker.com";
+pub const DEMO_PASSWORD: &str = "change123";
+pub const BASE_URL: &str = "http://glue.test";
+pub const JSON_API: &str = "application/vnd.api+json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One RSA key for the whole test binary (generation takes a moment).
+pub fn test_private_key() -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| glue::oauth::keys::generate_pem().expect("key generation").0)
+}
+
+/// The PostgreSQL server tests create their databases on, if configured.
+pub fn postgres_server_url() -> Option<String> {
+    std::env::var("GLUE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// `postgres://host/db?x` with another database name.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{host_part}/{name}{query}")
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Directory(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// `None` for PostgreSQL when no server is configured.
+    pub fn create(backend: Backend) -> Option<Self> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("glue-test-{id}"));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                Some(TestDatabase {
+                    url: dir.join("glue.sqlite3").display().to_string(),
+                    cleanup: Cleanup::Directory(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_server_url()?;
+                let name = format!("glue_test_{id}");
+                let mut admin = diesel::PgConnection::establish(&admin_url)
+                    .expect("GLUE_TEST_DATABASE_URL must reach a PostgreSQL server");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                    .expect("create test database");
+                Some(TestDatabase {
+                    url: with_database(&admin_url, &name),
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                })
+            }
+        }
+    }
+
+    pub fn connect(&self) -> DbConnection {
+        let mut conn = ConnectionManager::new(&self.url, 5000)
+            .establish()
+            .expect("connect to the test database");
+        glue::db::run_migrations(&mut conn).expect("migrations");
+        conn
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Directory(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+                }
+            }
+        }
+    }
+}
+
+/// Settings as the tests use them: `config/test.toml` plus the test's database and key.
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut settings = Settings::load_for(Environment::Test).expect("test settings");
+    settings.database.url = Secret::new(database_url);
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.oauth.private_key_pem = Secret::new(test_private_key());
+    settings
+}
+
+/// A running application on its own database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+    // Dropped after the server is told to stop.
+    pub db: std::sync::Arc<TestDatabase>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // `stop` sends its command at once; the server's own thread carries it out.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Starts the application in its own thread and actix system, the way `main` does.
+pub fn start(settings: Settings, db: std::sync::Arc<TestDatabase>) -> Result<TestApp, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server_settings = settings;
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            match Application::build(server_settings) {
+                Ok(app) => {
+                    let _ = tx.send(Ok((app.port(), app.handle())));
+                    let _ = app.run_until_stopped().await;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                }
+            }
+        });
+    });
+    let (port, handle) = rx.recv().map_err(|e| e.to_string())??;
+    Ok(TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        handle,
+        db,
+    })
+}
+
+/// A fresh database and the application on it, with `customize` applied to the settings.
+pub fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    let db = std::sync::Arc::new(TestDatabase::create(backend)?);
+    let mut settings = test_settings(&db.url);
+    customize(&mut settings);
+    Some(start(settings, db).expect("application starts"))
+}
+
+pub fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {})
+}
+
+/// Runs each named scenario `async fn name(app: TestApp)` once per backend.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).unwrap();
+                    super::$name(app).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    match $crate::helpers::spawn_app($crate::helpers::Backend::Postgres) {
+                        Some(app) => super::$name(app).await,
+                        None => eprintln!("GLUE_TEST_DATABASE_URL is not set: PostgreSQL variant not run"),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn conn(&self) -> DbConnection {
+        self.db.connect()
+    }
+
+    /// POST a JSON:API document.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("Content-Type", JSON_API)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_agent_login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/agent-access-tokens",
+            &json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":password}}}),
+        )
+        .await
+    }
+
+    /// Logs the demo agent in and returns the response body.
+    pub async fn demo_agent_tokens(&self) -> Value {
+        let response = self.post_agent_login(DEMO_USERNAME, DEMO_PASSWORD).await;
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    /// Inserts a user with a cheap bcrypt hash; returns its id.
+    pub fn insert_user(&self, username: &str, password: &str, is_agent: bool, status: &str) -> i64 {
+        let hash = glue::password::hash(password, 4).unwrap();
+        self.insert_user_with_hash(username, &hash, is_agent, status)
+    }
+
+    pub fn insert_user_with_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        is_agent: bool,
+        status: &str,
+    ) -> i64 {
+        let now = chrono::Utc::now().naive_utc();
+        let mut conn = self.conn();
+        glue::agent::create(
+            &mut conn,
+            &glue::agent::NewAgent {
+                first_name: "Test",
+                last_name: "User",
+                username,
+                password: hash,
+                status,
+                is_agent,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .unwrap()
+    }
+
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Verifies a token the way a client would: with the JWKS key its `kid` names.
+    pub async fn verify_with_jwks(&self, token: &str) -> Value {
+        let jwks = self.jwks().await;
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        let kid = header.kid.expect("kid in header");
+        let jwk = jwks.find(&kid).expect("kid listed in the JWKS");
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&["frontend"]);
+        validation.set_issuer(&[BASE_URL]);
+        jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .expect("token verifies with the JWKS")
+            .claims
+    }
+}
+
+/// The exact single-error body.
+pub fn error_body(code: Option<&str>, status: u16, detail: &str) -> Value {
+    match code {
+        Some(code) => json!({"errors":[{"code":code,"status":status,"detail":detail}]}),
+        None => json!({"errors":[{"status":status,"detail":detail}]}),
+    }
+}
+
+/// Asserts status, JSON:API content type and the exact body.
+pub async fn assert_error(
+    response: reqwest::Response,
+    code: Option<&str>,
+    status: u16,
+    detail: &str,
+) {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        JSON_API
+    );
+    if status == 401 {
+        assert_eq!(
+            response.headers().get("www-authenticate").unwrap(),
+            "Bearer realm=\"Access to shop API\""
+        );
+    }
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, error_body(code, status, detail));
+}
+
+/// Decodes a JWT segment without verifying (to look at key order and the raw header).
+pub fn jwt_segment(token: &str, index: usize) -> String {
+    use base64::Engine;
+    let segment = token.split('.').nth(index).unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(segment)
+            .unwrap(),
+    )
+    .unwrap()
+}

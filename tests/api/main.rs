@@ -1,0 +1,8 @@
+//! One integration-test binary: every scenario against the real application over HTTP,
+//! on SQLite and (with GLUE_TEST_DATABASE_URL) PostgreSQL.
+
+mod helpers;
+
+mod agent_access_tokens;
+mod cli;
+mod glue_core;
