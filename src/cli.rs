@@ -30,6 +30,44 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Housekeeping of stored tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Delete refresh tokens that expired more than RETENTION ago (Spryker's
+    /// `oauth:refresh-token:remove-expired`).
+    PurgeExpired {
+        /// How long expired tokens are kept: a number with s, m, h, d or w (e.g. 30d, 12h).
+        #[arg(long, default_value = "30d", value_parser = parse_duration)]
+        retention: chrono::TimeDelta,
+    },
+}
+
+/// `90`, `90s`, `15m`, `12h`, `30d`, `2w` → a duration.
+pub fn parse_duration(text: &str) -> Result<chrono::TimeDelta, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30d, 12h, 15m or 90s"))?;
+    let seconds_per_unit = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h, d, w)")),
+    };
+    number
+        .checked_mul(seconds_per_unit)
+        .and_then(chrono::TimeDelta::try_seconds)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +256,12 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
             let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
             require_one(agent::set_password(&mut conn, &username, &hash)?, &username)?;
             Ok(format!("changed the password of agent {username}"))
+        }
+        Command::Tokens(TokensCommand::PurgeExpired { retention }) => {
+            let mut conn = connect(settings)?;
+            let before = chrono::Utc::now().naive_utc() - retention;
+            let deleted = crate::oauth::refresh_token::purge_expired(&mut conn, before)?;
+            Ok(format!("deleted {deleted} expired refresh token(s)"))
         }
         Command::Keys(KeysCommand::Generate { out }) => {
             let (private, public) = crate::oauth::keys::write_key_pair(&out)?;

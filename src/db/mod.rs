@@ -182,6 +182,39 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, ConnectError> {
     applied.map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
 }
 
+/// Runs `f` in a transaction that holds the write lock from its first statement: `BEGIN
+/// IMMEDIATE` on SQLite (a deferred transaction that reads first and writes later can fail
+/// with SQLITE_BUSY_SNAPSHOT instead of waiting for the lock), a normal transaction on
+/// PostgreSQL, where row locks and re-checked conditions do that job. `f` must not open
+/// transactions of its own.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Postgresql(_) => conn.transaction(f),
+        DbConnection::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(value) => match conn.batch_execute("COMMIT") {
+                    Ok(()) => Ok(value),
+                    Err(e) => {
+                        let _ = conn.batch_execute("ROLLBACK");
+                        Err(e.into())
+                    }
+                },
+                Err(e) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
 /// True when the error means the database could not be reached or is busy (answered with 503),
 /// as opposed to a bug or a constraint violation (500).
 pub fn is_unavailable(error: &diesel::result::Error) -> bool {

@@ -65,6 +65,17 @@ pub struct Grant {
     pub actor: Option<String>,
 }
 
+impl Grant {
+    /// The grant a stored refresh token stands for; `None` if the row is unreadable.
+    fn from_row(row: &refresh_token::RefreshTokenRow) -> Option<Self> {
+        Some(Grant {
+            subject: serde_json::from_str(&row.user_identifier).ok()?,
+            scopes: serde_json::from_str(&row.scopes).ok()?,
+            actor: row.actor_identifier.clone(),
+        })
+    }
+}
+
 /// A freshly issued pair, in the shape of the four token attributes.
 #[derive(Debug)]
 pub struct IssuedTokens {
@@ -176,52 +187,48 @@ impl OAuthServer {
     }
 
     /// Exchanges a refresh token for a new pair in the same family, atomically: the presented
-    /// token is retired and its successor stored in one transaction, or nothing changes.
+    /// token is retired and its successor stored in one transaction, or nothing changes. The
+    /// access token is signed before the transaction so no lock is held while signing.
     pub fn refresh(
         &self,
         conn: &mut DbConnection,
         presented: &str,
     ) -> Result<Result<IssuedTokens, RefreshRejection>, OAuthError> {
         let presented_hash = hash_refresh_token(presented);
-        let refresh_token = new_refresh_token();
-        let identifier = hash_refresh_token(&refresh_token);
+        let Some(current) = refresh_token::find(conn, &presented_hash)? else {
+            return Ok(Err(RefreshRejection::Unknown));
+        };
+        let exchangeable =
+            refresh_token::is_exchangeable(&current, &self.settings.client_id, now_naive());
+        let prepared = match (exchangeable, Grant::from_row(&current)) {
+            (true, Some(grant)) => {
+                let access_token = self.mint_access_token(&grant, &current.user_identifier)?;
+                let refresh_token = new_refresh_token();
+                let row = self.new_row(
+                    &grant,
+                    &current.user_identifier,
+                    &current.scopes,
+                    &hash_refresh_token(&refresh_token),
+                    &current.family,
+                );
+                Some((row, access_token, refresh_token))
+            }
+            _ => None,
+        };
         let outcome = refresh_token::rotate(
             conn,
             &presented_hash,
-            &identifier,
+            prepared.as_ref().map(|(row, _, _)| row),
             &self.settings.client_id,
-            |old| {
-                let grant = Grant {
-                    subject: serde_json::from_str(&old.user_identifier).map_err(|_| {
-                        diesel::result::Error::DeserializationError(
-                            "stored user identifier is not a user identifier".into(),
-                        )
-                    })?,
-                    scopes: serde_json::from_str(&old.scopes).unwrap_or_default(),
-                    actor: old.actor_identifier.clone(),
-                };
-                let access_token = self
-                    .mint_access_token(&grant, &old.user_identifier)
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-                Ok((
-                    self.new_row(
-                        &grant,
-                        &old.user_identifier,
-                        &old.scopes,
-                        &identifier,
-                        &old.family,
-                    ),
-                    access_token,
-                ))
-            },
         )?;
-        Ok(match outcome {
-            RotateOutcome::Rotated(access_token) => Ok(IssuedTokens {
+        Ok(match (outcome, prepared) {
+            (RotateOutcome::Rotated, Some((_, access_token, refresh_token))) => Ok(IssuedTokens {
                 access_token,
                 refresh_token,
                 expires_in: self.settings.access_token_ttl_s,
             }),
-            RotateOutcome::Rejected(reason) => Err(reason),
+            (RotateOutcome::Rejected(reason), _) => Err(reason),
+            (RotateOutcome::Rotated, None) => Err(RefreshRejection::LostRace),
         })
     }
 

@@ -85,45 +85,53 @@ pub fn find(conn: &mut DbConnection, identifier: &str) -> QueryResult<Option<Ref
 }
 
 /// What `rotate` did.
-#[derive(Debug)]
-pub enum RotateOutcome<T> {
-    Rotated(T),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    Rotated,
     Rejected(RefreshRejection),
 }
 
-/// Retires the token `presented` and stores the successor that `successor_of` builds from it,
-/// in one transaction. The conditional UPDATE comes first: its affected row decides who wins
-/// a race (PostgreSQL re-checks the condition after a concurrent commit; SQLite takes its write
-/// lock with that statement), so N concurrent exchanges of one token rotate it exactly once.
-pub fn rotate<T>(
+/// True if the row can be exchanged now by `client_id`.
+pub fn is_exchangeable(row: &RefreshTokenRow, client_id: &str, now: NaiveDateTime) -> bool {
+    row.successor.is_none()
+        && row.revoked_at.is_none()
+        && row.expires_at > now
+        && row.fk_oauth_client == client_id
+}
+
+/// Retires the token `presented` and stores `successor` in its place, in one write
+/// transaction. The conditional UPDATE decides who wins a race: PostgreSQL re-checks its
+/// condition after a concurrent commit, SQLite serializes writers, so N concurrent exchanges of
+/// one token rotate it exactly once. Without a successor (the caller already saw that the token
+/// cannot be exchanged) only the reason is worked out. A retired token (one with a successor)
+/// revokes its whole family: it is either stolen or replayed.
+pub fn rotate(
     conn: &mut DbConnection,
     presented: &str,
-    successor_identifier: &str,
+    successor: Option<&NewRefreshToken>,
     client_id: &str,
-    successor_of: impl FnOnce(&RefreshTokenRow) -> QueryResult<(NewRefreshToken, T)>,
-) -> QueryResult<RotateOutcome<T>> {
-    conn.transaction(|conn| {
+) -> QueryResult<RotateOutcome> {
+    crate::db::write_transaction(conn, |conn| {
         let now = chrono::Utc::now().naive_utc();
-        let claimed = diesel::update(
-            t::table
-                .filter(dsl::identifier.eq(presented))
-                .filter(dsl::successor.is_null())
-                .filter(dsl::revoked_at.is_null())
-                .filter(dsl::expires_at.gt(now))
-                .filter(dsl::fk_oauth_client.eq(client_id)),
-        )
-        .set((
-            dsl::successor.eq(successor_identifier),
-            dsl::revoked_at.eq(now),
-            dsl::updated_at.eq(now),
-        ))
-        .returning(COLUMNS)
-        .get_result(conn)
-        .optional()?;
-        if let Some(old) = claimed {
-            let (row, value) = successor_of(&old)?;
-            insert(conn, &row)?;
-            return Ok(RotateOutcome::Rotated(value));
+        if let Some(successor) = successor {
+            let claimed = diesel::update(
+                t::table
+                    .filter(dsl::identifier.eq(presented))
+                    .filter(dsl::successor.is_null())
+                    .filter(dsl::revoked_at.is_null())
+                    .filter(dsl::expires_at.gt(now))
+                    .filter(dsl::fk_oauth_client.eq(client_id)),
+            )
+            .set((
+                dsl::successor.eq(&successor.identifier),
+                dsl::revoked_at.eq(now),
+                dsl::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+            if claimed == 1 {
+                insert(conn, successor)?;
+                return Ok(RotateOutcome::Rotated);
+            }
         }
         let Some(row) = find(conn, presented)? else {
             return Ok(RotateOutcome::Rejected(RefreshRejection::Unknown));
@@ -159,36 +167,51 @@ pub fn revoke_family(
     .execute(conn)
 }
 
-/// Revokes the family of the token with this identifier, only if `owner` (a `sub` JSON) owns it.
+/// Whose tokens a caller may revoke: its `sub` JSON and, for an impersonation session, the
+/// acting agent's `sub` JSON (an agent ends its own impersonation, not the customer's logins).
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    pub user_identifier: &'a str,
+    pub actor_identifier: Option<&'a str>,
+}
+
+impl Owner<'_> {
+    fn owns(&self, row: &RefreshTokenRow) -> bool {
+        row.user_identifier == self.user_identifier
+            && match self.actor_identifier {
+                Some(actor) => row.actor_identifier.as_deref() == Some(actor),
+                None => true,
+            }
+    }
+}
+
+/// Revokes the family of the token with this identifier, only if `owner` owns it.
 pub fn revoke_family_owned_by(
     conn: &mut DbConnection,
     identifier: &str,
-    owner: &str,
+    owner: Owner<'_>,
 ) -> QueryResult<usize> {
-    conn.transaction(|conn| {
-        let family: Option<String> = t::table
-            .filter(dsl::identifier.eq(identifier))
-            .filter(dsl::user_identifier.eq(owner))
-            .select(dsl::family)
-            .first(conn)
-            .optional()?;
-        match family {
-            Some(family) => revoke_family(conn, &family, chrono::Utc::now().naive_utc()),
-            None => Ok(0),
+    crate::db::write_transaction(conn, |conn| match find(conn, identifier)? {
+        Some(row) if owner.owns(&row) => {
+            revoke_family(conn, &row.family, chrono::Utc::now().naive_utc())
         }
+        _ => Ok(0),
     })
 }
 
-/// Revokes every live token `owner` (a `sub` JSON) has.
-pub fn revoke_all_owned_by(conn: &mut DbConnection, owner: &str) -> QueryResult<usize> {
+/// Revokes every live token `owner` has.
+pub fn revoke_all_owned_by(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
     let now = chrono::Utc::now().naive_utc();
-    diesel::update(
-        t::table
-            .filter(dsl::user_identifier.eq(owner))
-            .filter(dsl::revoked_at.is_null()),
-    )
-    .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
-    .execute(conn)
+    let mut target = diesel::update(t::table)
+        .filter(dsl::user_identifier.eq(owner.user_identifier))
+        .filter(dsl::revoked_at.is_null())
+        .into_boxed();
+    if let Some(actor) = owner.actor_identifier {
+        target = target.filter(dsl::actor_identifier.eq(actor));
+    }
+    target
+        .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
+        .execute(conn)
 }
 
 /// Deletes rows that expired before `before`.

@@ -23,10 +23,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// One RSA key for the whole test binary (generation takes a moment).
+/// One RSA key pair (private PEM, public PEM) for the whole test binary.
+pub fn test_key_pair() -> &'static (String, String) {
+    static KEY: OnceLock<(String, String)> = OnceLock::new();
+    KEY.get_or_init(|| glue::oauth::keys::generate_pem().expect("key generation"))
+}
+
+/// The private key every test app signs with.
 pub fn test_private_key() -> &'static str {
-    static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| glue::oauth::keys::generate_pem().expect("key generation").0)
+    &test_key_pair().0
 }
 
 /// The PostgreSQL server tests create their databases on, if configured.
@@ -343,4 +348,64 @@ pub fn jwt_segment(token: &str, index: usize) -> String {
             .unwrap(),
     )
     .unwrap()
+}
+
+impl TestApp {
+    pub async fn refresh(&self, refresh_token: &Value) -> reqwest::Response {
+        self.post(
+            "/refresh-tokens",
+            &json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":refresh_token}}}),
+        )
+        .await
+    }
+
+    pub async fn delete_refresh_token(
+        &self,
+        target: &str,
+        access_token: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .delete(self.url(&format!("/refresh-tokens/{target}")));
+        if let Some(token) = access_token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Creates an agent with a cheap hash and logs it in; returns (access, refresh).
+    pub async fn agent_session(&self, username: &str) -> (String, String) {
+        if glue::agent::find_by_username(&mut self.conn(), username)
+            .unwrap()
+            .is_none()
+        {
+            self.insert_user(username, "agent-pass", true, "active");
+        }
+        let response = self.post_agent_login(username, "agent-pass").await;
+        assert_eq!(response.status(), 201);
+        token_pair(response.json().await.unwrap())
+    }
+}
+
+/// (accessToken, refreshToken) of a token response body.
+pub fn token_pair(body: Value) -> (String, String) {
+    let attributes = &body["data"]["attributes"];
+    (
+        attributes["accessToken"].as_str().unwrap().to_string(),
+        attributes["refreshToken"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Signs `claims` with the test key (the key the test apps sign with) and the given header.
+pub fn sign_with_test_key(header: jsonwebtoken::Header, claims: &Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(test_private_key().as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+/// The `kid` the test key has.
+pub fn test_key_id() -> String {
+    glue::oauth::keys::KeySet::from_pems(test_private_key().as_bytes(), &[])
+        .unwrap()
+        .signing
+        .kid
 }

@@ -4,5 +4,7 @@
 mod helpers;
 
 mod agent_access_tokens;
+mod bearer_auth;
 mod cli;
 mod glue_core;
+mod refresh_tokens;
