@@ -27,6 +27,9 @@ pub enum Command {
     /// Manage agents (back-office users allowed to assist customers).
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Manage customers.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -102,6 +105,26 @@ pub enum AgentCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Create a customer. Without --password-stdin the customer has no password: it can be
+    /// searched and impersonated but not log in itself.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        first_name: String,
+        #[arg(long)]
+        last_name: String,
+        /// Defaults to the next free `{glue.customer_reference_prefix}{n}`, e.g. DE--7.
+        #[arg(long)]
+        customer_reference: Option<String>,
+        /// Read the customer's password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct PasswordInput {
     /// Read the password from the first line of standard input (without its line ending)
@@ -139,12 +162,30 @@ fn connect(settings: &Settings) -> Result<DbConnection, CliError> {
     Ok(conn)
 }
 
+/// One line of standard input without its line ending.
+fn read_stdin_line() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_string())
+}
+
+fn check_password(password: String) -> Result<String, CliError> {
+    if password.is_empty() {
+        return Err(CliError("the password must not be empty".into()));
+    }
+    if password.len() > password::BCRYPT_MAX_BYTES {
+        return Err(CliError(format!(
+            "the password must be at most {} bytes (bcrypt ignores the rest)",
+            password::BCRYPT_MAX_BYTES
+        )));
+    }
+    Ok(password)
+}
+
 fn read_password(input: &PasswordInput) -> Result<String, CliError> {
     let password = if input.password_stdin {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        let trimmed = line.strip_suffix('\n').unwrap_or(&line);
-        trimmed.strip_suffix('\r').unwrap_or(trimmed).to_string()
+        read_stdin_line()?
     } else if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password: ")?;
         let second = rpassword::prompt_password("Repeat password: ")?;
@@ -158,16 +199,7 @@ fn read_password(input: &PasswordInput) -> Result<String, CliError> {
                 .into(),
         ));
     };
-    if password.is_empty() {
-        return Err(CliError("the password must not be empty".into()));
-    }
-    if password.len() > password::BCRYPT_MAX_BYTES {
-        return Err(CliError(format!(
-            "the password must be at most {} bytes (bcrypt ignores the rest)",
-            password::BCRYPT_MAX_BYTES
-        )));
-    }
-    Ok(password)
+    check_password(password)
 }
 
 fn require_one(changed: usize, username: &str) -> Result<(), CliError> {
@@ -256,6 +288,70 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
             let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
             require_one(agent::set_password(&mut conn, &username, &hash)?, &username)?;
             Ok(format!("changed the password of agent {username}"))
+        }
+        Command::Customer(CustomerCommand::Create {
+            email,
+            first_name,
+            last_name,
+            customer_reference,
+            password_stdin,
+        }) => {
+            if !crate::customer::is_valid_email(&email) {
+                return Err(CliError(format!("{email:?} is not a valid email address")));
+            }
+            if first_name.trim().is_empty() || last_name.trim().is_empty() {
+                return Err(CliError("first and last name must not be empty".into()));
+            }
+            if customer_reference
+                .as_deref()
+                .is_some_and(|r| r.trim().is_empty())
+            {
+                return Err(CliError("the customer reference must not be empty".into()));
+            }
+            let hash = if password_stdin {
+                Some(password::hash(
+                    &check_password(read_stdin_line()?)?,
+                    settings.oauth.bcrypt_cost,
+                )?)
+            } else {
+                None
+            };
+            let mut conn = connect(settings)?;
+            let (reference, id) = db::write_transaction(&mut conn, |conn| {
+                let reference = match &customer_reference {
+                    Some(r) => r.clone(),
+                    None => crate::customer::next_reference(
+                        conn,
+                        &settings.glue.customer_reference_prefix,
+                    )?,
+                };
+                let now = chrono::Utc::now().naive_utc();
+                let id = crate::customer::create(
+                    conn,
+                    &crate::customer::NewCustomer {
+                        customer_reference: &reference,
+                        email: &email,
+                        first_name: &first_name,
+                        last_name: &last_name,
+                        password: hash.as_deref(),
+                        search_email: &crate::customer::search_key(&email),
+                        search_first_name: &crate::customer::search_key(&first_name),
+                        search_last_name: &crate::customer::search_key(&last_name),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )?;
+                Ok::<_, DieselError>((reference, id))
+            })
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => CliError(
+                    "a customer with this email or customer reference already exists".into(),
+                ),
+                other => CliError(other.to_string()),
+            })?;
+            Ok(format!(
+                "created customer {reference} ({email}, id_customer {id})"
+            ))
         }
         Command::Tokens(TokensCommand::PurgeExpired { retention }) => {
             let mut conn = connect(settings)?;

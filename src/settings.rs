@@ -120,6 +120,8 @@ pub struct GlueSettings {
     pub locale: String,
     pub cors_allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<String>,
+    pub max_page_limit: i64,
+    pub customer_reference_prefix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,14 +215,25 @@ impl Settings {
         if self.glue.locale.trim().is_empty() {
             return Err(invalid("glue.locale", "must not be empty"));
         }
+        if self.glue.max_page_limit < 1 {
+            return Err(invalid("glue.max_page_limit", "must be at least 1"));
+        }
         if self.oauth.client_id.is_empty() {
             return Err(invalid("oauth.client_id", "must not be empty"));
         }
-        if self.oauth.access_token_ttl_s == 0 {
-            return Err(invalid("oauth.access_token_ttl_s", "must be at least 1"));
+        // Ten years is far beyond any sensible lifetime and keeps date arithmetic in range.
+        const MAX_TTL_S: u64 = 10 * 366 * 86_400;
+        if !(1..=MAX_TTL_S).contains(&self.oauth.access_token_ttl_s) {
+            return Err(invalid(
+                "oauth.access_token_ttl_s",
+                "must be between 1 s and 10 years",
+            ));
         }
-        if self.oauth.refresh_token_ttl_s == 0 {
-            return Err(invalid("oauth.refresh_token_ttl_s", "must be at least 1"));
+        if !(1..=MAX_TTL_S).contains(&self.oauth.refresh_token_ttl_s) {
+            return Err(invalid(
+                "oauth.refresh_token_ttl_s",
+                "must be between 1 s and 10 years",
+            ));
         }
         if !(4..=31).contains(&self.oauth.bcrypt_cost) {
             return Err(invalid("oauth.bcrypt_cost", "must be between 4 and 31"));

@@ -102,3 +102,15 @@ pub fn touch_last_login(conn: &mut DbConnection, id_user: i64) -> QueryResult<us
         .set(dsl::last_login.eq(now))
         .execute(conn)
 }
+
+/// The agent behind a token, if it may still act: exists, `is_agent`, `active`. An agent
+/// deactivated after logging in is refused at once, not when its token expires.
+pub fn find_active_agent_by_id(conn: &mut DbConnection, id_user: i64) -> QueryResult<Option<User>> {
+    t::table
+        .find(id_user)
+        .filter(dsl::is_agent.eq(true))
+        .filter(dsl::status.eq(STATUS_ACTIVE))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}

@@ -4,3 +4,14 @@ pub const RESOURCE_AGENT_ACCESS_TOKENS: &str = "agent-access-tokens";
 
 pub const CODE_AGENT_AUTHENTICATION_FAILED: &str = "4101";
 pub const DETAIL_AGENT_AUTHENTICATION_FAILED: &str = "Failed to authenticate an agent.";
+
+pub const RESOURCE_AGENT_CUSTOMER_SEARCH: &str = "agent-customer-search";
+pub const RESOURCE_AGENT_CUSTOMER_IMPERSONATION_ACCESS_TOKENS: &str =
+    "agent-customer-impersonation-access-tokens";
+
+pub const CODE_IMPERSONATION_FAILED: &str = "4104";
+pub const DETAIL_IMPERSONATION_FAILED: &str = "Failed to impersonate a customer.";
+pub const DETAIL_PAGINATION_INVALID: &str = "Pagination parameters are invalid.";
+
+/// Page size when the request names none (Spryker's default).
+pub const DEFAULT_PAGE_LIMIT: i64 = 10;

@@ -1,6 +1,9 @@
-//! Agent assist resources (Spryker's `AgentAuthRestApi`): `POST /agent-access-tokens`.
+//! Agent assist resources (Spryker's `AgentAuthRestApi`): `POST /agent-access-tokens`,
+//! `GET /agent-customer-search`, `POST /agent-customer-impersonation-access-tokens`.
 
 pub mod config;
+pub mod customer_search;
+pub mod impersonation;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -22,6 +25,16 @@ impl ResourceRoutePlugin for AgentAccessTokensResourceRoutePlugin {
         cfg.service(
             crate::glue_application::resource(&format!("/{RESOURCE_AGENT_ACCESS_TOKENS}"))
                 .route(web::post().to(post_agent_access_tokens)),
+        )
+        .service(
+            crate::glue_application::resource(&format!("/{RESOURCE_AGENT_CUSTOMER_SEARCH}"))
+                .route(web::get().to(customer_search::get_agent_customer_search)),
+        )
+        .service(
+            crate::glue_application::resource(&format!(
+                "/{RESOURCE_AGENT_CUSTOMER_IMPERSONATION_ACCESS_TOKENS}"
+            ))
+            .route(web::post().to(impersonation::post_impersonation_access_tokens)),
         );
     }
 }
@@ -32,6 +45,17 @@ fn authentication_failed() -> GlueError {
         Some(CODE_AGENT_AUTHENTICATION_FAILED),
         DETAIL_AGENT_AUTHENTICATION_FAILED,
     )
+}
+
+/// Refuses a token whose agent was deactivated (or deleted) after it logged in: 401/`4102`.
+pub fn ensure_active_agent(
+    conn: &mut crate::db::DbConnection,
+    id_agent: i64,
+) -> Result<(), GlueError> {
+    match crate::agent::find_active_agent_by_id(conn, id_agent)? {
+        Some(_) => Ok(()),
+        None => Err(crate::glue_application::auth::agent_token_invalid()),
+    }
 }
 
 /// The token resource every token endpoint answers with.

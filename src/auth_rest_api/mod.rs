@@ -1,11 +1,11 @@
-//! Token lifecycle resources (Spryker's `AuthRestApi` + `OauthRevoke`):
-//! `POST /refresh-tokens`, `DELETE /refresh-tokens/{refreshToken}` and
+//! Customer login and the token lifecycle (Spryker's `AuthRestApi` + `OauthRevoke`):
+//! `POST /access-tokens`, `POST /refresh-tokens`, `DELETE /refresh-tokens/{refreshToken}` and
 //! `DELETE /refresh-tokens/mine`.
 
 pub mod config;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::agent_auth_rest_api::token_resource;
 use crate::glue_application::auth::Authenticated;
@@ -13,10 +13,23 @@ use crate::glue_application::error::GlueError;
 use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::created_with_tokens;
 use crate::glue_application::ResourceRoutePlugin;
+use crate::oauth::jwt::UserIdentifier;
 use crate::oauth::refresh_token::{self, Owner};
-use crate::oauth::{hash_refresh_token, RefreshRejection};
+use crate::oauth::{hash_refresh_token, Grant, IssuedTokens, RefreshRejection, SCOPE_CUSTOMER};
+use crate::oauth_agent_connector::Password;
 use crate::state::AppState;
 use config::*;
+
+pub struct AccessTokensResourceRoutePlugin;
+
+impl ResourceRoutePlugin for AccessTokensResourceRoutePlugin {
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.service(
+            crate::glue_application::resource(&format!("/{RESOURCE_ACCESS_TOKENS}"))
+                .route(web::post().to(post_access_tokens)),
+        );
+    }
+}
 
 pub struct RefreshTokensResourceRoutePlugin;
 
@@ -52,6 +65,74 @@ pub fn validation_error(violations: &[(&str, &str)]) -> GlueError {
 }
 
 pub const NOT_BLANK: &str = "This value should not be blank.";
+pub const NOT_AN_EMAIL: &str = "This value is not a valid email address.";
+
+fn invalid_login() -> GlueError {
+    GlueError::one(
+        StatusCode::UNAUTHORIZED,
+        Some(CODE_INVALID_LOGIN),
+        DETAIL_INVALID_LOGIN,
+    )
+}
+
+/// Customer login: 422/`901` per violated field (all together), 401/`003` for wrong
+/// credentials, 201 `access-tokens` with scopes `["customer"]`.
+async fn post_access_tokens(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: RestRequest,
+) -> Result<HttpResponse, GlueError> {
+    let attributes = body.attributes_of(RESOURCE_ACCESS_TOKENS)?;
+    let username = attributes.string("username").unwrap_or("");
+    let password = Password::parse(attributes.string("password"));
+    let mut violations = Vec::new();
+    if username.trim().is_empty() {
+        violations.push(("username", NOT_BLANK));
+    } else if !crate::customer::is_valid_email(username) {
+        violations.push(("username", NOT_AN_EMAIL));
+    }
+    if password.is_none() {
+        violations.push(("password", NOT_BLANK));
+    }
+    let Some(password) = password.filter(|_| violations.is_empty()) else {
+        return Err(validation_error(&violations));
+    };
+    let ip = state
+        .trusted_proxies
+        .client_ip(&req)
+        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let email = username.to_string();
+    let Some(customer) =
+        crate::oauth_customer_connector::authenticate(&state, email.clone(), password).await?
+    else {
+        log::warn!(target: "security", "Failed Login (Customer) username={email:?} ip={ip}");
+        return Err(invalid_login());
+    };
+    let issuing = state.clone();
+    let grant = Grant {
+        subject: UserIdentifier::customer(
+            customer.customer_reference.clone(),
+            customer.id_customer,
+        ),
+        scopes: vec![SCOPE_CUSTOMER.to_string()],
+        actor: None,
+    };
+    let tokens = web::block(move || -> Result<IssuedTokens, GlueError> {
+        let mut conn = issuing.pool.get()?;
+        Ok(issuing.oauth.issue(&mut conn, &grant)?)
+    })
+    .await??;
+    log::info!(
+        target: "security",
+        "Successful Login (Customer) customer_reference={:?} ip={ip}",
+        customer.customer_reference
+    );
+    Ok(created_with_tokens(&token_resource(
+        &state,
+        RESOURCE_ACCESS_TOKENS,
+        tokens,
+    )))
+}
 
 fn refresh_failed() -> GlueError {
     GlueError::one(

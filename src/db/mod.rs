@@ -24,6 +24,9 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// The backend type diesel's `MultiConnection` derive generates (for boxed expressions).
+pub type DbBackend = <DbConnection as diesel::Connection>::Backend;
+
 pub type DbPool = r2d2::Pool<ConnectionManager>;
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 

@@ -34,4 +34,20 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(spy_user, spy_oauth_refresh_token);
+diesel::table! {
+    spy_customer (id_customer) {
+        id_customer -> BigInt,
+        customer_reference -> Text,
+        email -> Text,
+        first_name -> Text,
+        last_name -> Text,
+        password -> Nullable<Text>,
+        search_email -> Text,
+        search_first_name -> Text,
+        search_last_name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(spy_user, spy_oauth_refresh_token, spy_customer);

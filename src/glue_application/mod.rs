@@ -29,6 +29,7 @@ pub fn resource_route_plugins() -> Vec<Box<dyn ResourceRoutePlugin>> {
         Box::new(health::HealthResourceRoutePlugin),
         Box::new(crate::oauth::jwks_rest_api::JwksResourceRoutePlugin),
         Box::new(crate::agent_auth_rest_api::AgentAccessTokensResourceRoutePlugin),
+        Box::new(crate::auth_rest_api::AccessTokensResourceRoutePlugin),
         Box::new(crate::auth_rest_api::RefreshTokensResourceRoutePlugin),
     ]
 }

@@ -292,3 +292,83 @@ async fn production_refuses_to_start_while_the_demo_agent_has_the_demo_password(
     ));
     assert!(start(settings, db).is_ok());
 }
+
+async fn customer_create_makes_searchable_customers_who_can_log_in(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend) else {
+        eprintln!("GLUE_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
+        return;
+    };
+    let create = |email: &str, reference: Option<&str>, stdin: Option<&str>| {
+        let mut args = vec![
+            "customer",
+            "create",
+            "--email",
+            email,
+            "--first-name",
+            "Grace",
+            "--last-name",
+            "Hopper",
+        ];
+        if let Some(r) = reference {
+            args.extend(["--customer-reference", r]);
+        }
+        if stdin.is_some() {
+            args.push("--password-stdin");
+        }
+        glue(&db, &args, stdin)
+    };
+    // The demo data holds DE--1 … DE--6: the next generated reference is DE--7.
+    let output = create("grace@example.com", None, Some("grace-pass\n"));
+    assert_ok(&output);
+    assert!(
+        text(&output.stdout).contains("created customer DE--7"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_ok(&create("no-password@example.com", Some("EXT-42"), None));
+    assert_fails_with(&create("GRACE@example.com", None, None), "already exists");
+    assert_fails_with(
+        &create("other@example.com", Some("EXT-42"), None),
+        "already exists",
+    );
+    assert_fails_with(
+        &create("not-an-email", None, None),
+        "not a valid email address",
+    );
+    assert_fails_with(
+        &create("empty@example.com", None, Some("\n")),
+        "must not be empty",
+    );
+
+    let db = std::sync::Arc::new(db);
+    let app = start(test_settings(&db.url), db.clone()).unwrap();
+    for (email, password, status) in [
+        ("grace@example.com", "grace-pass", 201),
+        ("no-password@example.com", "", 422),
+        ("no-password@example.com", "anything", 401),
+    ] {
+        let response = app
+            .customer_login(&serde_json::json!(email), &serde_json::json!(password))
+            .await;
+        assert_eq!(response.status(), status, "{email}");
+    }
+    let (agent, _) = app.agent_session("cli-agent@example.com").await;
+    let body: serde_json::Value = app.search("q=grace", &agent).await.json().await.unwrap();
+    let references: Vec<&str> = body["data"][0]["attributes"]["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customerReference"].as_str().unwrap())
+        .collect();
+    assert_eq!(references, ["DE--7", "EXT-42"]);
+}
+
+#[tokio::test]
+async fn customer_create_makes_searchable_customers_who_can_log_in_on_sqlite() {
+    customer_create_makes_searchable_customers_who_can_log_in(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn customer_create_makes_searchable_customers_who_can_log_in_on_postgres() {
+    customer_create_makes_searchable_customers_who_can_log_in(Backend::Postgres).await;
+}

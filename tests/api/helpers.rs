@@ -409,3 +409,66 @@ pub fn test_key_id() -> String {
         .signing
         .kid
 }
+
+impl TestApp {
+    /// Inserts a customer; `password` None = cannot log in. Returns its id.
+    pub fn insert_customer(
+        &self,
+        reference: &str,
+        email: &str,
+        first: &str,
+        last: &str,
+        password: Option<&str>,
+    ) -> i64 {
+        let hash = password.map(|p| glue::password::hash(p, 4).unwrap());
+        let now = chrono::Utc::now().naive_utc();
+        glue::customer::create(
+            &mut self.conn(),
+            &glue::customer::NewCustomer {
+                customer_reference: reference,
+                email,
+                first_name: first,
+                last_name: last,
+                password: hash.as_deref(),
+                search_email: &glue::customer::search_key(email),
+                search_first_name: &glue::customer::search_key(first),
+                search_last_name: &glue::customer::search_key(last),
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .unwrap()
+    }
+
+    /// GET /agent-customer-search?{query} with the agent token in X-Agent-Authorization.
+    pub async fn search(&self, query: &str, agent_token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/agent-customer-search?{query}")))
+            .header("X-Agent-Authorization", format!("Bearer {agent_token}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn impersonate(&self, reference: &Value, agent_token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/agent-customer-impersonation-access-tokens"))
+            .header("Content-Type", JSON_API)
+            .header("X-Agent-Authorization", format!("Bearer {agent_token}"))
+            .body(
+                json!({"data":{"type":"agent-customer-impersonation-access-tokens","attributes":{"customerReference":reference}}})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn customer_login(&self, username: &Value, password: &Value) -> reqwest::Response {
+        self.post(
+            "/access-tokens",
+            &json!({"data":{"type":"access-tokens","attributes":{"username":username,"password":password}}}),
+        )
+        .await
+    }
+}

@@ -4,7 +4,9 @@
 mod helpers;
 
 mod agent_access_tokens;
+mod agent_customer_search;
 mod bearer_auth;
 mod cli;
 mod glue_core;
+mod impersonation;
 mod refresh_tokens;

@@ -1,0 +1,1 @@
+DROP TABLE spy_customer;

@@ -1,0 +1,179 @@
+//! `GET /agent-customer-search` (Spryker's `AgentCustomerSearchResource`): one resource whose
+//! `customers` are a page of matches, with Spryker's pagination links.
+
+use std::fmt::Write;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::config::*;
+use super::ensure_active_agent;
+use crate::customer::{self, Customer};
+use crate::glue_application::auth::AgentCaller;
+use crate::glue_application::error::GlueError;
+use crate::glue_application::response::{json_api, resource_link, RestResource};
+use crate::state::AppState;
+
+/// `q`, `page[offset]` and `page[limit]` after validation; `offset` is on a page boundary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchParams {
+    pub q: String,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+pub fn pagination_invalid() -> GlueError {
+    GlueError::one(StatusCode::BAD_REQUEST, None, DETAIL_PAGINATION_INVALID)
+}
+
+impl SearchParams {
+    /// Parses a raw query string. Both page parameters must be integers, the limit positive,
+    /// the offset non-negative; an offset needs a limit. The limit is capped at `max_limit`
+    /// and the offset rounded down to a page boundary (Spryker behaviour).
+    pub fn parse(query: &str, max_limit: i64) -> Result<Self, GlueError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|_| pagination_invalid())?
+            .into_inner();
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let q = value("q").unwrap_or("").to_string();
+        let integer = |text: &str| text.parse::<i64>().map_err(|_| pagination_invalid());
+        let (offset, limit) = match (value("page[offset]"), value("page[limit]")) {
+            (None, None) => (0, DEFAULT_PAGE_LIMIT),
+            (Some(_), None) => return Err(pagination_invalid()),
+            (offset, Some(limit)) => (
+                offset.map(integer).transpose()?.unwrap_or(0),
+                integer(limit)?,
+            ),
+        };
+        if limit <= 0 || offset < 0 {
+            return Err(pagination_invalid());
+        }
+        let limit = limit.min(max_limit);
+        Ok(SearchParams {
+            q,
+            offset: offset / limit * limit,
+            limit,
+        })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerAttributes {
+    customer_reference: String,
+    email: String,
+    first_name: String,
+    last_name: String,
+}
+
+#[derive(Serialize)]
+struct SearchAttributes {
+    customers: Vec<CustomerAttributes>,
+}
+
+/// Percent-encodes a query value, leaving RFC 3986 unreserved characters and `@` as they are.
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                out.push(byte as char)
+            }
+            _ => {
+                let _ = write!(out, "%{byte:02X}");
+            }
+        }
+    }
+    out
+}
+
+/// `self`, then — when anything matched — `last`, `first`, `prev` (offset > 0) and `next`
+/// (more remain), in Spryker's order.
+fn links(base_url: &str, raw_query: &str, params: &SearchParams, total: i64) -> Map<String, Value> {
+    let mut links = Map::new();
+    links.insert(
+        "self".into(),
+        resource_link(base_url, RESOURCE_AGENT_CUSTOMER_SEARCH, raw_query).into(),
+    );
+    if total == 0 {
+        return links;
+    }
+    let page = |offset: i64| {
+        format!(
+            "{base_url}/{RESOURCE_AGENT_CUSTOMER_SEARCH}?q={}&page[offset]={offset}&page[limit]={}",
+            encode_query_value(&params.q),
+            params.limit
+        )
+    };
+    let last = (total - 1) / params.limit * params.limit;
+    links.insert("last".into(), page(last).into());
+    links.insert("first".into(), page(0).into());
+    if params.offset > 0 {
+        links.insert(
+            "prev".into(),
+            page((params.offset - params.limit).max(0)).into(),
+        );
+    }
+    if params.offset + params.limit < total {
+        links.insert("next".into(), page(params.offset + params.limit).into());
+    }
+    links
+}
+
+pub async fn get_agent_customer_search(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    agent: AgentCaller,
+) -> Result<HttpResponse, GlueError> {
+    let params = SearchParams::parse(req.query_string(), state.settings.glue.max_page_limit)?;
+    let searching = state.clone();
+    let query = params.clone();
+    let (customers, total) = web::block(move || -> Result<(Vec<Customer>, i64), GlueError> {
+        let mut conn = searching.pool.get()?;
+        ensure_active_agent(&mut conn, agent.id_agent)?;
+        Ok(customer::search(
+            &mut conn,
+            &query.q,
+            query.offset,
+            query.limit,
+        )?)
+    })
+    .await??;
+
+    let base = state.settings.base_url();
+    let resource = RestResource::new(
+        base,
+        RESOURCE_AGENT_CUSTOMER_SEARCH,
+        None,
+        SearchAttributes {
+            customers: customers
+                .into_iter()
+                .map(|c| CustomerAttributes {
+                    customer_reference: c.customer_reference,
+                    email: c.email,
+                    first_name: c.first_name,
+                    last_name: c.last_name,
+                })
+                .collect(),
+        },
+        req.query_string(),
+    );
+    let mut document = Map::new();
+    document.insert(
+        "data".into(),
+        serde_json::to_value([resource]).map_err(GlueError::internal)?,
+    );
+    document.insert(
+        "links".into(),
+        Value::Object(links(base, req.query_string(), &params, total)),
+    );
+    Ok(json_api(StatusCode::OK, &document))
+}

@@ -1,0 +1,344 @@
+//! `GET /agent-customer-search` (contract §4).
+
+use serde_json::{json, Value};
+
+use crate::both_databases;
+use crate::helpers::*;
+
+both_databases!(
+    search_matches_prefixes_of_email_and_names_and_exact_references,
+    percent_and_underscore_match_literally,
+    pagination_pages_links_and_rounding,
+    bad_pagination_parameters_are_400,
+    only_agents_may_search,
+    a_deactivated_agents_token_stops_working,
+);
+
+fn references(body: &Value) -> Vec<String> {
+    body["data"][0]["attributes"]["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customerReference"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn search_json(app: &TestApp, query: &str, token: &str) -> Value {
+    let response = app.search(query, token).await;
+    assert_eq!(response.status(), 200, "{query}");
+    assert_eq!(response.headers()["content-type"], JSON_API);
+    response.json().await.unwrap()
+}
+
+async fn search_matches_prefixes_of_email_and_names_and_exact_references(app: TestApp) {
+    let (agent, _) = app.agent_session("searcher@example.com").await;
+    app.insert_customer("DE--100", "Emile.Zola@Example.com", "Émile", "Zola", None);
+
+    let body = search_json(&app, "q=sonia", &agent).await;
+    assert_eq!(
+        body,
+        json!({
+            "data":[{"type":"agent-customer-search","id":null,
+                "attributes":{"customers":[{"customerReference":"DE--1","email":"sonia@spryker.com","firstName":"Sonia","lastName":"Wagner"}]},
+                "links":{"self":format!("{BASE_URL}/agent-customer-search?q=sonia")}}],
+            "links":{
+                "self":format!("{BASE_URL}/agent-customer-search?q=sonia"),
+                "last":format!("{BASE_URL}/agent-customer-search?q=sonia&page[offset]=0&page[limit]=10"),
+                "first":format!("{BASE_URL}/agent-customer-search?q=sonia&page[offset]=0&page[limit]=10")
+            }
+        })
+    );
+    let attribute_keys: Vec<String> = body["data"][0]["attributes"]["customers"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        attribute_keys,
+        ["customerReference", "email", "firstName", "lastName"]
+    );
+
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "q=",
+            &[
+                "DE--1", "DE--2", "DE--3", "DE--4", "DE--5", "DE--6", "DE--100",
+            ],
+        ),
+        (
+            "",
+            &[
+                "DE--1", "DE--2", "DE--3", "DE--4", "DE--5", "DE--6", "DE--100",
+            ],
+        ),
+        ("q=spencor.h", &["DE--2"]),
+        ("q=SPENCOR.HOPKIN%40SPRYKER.COM", &["DE--2"]),
+        ("q=Maria", &["DE--3"]),
+        ("q=wil", &["DE--3"]),
+        ("q=parker", &["DE--4"]),
+        ("q=m", &["DE--3", "DE--5"]),
+        ("q=s", &["DE--1", "DE--2", "DE--6"]),
+        ("q=DE--3", &["DE--3"]),
+        ("q=de--3", &[]),
+        ("q=DE--", &[]),
+        ("q=agner", &[]),
+        ("q=spryker.com", &[]),
+        ("q=%C3%A9mi", &["DE--100"]),
+        ("q=%C3%89MILE", &["DE--100"]),
+        ("q=emile.z", &["DE--100"]),
+        ("q=zz", &[]),
+    ];
+    for (query, expected) in cases {
+        let body = search_json(&app, query, &agent).await;
+        assert_eq!(references(&body), *expected, "{query}");
+        assert_eq!(
+            body["data"].as_array().unwrap().len(),
+            1,
+            "always one resource"
+        );
+    }
+    // No matches: an empty list and only the self link.
+    let body = search_json(&app, "q=nobody", &agent).await;
+    assert_eq!(body["data"][0]["attributes"]["customers"], json!([]));
+    assert_eq!(
+        body["links"],
+        json!({"self": format!("{BASE_URL}/agent-customer-search?q=nobody")})
+    );
+}
+
+async fn percent_and_underscore_match_literally(app: TestApp) {
+    let (agent, _) = app.agent_session("wild@example.com").await;
+    app.insert_customer("W-1", "a_b@example.com", "Under", "Score", None);
+    app.insert_customer("W-2", "a%c@example.com", "Per", "Cent", None);
+    app.insert_customer("W-3", "axb@example.com", "Plain", "Letters", None);
+    app.insert_customer("W-4", "abc@example.com", "Other", "Plain", None);
+    for (query, expected) in [
+        ("q=a_", vec!["W-1"]),
+        ("q=a%25", vec!["W-2"]),
+        ("q=%25", vec![]),
+        ("q=_", vec![]),
+        ("q=a", vec!["W-1", "W-2", "W-3", "W-4"]),
+        ("q=a%5C", vec![]),
+        ("q=%27%20OR%201%3D1%20--", vec![]),
+    ] {
+        assert_eq!(
+            references(&search_json(&app, query, &agent).await),
+            expected,
+            "{query}"
+        );
+    }
+}
+
+async fn pagination_pages_links_and_rounding(app: TestApp) {
+    let (agent, _) = app.agent_session("pager@example.com").await;
+    for i in 1..=25 {
+        app.insert_customer(
+            &format!("P-{i:02}"),
+            &format!("page{i:02}@example.com"),
+            "Page",
+            "Customer",
+            None,
+        );
+    }
+    let link = |offset: i64, limit: i64| {
+        format!("{BASE_URL}/agent-customer-search?q=page&page[offset]={offset}&page[limit]={limit}")
+    };
+    let expect_page = |body: &Value, first: usize, count: usize| {
+        let expected: Vec<String> = (first..first + count)
+            .map(|i| format!("P-{i:02}"))
+            .collect();
+        assert_eq!(references(body), expected);
+    };
+
+    let body = search_json(&app, "q=page", &agent).await;
+    expect_page(&body, 1, 10);
+    assert_eq!(
+        body["links"],
+        json!({"self":format!("{BASE_URL}/agent-customer-search?q=page"),"last":link(20, 10),"first":link(0, 10),"next":link(10, 10)})
+    );
+    let keys: Vec<&String> = body["links"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["self", "last", "first", "next"]);
+
+    let query = "q=page&page[offset]=10&page[limit]=10";
+    let body = search_json(&app, query, &agent).await;
+    expect_page(&body, 11, 10);
+    assert_eq!(
+        body["links"],
+        json!({"self":format!("{BASE_URL}/agent-customer-search?{query}"),"last":link(20, 10),"first":link(0, 10),"prev":link(0, 10),"next":link(20, 10)})
+    );
+    let keys: Vec<&String> = body["links"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["self", "last", "first", "prev", "next"]);
+    assert_eq!(
+        body["data"][0]["links"]["self"],
+        format!("{BASE_URL}/agent-customer-search?{query}")
+    );
+
+    let body = search_json(&app, "q=page&page[offset]=20&page[limit]=10", &agent).await;
+    expect_page(&body, 21, 5);
+    assert!(body["links"].get("next").is_none());
+    assert_eq!(body["links"]["prev"], link(10, 10));
+
+    // An unaligned offset is rounded down to its page.
+    let body = search_json(&app, "q=page&page[offset]=15&page[limit]=10", &agent).await;
+    expect_page(&body, 11, 10);
+    assert_eq!(body["links"]["prev"], link(0, 10));
+    assert_eq!(body["links"]["next"], link(20, 10));
+
+    let body = search_json(&app, "q=page&page[offset]=7&page[limit]=7", &agent).await;
+    expect_page(&body, 8, 7);
+    assert_eq!(body["links"]["last"], link(21, 7));
+
+    // Beyond the end: nothing on the page, links still lead back.
+    let body = search_json(&app, "q=page&page[offset]=40&page[limit]=10", &agent).await;
+    assert_eq!(body["data"][0]["attributes"]["customers"], json!([]));
+    assert_eq!(body["links"]["prev"], link(30, 10));
+    assert!(body["links"].get("next").is_none());
+
+    // The limit is capped at glue.max_page_limit (100); a limit alone starts at 0.
+    let body = search_json(&app, "q=page&page[limit]=1000", &agent).await;
+    expect_page(&body, 1, 25);
+    assert_eq!(body["links"]["first"], link(0, 100));
+    let body = search_json(&app, "q=page&page[limit]=5", &agent).await;
+    expect_page(&body, 1, 5);
+    // Special characters in q are encoded in the links.
+    let body = search_json(&app, "q=a%26b%20c", &agent).await;
+    assert_eq!(
+        body["links"]["self"],
+        format!("{BASE_URL}/agent-customer-search?q=a%26b%20c")
+    );
+}
+
+async fn bad_pagination_parameters_are_400(app: TestApp) {
+    let (agent, _) = app.agent_session("badpage@example.com").await;
+    for query in [
+        "page[offset]=abc&page[limit]=10",
+        "page[offset]=0&page[limit]=abc",
+        "page[offset]=0&page[limit]=0",
+        "page[offset]=0&page[limit]=-5",
+        "page[offset]=-10&page[limit]=10",
+        "page[offset]=10",
+        "page[offset]=1.5&page[limit]=10",
+        "page[offset]=0&page[limit]=",
+        "page[offset]=0&page[limit]=99999999999999999999",
+    ] {
+        assert_error(
+            app.search(query, &agent).await,
+            None,
+            400,
+            "Pagination parameters are invalid.",
+        )
+        .await;
+    }
+}
+
+async fn only_agents_may_search(app: TestApp) {
+    let (agent, _) = app.agent_session("gate@example.com").await;
+    app.insert_customer(
+        "C-1",
+        "customer@example.com",
+        "Cus",
+        "Tomer",
+        Some("customer-pass"),
+    );
+    let response = app
+        .customer_login(&json!("customer@example.com"), &json!("customer-pass"))
+        .await;
+    assert_eq!(response.status(), 201);
+    let (customer_token, _) = token_pair(response.json().await.unwrap());
+    let response = app.impersonate(&json!("C-1"), &agent).await;
+    assert_eq!(response.status(), 201);
+    let (impersonation_token, _) = token_pair(response.json().await.unwrap());
+
+    let url = app.url("/agent-customer-search?q=c");
+    let agent_only = |r: reqwest::Response| {
+        assert_error(
+            r,
+            Some("4103"),
+            401,
+            "Action is available to agent user only.",
+        )
+    };
+    agent_only(app.client.get(&url).send().await.unwrap()).await;
+    for token in [&customer_token, &impersonation_token] {
+        agent_only(
+            app.client
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        agent_only(
+            app.client
+                .get(&url)
+                .header("X-Agent-Authorization", format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+    }
+    // A one-part X-Agent-Authorization is no agent token at all.
+    agent_only(
+        app.client
+            .get(&url)
+            .header("X-Agent-Authorization", "garbage")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    // Two parts and an invalid token: 4102.
+    for value in [
+        "Bearer garbage",
+        "Bearer eyJ0eXAiOiJKV1QifQ.e30.sig",
+        "Token abc",
+    ] {
+        assert_error(
+            app.client
+                .get(&url)
+                .header("X-Agent-Authorization", value)
+                .send()
+                .await
+                .unwrap(),
+            Some("4102"),
+            401,
+            "Agent access token is invalid.",
+        )
+        .await;
+    }
+    // An agent token works in either header.
+    assert_eq!(
+        app.client
+            .get(&url)
+            .bearer_auth(&agent)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(app.search("q=c", &agent).await.status(), 200);
+}
+
+async fn a_deactivated_agents_token_stops_working(app: TestApp) {
+    let (agent, _) = app.agent_session("leaver@example.com").await;
+    assert_eq!(app.search("q=s", &agent).await.status(), 200);
+    glue::agent::set_status(&mut app.conn(), "leaver@example.com", "blocked").unwrap();
+    assert_error(
+        app.search("q=s", &agent).await,
+        Some("4102"),
+        401,
+        "Agent access token is invalid.",
+    )
+    .await;
+    assert_error(
+        app.impersonate(&json!("DE--1"), &agent).await,
+        Some("4102"),
+        401,
+        "Agent access token is invalid.",
+    )
+    .await;
+}
