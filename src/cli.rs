@@ -41,7 +41,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
     /// Delete refresh tokens that expired more than RETENTION ago (Spryker's
-    /// `oauth:refresh-token:remove-expired`).
+    /// `oauth:refresh-token:remove-expired`) and login counters whose window and block are over.
     PurgeExpired {
         /// How long expired tokens are kept: a number with s, m, h, d or w (e.g. 30d, 12h).
         #[arg(long, default_value = "30d", value_parser = parse_duration)]
@@ -357,7 +357,11 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
             let mut conn = connect(settings)?;
             let before = chrono::Utc::now().naive_utc() - retention;
             let deleted = crate::oauth::refresh_token::purge_expired(&mut conn, before)?;
-            Ok(format!("deleted {deleted} expired refresh token(s)"))
+            let counters =
+                crate::security_blocker::sweep(&mut conn, chrono::Utc::now().naive_utc())?;
+            Ok(format!(
+                "deleted {deleted} expired refresh token(s)\ndeleted {counters} expired login counter(s)"
+            ))
         }
         Command::Keys(KeysCommand::Generate { out }) => {
             let (private, public) = crate::oauth::keys::write_key_pair(&out)?;

@@ -10,6 +10,7 @@
 //! - [`oauth_customer_connector`] the customer password grant [OauthCustomerConnector]
 //! - [`agent`] `spy_user` rows [User, Agent]
 //! - [`customer`] `spy_customer` rows and search [Customer]
+//! - [`security_blocker`] failed-login counters in the database [SecurityBlocker]
 //! - [`password`] bcrypt compatible with PHP's `password_hash`
 //! - [`db`] pool, SQLite/PostgreSQL connection, migrations [Propel]
 //! - [`settings`], [`state`], [`startup`], [`cli`] wiring
@@ -25,6 +26,7 @@ pub mod oauth;
 pub mod oauth_agent_connector;
 pub mod oauth_customer_connector;
 pub mod password;
+pub mod security_blocker;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -90,6 +90,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub glue: GlueSettings,
     pub oauth: OAuthSettings,
+    pub security_blocker: SecurityBlockerSettings,
 }
 
 fn default_environment() -> Environment {
@@ -137,6 +138,23 @@ pub struct OAuthSettings {
     pub leeway_s: u64,
     pub bcrypt_cost: u32,
     pub bcrypt_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecurityBlockerSettings {
+    pub enabled: bool,
+    pub sweep_interval_s: u64,
+    pub agent: BlockRule,
+    pub customer: BlockRule,
+    pub account: BlockRule,
+}
+
+/// `attempts` failures within `window_s` seconds block the key for `block_s` seconds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct BlockRule {
+    pub attempts: u32,
+    pub window_s: u64,
+    pub block_s: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +261,30 @@ impl Settings {
                 "oauth.bcrypt_cost",
                 "must be at least 10 in production",
             ));
+        }
+        for (key, rule) in [
+            ("security_blocker.agent", &self.security_blocker.agent),
+            ("security_blocker.customer", &self.security_blocker.customer),
+            ("security_blocker.account", &self.security_blocker.account),
+        ] {
+            if rule.attempts == 0 || rule.attempts > 1_000_000 {
+                return Err(invalid(
+                    &format!("{key}.attempts"),
+                    "must be between 1 and 1000000",
+                ));
+            }
+            if !(1..=MAX_TTL_S).contains(&rule.window_s) {
+                return Err(invalid(
+                    &format!("{key}.window_s"),
+                    "must be between 1 s and 10 years",
+                ));
+            }
+            if !(1..=MAX_TTL_S).contains(&rule.block_s) {
+                return Err(invalid(
+                    &format!("{key}.block_s"),
+                    "must be between 1 s and 10 years",
+                ));
+            }
         }
         for proxy in &self.glue.trusted_proxies {
             if crate::glue_application::client_ip::parse_network(proxy).is_none() {

@@ -16,6 +16,7 @@ use crate::glue_application::{self, middleware::glue_core};
 use crate::oauth::keys::{self, KeyError, KeySet};
 use crate::oauth::OAuthServer;
 use crate::password::{self, PasswordError, PasswordVerifier};
+use crate::security_blocker::SecurityBlocker;
 use crate::settings::{Environment, Settings};
 use crate::state::AppState;
 
@@ -65,6 +66,7 @@ impl Application {
         let state = web::Data::new(AppState {
             oauth: OAuthServer::new(Arc::new(keys), settings.oauth.clone()),
             trusted_proxies: TrustedProxies::new(&settings.glue.trusted_proxies),
+            security_blocker: SecurityBlocker::new(settings.security_blocker.clone()),
             passwords,
             pool,
             settings: settings.clone(),

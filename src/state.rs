@@ -4,6 +4,7 @@ use crate::db::DbPool;
 use crate::glue_application::client_ip::TrustedProxies;
 use crate::oauth::OAuthServer;
 use crate::password::PasswordVerifier;
+use crate::security_blocker::SecurityBlocker;
 use crate::settings::Settings;
 
 pub struct AppState {
@@ -12,4 +13,5 @@ pub struct AppState {
     pub oauth: OAuthServer,
     pub passwords: PasswordVerifier,
     pub trusted_proxies: TrustedProxies,
+    pub security_blocker: SecurityBlocker,
 }

@@ -9,12 +9,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::glue_application::error::GlueError;
+use crate::glue_application::error::RestErrorMessage;
 use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::{created_with_tokens, RestResource, TokenAttributes};
 use crate::glue_application::ResourceRoutePlugin;
+use crate::oauth::grant::LoginOutcome;
 use crate::oauth::jwt::UserIdentifier;
 use crate::oauth::{Grant, IssuedTokens, SCOPE_AGENT, TOKEN_TYPE};
-use crate::oauth_agent_connector::{self, AgentCredentials};
+use crate::oauth_agent_connector::{self, Password, Username};
+use crate::security_blocker::{Blocked, CODE_BLOCKED};
 use crate::state::AppState;
 use config::*;
 
@@ -78,25 +81,40 @@ pub fn token_resource(
     )
 }
 
+/// 429/`4401` for a blocked key, with `Retry-After`.
+pub fn blocked(blocked: Blocked) -> GlueError {
+    GlueError::Throttled {
+        error: RestErrorMessage::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(CODE_BLOCKED),
+            blocked.detail(),
+        ),
+        retry_after_s: blocked.retry_after_s,
+    }
+}
+
 async fn post_agent_access_tokens(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: RestRequest,
 ) -> Result<HttpResponse, GlueError> {
     let attributes = body.attributes_of(RESOURCE_AGENT_ACCESS_TOKENS)?;
-    let ip = state
-        .trusted_proxies
-        .client_ip(&req)
-        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let ip = state.trusted_proxies.client_ip(&req);
+    let ip_text = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let username = Username::parse(attributes.string("username"));
     let username_for_log = attributes.string("username").unwrap_or("").to_string();
+    let password = Password::parse(attributes.string("password"));
 
-    let agent = match AgentCredentials::parse(&attributes) {
-        Some(credentials) => oauth_agent_connector::authenticate(&state, credentials).await?,
-        None => None,
-    };
-    let Some(agent) = agent else {
-        log::warn!(target: "security", "Failed Login (Agent) username={username_for_log:?} ip={ip}");
-        return Err(authentication_failed());
+    let agent = match oauth_agent_connector::authenticate(&state, ip, username, password).await? {
+        LoginOutcome::Authenticated(agent) => agent,
+        LoginOutcome::Blocked(refused) => {
+            log::warn!(target: "security", "Blocked Login (Agent) username={username_for_log:?} ip={ip_text}");
+            return Err(blocked(refused));
+        }
+        LoginOutcome::Failed => {
+            log::warn!(target: "security", "Failed Login (Agent) username={username_for_log:?} ip={ip_text}");
+            return Err(authentication_failed());
+        }
     };
 
     let issuing = state.clone();
@@ -113,7 +131,7 @@ async fn post_agent_access_tokens(
         Ok(tokens)
     })
     .await??;
-    log::info!(target: "security", "Successful Login (Agent) username={:?} id_agent={id_agent} ip={ip}", agent.username);
+    log::info!(target: "security", "Successful Login (Agent) username={:?} id_agent={id_agent} ip={ip_text}", agent.username);
     Ok(created_with_tokens(&token_resource(
         &state,
         RESOURCE_AGENT_ACCESS_TOKENS,

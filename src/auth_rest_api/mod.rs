@@ -7,12 +7,13 @@ pub mod config;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::agent_auth_rest_api::token_resource;
+use crate::agent_auth_rest_api::{blocked, token_resource};
 use crate::glue_application::auth::Authenticated;
 use crate::glue_application::error::GlueError;
 use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::created_with_tokens;
 use crate::glue_application::ResourceRoutePlugin;
+use crate::oauth::grant::LoginOutcome;
 use crate::oauth::jwt::UserIdentifier;
 use crate::oauth::refresh_token::{self, Owner};
 use crate::oauth::{hash_refresh_token, Grant, IssuedTokens, RefreshRejection, SCOPE_CUSTOMER};
@@ -97,16 +98,26 @@ async fn post_access_tokens(
     let Some(password) = password.filter(|_| violations.is_empty()) else {
         return Err(validation_error(&violations));
     };
-    let ip = state
-        .trusted_proxies
-        .client_ip(&req)
-        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let ip = state.trusted_proxies.client_ip(&req);
+    let ip_text = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     let email = username.to_string();
-    let Some(customer) =
-        crate::oauth_customer_connector::authenticate(&state, email.clone(), password).await?
-    else {
-        log::warn!(target: "security", "Failed Login (Customer) username={email:?} ip={ip}");
-        return Err(invalid_login());
+    let customer = match crate::oauth_customer_connector::authenticate(
+        &state,
+        ip,
+        email.clone(),
+        password,
+    )
+    .await?
+    {
+        LoginOutcome::Authenticated(customer) => customer,
+        LoginOutcome::Blocked(refused) => {
+            log::warn!(target: "security", "Blocked Login (Customer) username={email:?} ip={ip_text}");
+            return Err(blocked(refused));
+        }
+        LoginOutcome::Failed => {
+            log::warn!(target: "security", "Failed Login (Customer) username={email:?} ip={ip_text}");
+            return Err(invalid_login());
+        }
     };
     let issuing = state.clone();
     let grant = Grant {
@@ -124,7 +135,7 @@ async fn post_access_tokens(
     .await??;
     log::info!(
         target: "security",
-        "Successful Login (Customer) customer_reference={:?} ip={ip}",
+        "Successful Login (Customer) customer_reference={:?} ip={ip_text}",
         customer.customer_reference
     );
     Ok(created_with_tokens(&token_resource(

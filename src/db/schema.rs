@@ -50,4 +50,20 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(spy_user, spy_oauth_refresh_token, spy_customer);
+diesel::table! {
+    glue_login_attempt_counter (id_login_attempt_counter) {
+        id_login_attempt_counter -> BigInt,
+        entity_type -> Text,
+        counter_key -> Text,
+        attempts -> Integer,
+        window_expires_at -> Timestamp,
+        blocked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    spy_user,
+    spy_oauth_refresh_token,
+    spy_customer,
+    glue_login_attempt_counter,
+);

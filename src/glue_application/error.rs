@@ -50,6 +50,11 @@ impl RestErrorMessage {
 pub enum GlueError {
     /// Errors the client caused, answered as they are.
     Rest(Vec<RestErrorMessage>),
+    /// 429 with `Retry-After`: the client must wait this many seconds.
+    Throttled {
+        error: RestErrorMessage,
+        retry_after_s: u64,
+    },
     /// The database is unreachable, busy or the pool is exhausted: 503 + Retry-After.
     Unavailable(BoxError),
     /// A bug or an unexpected failure: 500.
@@ -95,6 +100,7 @@ impl fmt::Debug for GlueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GlueError::Rest(errors) => f.debug_tuple("Rest").field(errors).finish(),
+            GlueError::Throttled { error, .. } => f.debug_tuple("Throttled").field(error).finish(),
             GlueError::Unavailable(e) => write!(f, "Unavailable({})", chain(e.as_ref())),
             GlueError::Internal(e) => write!(f, "Internal({})", chain(e.as_ref())),
         }
@@ -108,6 +114,7 @@ impl fmt::Display for GlueError {
                 let details: Vec<&str> = errors.iter().map(|e| e.detail.as_str()).collect();
                 write!(f, "{}", details.join("; "))
             }
+            GlueError::Throttled { error, .. } => f.write_str(&error.detail),
             GlueError::Unavailable(_) => f.write_str(DETAIL_UNAVAILABLE),
             GlueError::Internal(_) => f.write_str(DETAIL_INTERNAL),
         }
@@ -159,6 +166,7 @@ impl ResponseError for GlueError {
                 .last()
                 .and_then(|e| StatusCode::from_u16(e.status).ok())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            GlueError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             GlueError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GlueError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -167,6 +175,16 @@ impl ResponseError for GlueError {
     fn error_response(&self) -> HttpResponse {
         match self {
             GlueError::Rest(errors) => error_response(errors),
+            GlueError::Throttled {
+                error,
+                retry_after_s,
+            } => {
+                let mut response = error_response(std::slice::from_ref(error));
+                if let Ok(value) = header::HeaderValue::from_str(&retry_after_s.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
             GlueError::Unavailable(cause) => {
                 log::warn!(target: "glue::error", "503: {}", chain(cause.as_ref()));
                 error_response(&[RestErrorMessage::new(

@@ -4,6 +4,7 @@
 //! `OAuthServer` is built once in `startup.rs`. Its methods are synchronous and take a
 //! connection: callers run them inside `web::block`.
 
+pub mod grant;
 pub mod jwks_rest_api;
 pub mod jwt;
 pub mod keys;

@@ -1,14 +1,17 @@
 //! The `agent_credentials` grant (Spryker's `OauthAgentConnector`): finds an active agent by
 //! username and verifies the password, spending one bcrypt verification whether or not the
-//! agent exists.
+//! agent exists, behind the security blocker.
 
 use std::fmt;
+
+use std::net::IpAddr;
 
 use actix_web::web;
 
 use crate::agent;
 use crate::glue_application::error::GlueError;
-use crate::glue_application::request::Attributes;
+use crate::oauth::grant::{password_grant, LoginOutcome};
+use crate::security_blocker::EntityType;
 use crate::state::AppState;
 
 /// A username as sent: a non-blank JSON string.
@@ -47,39 +50,27 @@ impl fmt::Debug for Password {
     }
 }
 
-/// `username` + `password` attributes, both non-empty strings.
-#[derive(Debug, Clone)]
-pub struct AgentCredentials {
-    pub username: Username,
-    pub password: Password,
-}
-
-impl AgentCredentials {
-    /// `None` when either field is missing, empty or not a string.
-    pub fn parse(attributes: &Attributes) -> Option<Self> {
-        Some(AgentCredentials {
-            username: Username::parse(attributes.string("username"))?,
-            password: Password::parse(attributes.string("password"))?,
-        })
-    }
-}
-
-/// The agent if the credentials are right and the agent is active; `None` otherwise.
+/// Logs an agent in: the active agent named `username` whose password matches, after the
+/// security blocker's check; every failure is counted and costs one bcrypt verification.
 pub async fn authenticate(
-    state: &AppState,
-    credentials: AgentCredentials,
-) -> Result<Option<agent::User>, GlueError> {
-    let pool = state.pool.clone();
-    let username = credentials.username.clone();
-    let user = web::block(move || -> Result<_, GlueError> {
-        let mut conn = pool.get()?;
-        Ok(agent::find_active_agent(&mut conn, username.as_str())?)
-    })
-    .await??;
-    let hash = user.as_ref().map(|u| u.password.clone());
-    let matched = state
-        .passwords
-        .verify(credentials.password.into_inner(), hash)
-        .await?;
-    Ok(user.filter(|_| matched))
+    state: &web::Data<AppState>,
+    ip: Option<IpAddr>,
+    username: Option<Username>,
+    password: Option<Password>,
+) -> Result<LoginOutcome<agent::User>, GlueError> {
+    let username = username.map(|u| u.0).unwrap_or_default();
+    password_grant(
+        state,
+        EntityType::Agent,
+        ip,
+        username,
+        password,
+        |conn, name| {
+            Ok(agent::find_active_agent(conn, name)?.map(|user| {
+                let hash = user.password.clone();
+                (user, Some(hash))
+            }))
+        },
+    )
+    .await
 }

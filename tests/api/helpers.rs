@@ -472,3 +472,49 @@ impl TestApp {
         .await
     }
 }
+
+/// Runs each named scenario `async fn name(backend: Backend)` once per backend, for scenarios
+/// that build their own applications (custom settings, several instances).
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    if $crate::helpers::postgres_server_url().is_some() {
+                        super::$name($crate::helpers::Backend::Postgres).await;
+                    } else {
+                        eprintln!("GLUE_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
+                    }
+                }
+            }
+        )*
+    };
+}
+
+impl TestApp {
+    /// POST /agent-access-tokens as if forwarded for `forwarded_for`.
+    pub async fn post_agent_login_via(
+        &self,
+        username: &str,
+        password: &str,
+        forwarded_for: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/agent-access-tokens"))
+            .header("Content-Type", JSON_API)
+            .header("X-Forwarded-For", forwarded_for)
+            .body(
+                json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":password}}})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+    }
+}

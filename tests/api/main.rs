@@ -10,3 +10,4 @@ mod cli;
 mod glue_core;
 mod impersonation;
 mod refresh_tokens;
+mod security_blocker;
