@@ -3,12 +3,11 @@
 //! `$2y$`, `$2b$` and `$2a$` hashes all verify; new hashes are written as `$2y$` so a Spryker
 //! back office can still read them. A password longer than 72 bytes never verifies (bcrypt would
 //! silently compare only its first 72 bytes) but costs the same time as one that does.
-//! Verifications are CPU-bound: [`PasswordVerifier`] caps how many run at once, so a login storm
-//! queues instead of spawning hundreds of threads fighting for the cores.
+//! Verifications are CPU-bound: [`PasswordVerifier`] runs them on a few low-priority threads of
+//! its own, so a login storm queues instead of spawning hundreds of threads fighting for the
+//! cores, and everything else preempts it.
 
-use std::sync::Arc;
-
-use tokio::sync::Semaphore;
+use std::sync::{mpsc, Arc, Mutex};
 
 /// bcrypt reads at most this many bytes of a password.
 pub const BCRYPT_MAX_BYTES: usize = 72;
@@ -21,6 +20,8 @@ pub enum PasswordError {
     TooLong,
     #[error("hashing failed: {0}")]
     Hash(#[from] bcrypt::BcryptError),
+    #[error("password verification unavailable: {0}")]
+    Threads(String),
 }
 
 /// A new `$2y$` hash of `password` at `cost`.
@@ -43,21 +44,46 @@ pub fn verify(password: &str, hash: &str) -> bool {
     matched && password.len() <= BCRYPT_MAX_BYTES
 }
 
-/// Verifies passwords on the blocking pool, at most `permits` at a time, against the real
-/// hash or — for an unknown user — a dummy hash of the configured cost, so the answer takes
-/// as long either way.
-#[derive(Clone)]
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Verifies passwords on a dedicated pool of `threads` threads running at a lower CPU priority
+/// (`nice`), against the real hash or — for an unknown user — a dummy hash of the configured
+/// cost, so the answer takes as long either way. A login storm queues here: it can neither
+/// spawn more bcrypt work than there are threads nor delay the async workers and the shared
+/// blocking pool, whose short requests preempt bcrypt whenever they need a core.
 pub struct PasswordVerifier {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     dummy_hash: Arc<str>,
 }
 
 impl PasswordVerifier {
-    /// Hashes a random dummy password once (one bcrypt at `cost`).
-    pub fn new(cost: u32, permits: usize) -> Result<Self, PasswordError> {
+    /// Hashes a random dummy password once (one bcrypt at `cost`) and starts the threads.
+    pub fn new(cost: u32, threads: usize, nice: i32) -> Result<Self, PasswordError> {
         let dummy = crate::oauth::random_hex(16);
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..threads.max(1) {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("glue-bcrypt-{i}"))
+                .spawn(move || {
+                    lower_priority(nice);
+                    loop {
+                        let job = match receiver.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            // The verifier was dropped: the server is gone.
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| PasswordError::Threads(e.to_string()))?;
+        }
         Ok(PasswordVerifier {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
+            jobs: sender,
             dummy_hash: hash(&dummy, cost)?.into(),
         })
     }
@@ -67,20 +93,41 @@ impl PasswordVerifier {
         &self,
         password: String,
         hash: Option<String>,
-    ) -> Result<bool, actix_web::error::BlockingError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+    ) -> Result<bool, PasswordError> {
+        let (done, result) = tokio::sync::oneshot::channel();
         let dummy = self.dummy_hash.clone();
-        actix_web::web::block(move || match hash {
-            Some(hash) => verify(&password, &hash),
-            None => {
-                verify(&password, &dummy);
-                false
-            }
-        })
-        .await
+        let job: Job = Box::new(move || {
+            let matched = match hash {
+                Some(hash) => verify(&password, &hash),
+                None => {
+                    verify(&password, &dummy);
+                    false
+                }
+            };
+            let _ = done.send(matched);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| PasswordError::Threads("the bcrypt threads are gone".into()))?;
+        result
+            .await
+            .map_err(|_| PasswordError::Threads("a bcrypt thread stopped".into()))
     }
+}
+
+/// Lowers the calling thread's CPU priority (Linux threads have their own nice value).
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice > 0 {
+        // SAFETY: plain syscalls on the calling thread's own id; no memory is shared.
+        let result = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+        };
+        if result != 0 {
+            log::warn!(target: "glue::password", "could not lower the priority of a bcrypt thread");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }

@@ -138,6 +138,7 @@ pub struct OAuthSettings {
     pub leeway_s: u64,
     pub bcrypt_cost: u32,
     pub bcrypt_concurrency: usize,
+    pub bcrypt_nice: i32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -255,6 +256,9 @@ impl Settings {
         }
         if !(4..=31).contains(&self.oauth.bcrypt_cost) {
             return Err(invalid("oauth.bcrypt_cost", "must be between 4 and 31"));
+        }
+        if !(0..=19).contains(&self.oauth.bcrypt_nice) {
+            return Err(invalid("oauth.bcrypt_nice", "must be between 0 and 19"));
         }
         if self.environment == Environment::Production && self.oauth.bcrypt_cost < 10 {
             return Err(invalid(

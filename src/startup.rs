@@ -61,8 +61,11 @@ impl Application {
             }
         }
 
-        let passwords =
-            PasswordVerifier::new(settings.oauth.bcrypt_cost, settings.bcrypt_concurrency())?;
+        let passwords = PasswordVerifier::new(
+            settings.oauth.bcrypt_cost,
+            settings.bcrypt_concurrency(),
+            settings.oauth.bcrypt_nice,
+        )?;
         let state = web::Data::new(AppState {
             oauth: OAuthServer::new(Arc::new(keys), settings.oauth.clone()),
             trusted_proxies: TrustedProxies::new(&settings.glue.trusted_proxies),

@@ -162,11 +162,14 @@ impl r2d2::HandleError<ConnectError> for PoolErrorLogger {
 /// up as 503 on requests and as "not ready" on /readyz, not as a hung boot.
 pub fn build_pool(settings: &DatabaseSettings) -> DbPool {
     let manager = ConnectionManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms);
+    // A PostgreSQL connection can die with the server or the network: check it on checkout.
+    // An SQLite connection is a file handle that cannot.
+    let test_on_check_out = manager.backend() == Backend::Postgresql;
     r2d2::Pool::builder()
         .max_size(settings.pool_size)
         .min_idle(Some(settings.pool_size.min(2)))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
-        .test_on_check_out(true)
+        .test_on_check_out(test_on_check_out)
         .error_handler(Box::new(PoolErrorLogger))
         .build_unchecked(manager)
 }

@@ -221,6 +221,12 @@ impl From<diesel::result::Error> for GlueError {
     }
 }
 
+impl From<crate::password::PasswordError> for GlueError {
+    fn from(e: crate::password::PasswordError) -> Self {
+        GlueError::Internal(Box::new(e))
+    }
+}
+
 impl From<actix_web::error::BlockingError> for GlueError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         GlueError::Internal(Box::new(e))

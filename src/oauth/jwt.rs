@@ -4,7 +4,9 @@
 //! `exp`, `sub`, `scopes`, `iss` (+ `act` for impersonation, RFC 8693). `sub` is a JSON string
 //! holding Spryker's five-key user identifier object.
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -81,17 +83,34 @@ pub struct AccessTokenRequest<'a> {
     pub actor: Option<&'a str>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("claims do not serialize: {0}")]
+    Claims(#[from] serde_json::Error),
+    #[error(transparent)]
+    Key(#[from] super::keys::KeyError),
+}
+
+/// `header.claims.signature` with the signing key's precomputed header.
+pub fn sign(keys: &KeySet, claims: &impl Serialize) -> Result<String, SignError> {
+    let payload = serde_json::to_vec(claims)?;
+    let mut token =
+        String::with_capacity(keys.signing.header_segment.len() + payload.len() * 4 / 3 + 350);
+    token.push_str(&keys.signing.header_segment);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let signature = keys.signing.sign(token.as_bytes())?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    Ok(token)
+}
+
 /// Signs a new access token; `now` is seconds since the epoch.
 pub fn mint(
     keys: &KeySet,
     request: &AccessTokenRequest<'_>,
     now: i64,
-) -> Result<String, jsonwebtoken::errors::Error> {
-    let header = Header {
-        typ: Some("JWT".into()),
-        kid: Some(keys.signing.kid.clone()),
-        ..Header::new(Algorithm::RS256)
-    };
+) -> Result<String, SignError> {
     let claims = Claims {
         aud: request.audience,
         jti: super::random_hex(40),
@@ -105,7 +124,7 @@ pub fn mint(
             sub: sub.to_string(),
         }),
     };
-    jsonwebtoken::encode(&header, &claims, &keys.signing.encoding_key)
+    sign(keys, &claims)
 }
 
 /// Claims as they arrive: timestamps may be integers or floats (Spryker's PHP emits floats),

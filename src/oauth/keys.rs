@@ -11,7 +11,7 @@ use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKey};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -46,10 +46,29 @@ pub struct VerificationKey {
     jwk: Jwk,
 }
 
-/// The private key that signs new tokens.
+/// The private key that signs new tokens, parsed once. (jsonwebtoken's `EncodingKey` keeps
+/// DER bytes and parses them again for every signature, which costs more than the signature.)
 pub struct SigningKey {
     pub kid: String,
-    pub encoding_key: EncodingKey,
+    key_pair: KeyPair,
+    /// The base64url JWT header, the same for every token.
+    pub header_segment: String,
+}
+
+impl SigningKey {
+    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut signature = vec![0u8; self.key_pair.public_modulus_len()];
+        self.key_pair
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .map_err(|_| KeyError::SelfTest("RSA signing failed".into()))?;
+        Ok(signature)
+    }
 }
 
 pub struct KeySet {
@@ -102,10 +121,12 @@ impl KeySet {
     ) -> Result<Self, KeyError> {
         let key_pair = parse_private(private_pem)?;
         let own = verification_key(key_pair.public_key())?;
+        // Header members in Spryker's order, plus our kid.
+        let header = format!(r#"{{"typ":"JWT","alg":"RS256","kid":"{}"}}"#, own.kid);
         let signing = SigningKey {
             kid: own.kid.clone(),
-            encoding_key: EncodingKey::from_rsa_pem(private_pem)
-                .map_err(|_| KeyError::Parse("the private key".into()))?,
+            key_pair,
+            header_segment: URL_SAFE_NO_PAD.encode(header),
         };
         let mut verification = vec![own];
         for (name, pem) in public_pems {
@@ -237,15 +258,11 @@ fn development_key(dir: &Path) -> Result<Vec<u8>, KeyError> {
     read(&path)
 }
 
-/// Signs and verifies one token so a broken key or crypto backend fails at boot.
+/// Signs a token with our signer and verifies it with jsonwebtoken, so a broken key or crypto
+/// backend fails at boot, not on the first login.
 pub fn self_test(keys: &KeySet) -> Result<(), KeyError> {
-    let header = jsonwebtoken::Header {
-        kid: Some(keys.signing.kid.clone()),
-        ..jsonwebtoken::Header::new(Algorithm::RS256)
-    };
     let claims = serde_json::json!({"sub": "self-test", "exp": 4_102_444_800u64});
-    let token = jsonwebtoken::encode(&header, &claims, &keys.signing.encoding_key)
-        .map_err(|e| KeyError::SelfTest(e.to_string()))?;
+    let token = super::jwt::sign(keys, &claims).map_err(|e| KeyError::SelfTest(e.to_string()))?;
     let key = keys
         .verification_key(&keys.signing.kid)
         .ok_or_else(|| KeyError::SelfTest("signing key missing from the JWK Set".into()))?;

@@ -88,7 +88,7 @@ pub struct IssuedTokens {
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
     #[error("signing the access token failed")]
-    Sign(#[from] jsonwebtoken::errors::Error),
+    Sign(#[from] jwt::SignError),
     #[error("refresh token storage failed")]
     Database(#[from] diesel::result::Error),
 }
