@@ -9,5 +9,6 @@ mod bearer_auth;
 mod cli;
 mod glue_core;
 mod impersonation;
+mod process;
 mod refresh_tokens;
 mod security_blocker;

@@ -1,0 +1,379 @@
+//! The real `glue serve` binary as a child process: graceful shutdown, several instances on one
+//! database, and what the logs may contain.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// A running `glue serve` process.
+pub struct ServeProcess {
+    child: Option<Child>,
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl ServeProcess {
+    /// Starts the binary on a free port against `database_url`, with the test key and
+    /// `extra` environment; waits until /readyz answers 200.
+    pub async fn start(database_url: &str, extra: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_glue"))
+            .arg("serve")
+            .env("GLUE_ENV", "test")
+            .env("DATABASE_URL", database_url)
+            .env("GLUE__SERVER__PORT", port.to_string())
+            .env("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key())
+            .env("RUST_LOG", "info")
+            .envs(extra.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start glue serve");
+        let process = ServeProcess {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = process.client.get(process.url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return process;
+                }
+            }
+            assert!(Instant::now() < deadline, "glue serve did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("Content-Type", JSON_API)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns (exit code, stdout + stderr).
+    pub fn terminate(&mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut output = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut output)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut output)
+            .unwrap();
+        (status.code(), output)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn login_body(username: &str, password: &str) -> Value {
+    json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":password}}})
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_logins_then_exits_zero() {
+    let db = TestDatabase::create(Backend::Sqlite).unwrap();
+    // The demo agent's hash has cost 12: each login is a few hundred ms of bcrypt, queued on two
+    // threads, so SIGTERM lands while most of them are in the middle of bcrypt.
+    let mut server =
+        ServeProcess::start(&db.url, &[("GLUE__SERVER__SHUTDOWN_TIMEOUT_S", "30")]).await;
+    let mut in_flight = Vec::new();
+    for _ in 0..6 {
+        let client = reqwest::Client::new();
+        let url = server.url("/agent-access-tokens");
+        in_flight.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("Content-Type", JSON_API)
+                .body(login_body(DEMO_USERNAME, DEMO_PASSWORD).to_string())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let base = server.base.clone();
+    let (code, _) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "clean exit");
+    let mut statuses = Vec::new();
+    for request in in_flight {
+        statuses.push(request.await.unwrap().expect("in-flight request answered"));
+    }
+    assert_eq!(statuses, vec![201; 6], "every in-flight login completed");
+    // And the port no longer accepts anything.
+    assert!(reqwest::get(format!("{base}/healthz")).await.is_err());
+}
+
+#[tokio::test]
+async fn two_processes_on_one_postgresql_database_share_every_piece_of_state() {
+    let Some(db) = TestDatabase::create(Backend::Postgres) else {
+        eprintln!("GLUE_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
+        return;
+    };
+    let blocker = [("GLUE__SECURITY_BLOCKER__AGENT__ATTEMPTS", "3")];
+    let a = ServeProcess::start(&db.url, &blocker).await;
+    let b = ServeProcess::start(&db.url, &blocker).await;
+
+    let tokens = |body: Value| {
+        let attributes = &body["data"]["attributes"];
+        (
+            attributes["accessToken"].as_str().unwrap().to_string(),
+            attributes["refreshToken"].as_str().unwrap().to_string(),
+        )
+    };
+    let refresh =
+        |token: &str| json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":token}}});
+
+    // Reuse detected across instances: rotate on A, replay on B, the family is gone on A.
+    let response = a
+        .post(
+            "/agent-access-tokens",
+            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
+        )
+        .await;
+    let (_, rt1) = tokens(response.json().await.unwrap());
+    let response = a.post("/refresh-tokens", &refresh(&rt1)).await;
+    assert_eq!(response.status(), 201);
+    let (_, rt2) = tokens(response.json().await.unwrap());
+    assert_eq!(
+        b.post("/refresh-tokens", &refresh(&rt1)).await.status(),
+        401
+    );
+    assert_eq!(
+        a.post("/refresh-tokens", &refresh(&rt2)).await.status(),
+        401
+    );
+
+    // A revoke on B is honoured by A; tokens from A verify on B (one key, one JWKS).
+    let response = a
+        .post(
+            "/agent-access-tokens",
+            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
+        )
+        .await;
+    let (access, rt) = tokens(response.json().await.unwrap());
+    let response = b
+        .client
+        .delete(b.url("/refresh-tokens/mine"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(a.post("/refresh-tokens", &refresh(&rt)).await.status(), 401);
+
+    // The security blocker is shared: failures on both, blocked on both.
+    for server in [&a, &b, &a] {
+        assert_eq!(
+            server
+                .post("/agent-access-tokens", &login_body(DEMO_USERNAME, "wrong"))
+                .await
+                .status(),
+            401
+        );
+    }
+    for server in [&b, &a] {
+        assert_eq!(
+            server
+                .post(
+                    "/agent-access-tokens",
+                    &login_body(DEMO_USERNAME, DEMO_PASSWORD)
+                )
+                .await
+                .status(),
+            429
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_password_or_token_reaches_the_logs() {
+    let db = TestDatabase::create(Backend::Sqlite).unwrap();
+    let mut server = ServeProcess::start(&db.url, &[("RUST_LOG", "debug")]).await;
+    let mut secrets: Vec<String> = vec![DEMO_PASSWORD.into(), "wrong-password-123".into()];
+
+    // A full session: failed and successful logins, refresh, search, impersonation, logout.
+    let _ = server
+        .post(
+            "/agent-access-tokens",
+            &login_body(DEMO_USERNAME, "wrong-password-123"),
+        )
+        .await;
+    let body: Value = server
+        .post(
+            "/agent-access-tokens",
+            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = body["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refresh = body["data"]["attributes"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.push(access.clone());
+    secrets.push(refresh.clone());
+    let body: Value = server
+        .post(
+            "/refresh-tokens",
+            &json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":refresh}}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let refresh2 = body["data"]["attributes"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.push(
+        body["data"]["attributes"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    secrets.push(refresh2.clone());
+    // Replay (reuse detection logs a warning) and garbage tokens in every place.
+    let _ = server
+        .post(
+            "/refresh-tokens",
+            &json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":refresh}}}),
+        )
+        .await;
+    let search = server
+        .client
+        .get(server.url("/agent-customer-search?q=mar"))
+        .header("X-Agent-Authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(search.status(), 200);
+    let response = server
+        .client
+        .post(server.url("/agent-customer-impersonation-access-tokens"))
+        .header("Content-Type", JSON_API)
+        .bearer_auth(&access)
+        .body(json!({"data":{"type":"agent-customer-impersonation-access-tokens","attributes":{"customerReference":"DE--3"}}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    secrets.push(
+        body["data"]["attributes"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    secrets.push(
+        body["data"]["attributes"]["refreshToken"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let forged = format!("{access}x");
+    secrets.push(forged.clone());
+    let _ = server
+        .client
+        .get(server.url("/agent-customer-search"))
+        .bearer_auth(&forged)
+        .send()
+        .await;
+    let _ = server
+        .client
+        .delete(server.url(&format!("/refresh-tokens/{refresh2}")))
+        .bearer_auth(&access)
+        .send()
+        .await;
+    let _ = server
+        .client
+        .delete(server.url(&format!("/refresh-tokens/{refresh2}/extra")))
+        .send()
+        .await;
+
+    let (code, logs) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    assert!(
+        logs.contains("Successful Login (Agent)"),
+        "the audit log is there: {logs}"
+    );
+    assert!(logs.contains("Failed Login (Agent)"));
+    assert!(logs.contains("Customer Impersonation (Agent)"));
+    for secret in &secrets {
+        // Long tokens: any 16-character piece of them is a leak.
+        let probe = if secret.len() > 40 {
+            &secret[secret.len() / 2..secret.len() / 2 + 16]
+        } else {
+            secret.as_str()
+        };
+        assert!(
+            !logs.contains(probe),
+            "a secret reached the logs: {probe}\n{logs}"
+        );
+    }
+}
+
+#[test]
+fn debug_output_of_settings_redacts_secrets() {
+    let mut settings = test_settings("postgres://glue:db-secret-password@db.internal/glue");
+    settings.oauth.private_key_pem = glue::settings::Secret::new(test_private_key());
+    let debug = format!("{settings:?}");
+    assert!(!debug.contains("db-secret-password"), "{debug}");
+    assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+    assert!(debug.contains("[redacted]"));
+}
