@@ -7,6 +7,7 @@ mod agent_access_tokens;
 mod agent_customer_search;
 mod bearer_auth;
 mod cli;
+mod database_faults;
 mod glue_core;
 mod impersonation;
 mod process;
