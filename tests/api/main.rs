@@ -11,5 +11,6 @@ mod database_faults;
 mod glue_core;
 mod impersonation;
 mod process;
+mod properties;
 mod refresh_tokens;
 mod security_blocker;
