@@ -1,4 +1,5 @@
-// New migrations are embedded at compile time: rebuild when they change.
+// Migrations and the OpenAPI document are embedded at compile time: rebuild when they change.
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=openapi");
 }

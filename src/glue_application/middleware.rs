@@ -6,7 +6,7 @@
 //! 4. one access-log line per request with the *route pattern* (never a token from the path),
 //!    status and duration; no body, no header values.
 //!
-//! The operational endpoints (`/healthz`, `/readyz`, JWKS) skip steps 1 and 2.
+//! The operational endpoints (`/healthz`, `/readyz`, JWKS, `/openapi.json`) skip steps 1 and 2.
 
 use std::time::Instant;
 
@@ -18,11 +18,12 @@ use actix_web::web;
 
 use super::auth::authenticate_authorization;
 use super::error::GlueError;
+use super::openapi::OPENAPI_PATH;
 use crate::oauth::jwks_rest_api::JWKS_PATH;
 use crate::state::AppState;
 
 fn is_operational(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | JWKS_PATH)
+    matches!(path, "/healthz" | "/readyz" | JWKS_PATH | OPENAPI_PATH)
 }
 
 fn media_type(value: &str) -> String {

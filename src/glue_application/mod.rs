@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod error;
 pub mod health;
 pub mod middleware;
+pub mod openapi;
 pub mod request;
 pub mod response;
 
@@ -27,6 +28,7 @@ pub trait ResourceRoutePlugin {
 pub fn resource_route_plugins() -> Vec<Box<dyn ResourceRoutePlugin>> {
     vec![
         Box::new(health::HealthResourceRoutePlugin),
+        Box::new(openapi::OpenApiResourceRoutePlugin),
         Box::new(crate::oauth::jwks_rest_api::JwksResourceRoutePlugin),
         Box::new(crate::agent_auth_rest_api::AgentAccessTokensResourceRoutePlugin),
         Box::new(crate::auth_rest_api::AccessTokensResourceRoutePlugin),

@@ -10,6 +10,7 @@ mod cli;
 mod database_faults;
 mod glue_core;
 mod impersonation;
+mod openapi;
 mod process;
 mod properties;
 mod refresh_tokens;

@@ -1,0 +1,26 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of every endpoint (`openapi/openapi.json`,
+//! embedded at build time). The integration tests validate real responses against it, and CI
+//! runs schemathesis against it.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+use super::response::JSON_API_CONTENT_TYPE;
+use super::ResourceRoutePlugin;
+
+pub const OPENAPI_PATH: &str = "/openapi.json";
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi/openapi.json");
+
+pub struct OpenApiResourceRoutePlugin;
+
+impl ResourceRoutePlugin for OpenApiResourceRoutePlugin {
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.service(super::resource(OPENAPI_PATH).route(web::get().to(get_openapi)));
+    }
+}
+
+async fn get_openapi() -> HttpResponse {
+    HttpResponse::build(StatusCode::OK)
+        .insert_header(("content-type", JSON_API_CONTENT_TYPE))
+        .body(OPENAPI_DOCUMENT)
+}
