@@ -78,10 +78,13 @@ impl Application {
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
         let max_body = settings.server.max_body_bytes;
+        let origins = settings.glue.cors_allowed_origins.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
+                // Inner: CORS answers preflights; outer: the core adds its headers to them too.
+                .wrap(glue_application::cors::cors(&origins))
                 .wrap(from_fn(glue_core))
                 .configure(glue_application::configure)
                 .default_service(web::to(glue_application::not_found))

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod cors;
 pub mod error;
 pub mod health;
 pub mod middleware;

@@ -247,3 +247,72 @@ async fn the_jwks_publishes_one_rsa_signing_key(app: TestApp) {
         .encode(sha2::Sha256::digest(canonical.as_bytes()));
     assert_eq!(key["kid"], thumbprint);
 }
+
+#[tokio::test]
+async fn cors_lets_configured_origins_send_the_agent_header() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.glue.cors_allowed_origins = vec!["https://shop.example".into()]
+    })
+    .unwrap();
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/agent-customer-search"))
+        .header("Origin", "https://shop.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "x-agent-authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://shop.example");
+    let allowed = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("x-agent-authorization"), "{allowed}");
+    assert_eq!(h["x-frame-options"], "SAMEORIGIN");
+
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("Origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+
+    // Another origin is served without CORS headers: the browser keeps the answer from it.
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
+
+#[tokio::test]
+async fn cors_is_off_unless_configured() {
+    let app = spawn_app(Backend::Sqlite).unwrap();
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("Origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
