@@ -59,10 +59,7 @@ pub async fn post_impersonation_access_tokens(
         Ok((issuing.oauth.issue(&mut conn, &grant)?, customer))
     })
     .await??;
-    let ip = state
-        .trusted_proxies
-        .client_ip(&req)
-        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let ip = crate::glue_application::client_ip::display(state.trusted_proxies.client_ip(&req));
     log::info!(
         target: "security",
         "Customer Impersonation (Agent) id_agent={id_agent} customer_reference={:?} id_customer={} ip={ip}",

@@ -100,7 +100,7 @@ async fn post_agent_access_tokens(
 ) -> Result<HttpResponse, GlueError> {
     let attributes = body.attributes_of(RESOURCE_AGENT_ACCESS_TOKENS)?;
     let ip = state.trusted_proxies.client_ip(&req);
-    let ip_text = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let ip_text = crate::glue_application::client_ip::display(ip);
     let username = Username::parse(attributes.string("username"));
     let username_for_log = attributes.string("username").unwrap_or("").to_string();
     let password = Password::parse(attributes.string("password"));

@@ -99,7 +99,7 @@ async fn post_access_tokens(
         return Err(validation_error(&violations));
     };
     let ip = state.trusted_proxies.client_ip(&req);
-    let ip_text = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let ip_text = crate::glue_application::client_ip::display(ip);
     let email = username.to_string();
     let customer = match crate::oauth_customer_connector::authenticate(
         &state,
@@ -174,7 +174,9 @@ async fn post_refresh_tokens(
     let exchanging = state.clone();
     let outcome = web::block(move || -> Result<_, GlueError> {
         let mut conn = exchanging.pool.get()?;
-        Ok(exchanging.oauth.refresh(&mut conn, &presented)?)
+        Ok(exchanging
+            .oauth
+            .refresh(&mut conn, &presented, agents_still_active)?)
     })
     .await??;
     match outcome {
@@ -190,6 +192,24 @@ async fn post_refresh_tokens(
             Err(refresh_failed())
         }
     }
+}
+
+/// False if the token belongs to, or acts for, an agent who was deactivated since logging in.
+fn agents_still_active(
+    conn: &mut crate::db::DbConnection,
+    grant: &Grant,
+) -> diesel::QueryResult<bool> {
+    let acting = grant
+        .actor
+        .as_deref()
+        .and_then(|actor| serde_json::from_str::<UserIdentifier>(actor).ok())
+        .and_then(|actor| actor.id_agent);
+    for id_agent in [grant.subject.id_agent, acting].into_iter().flatten() {
+        if crate::agent::find_active_agent_by_id(conn, id_agent)?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Always 204: whether anything was revoked is nobody else's business.

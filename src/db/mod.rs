@@ -210,7 +210,16 @@ where
         DbConnection::Postgresql(_) => conn.transaction(f),
         DbConnection::Sqlite(_) => {
             conn.batch_execute("BEGIN IMMEDIATE")?;
-            match f(conn) {
+            // A panic must not hand the pool a connection that is still inside a transaction.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
+            let result = match result {
+                Ok(result) => result,
+                Err(panic) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    std::panic::resume_unwind(panic);
+                }
+            };
+            match result {
                 Ok(value) => match conn.batch_execute("COMMIT") {
                     Ok(()) => Ok(value),
                     Err(e) => {
@@ -243,6 +252,10 @@ pub fn is_unavailable(error: &diesel::result::Error) -> bool {
                 || message.contains("terminating connection")
                 || message.contains("no connection to the server")
                 || message.contains("could not connect")
+                || message.contains("could not receive data")
+                || message.contains("could not send data")
+                || message.contains("connection to server")
+                || message.contains("SSL SYSCALL error")
         }
         _ => false,
     }

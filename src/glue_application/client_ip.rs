@@ -59,6 +59,11 @@ impl TrustedProxies {
     }
 }
 
+/// The address as written in audit lines and counter keys.
+pub fn display(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+}
+
 /// `::ffff:1.2.3.4` and `1.2.3.4` are one client.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

@@ -113,6 +113,8 @@ pub enum RefreshRejection {
     Reused,
     /// Another request rotated the token between our read and our write.
     LostRace,
+    /// The user or the acting agent may no longer get tokens (e.g. a deactivated agent).
+    Inactive,
 }
 
 pub struct OAuthServer {
@@ -190,10 +192,14 @@ impl OAuthServer {
     /// Exchanges a refresh token for a new pair in the same family, atomically: the presented
     /// token is retired and its successor stored in one transaction, or nothing changes. The
     /// access token is signed before the transaction so no lock is held while signing.
+    ///
+    /// `may_act` decides whether the token's user (and acting agent) may still get tokens, e.g.
+    /// that an agent was not deactivated since logging in; if not, nothing changes.
     pub fn refresh(
         &self,
         conn: &mut DbConnection,
         presented: &str,
+        may_act: impl FnOnce(&mut DbConnection, &Grant) -> diesel::QueryResult<bool>,
     ) -> Result<Result<IssuedTokens, RefreshRejection>, OAuthError> {
         let presented_hash = hash_refresh_token(presented);
         let Some(current) = refresh_token::find(conn, &presented_hash)? else {
@@ -201,7 +207,13 @@ impl OAuthServer {
         };
         let exchangeable =
             refresh_token::is_exchangeable(&current, &self.settings.client_id, now_naive());
-        let prepared = match (exchangeable, Grant::from_row(&current)) {
+        let grant = Grant::from_row(&current);
+        if let (true, Some(grant)) = (exchangeable, &grant) {
+            if !may_act(conn, grant)? {
+                return Ok(Err(RefreshRejection::Inactive));
+            }
+        }
+        let prepared = match (exchangeable, grant) {
             (true, Some(grant)) => {
                 let access_token = self.mint_access_token(&grant, &current.user_identifier)?;
                 let refresh_token = new_refresh_token();

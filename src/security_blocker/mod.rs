@@ -99,7 +99,7 @@ impl SecurityBlocker {
         username: &str,
     ) -> [(&'static str, String, BlockRule); 2] {
         let username = username.to_lowercase();
-        let address = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        let address = crate::glue_application::client_ip::display(ip);
         let per_address_rule = match entity {
             EntityType::Agent => self.settings.agent,
             EntityType::Customer => self.settings.customer,

@@ -324,8 +324,30 @@ async fn only_agents_may_search(app: TestApp) {
 }
 
 async fn a_deactivated_agents_token_stops_working(app: TestApp) {
-    let (agent, _) = app.agent_session("leaver@example.com").await;
+    let (agent, agent_refresh) = app.agent_session("leaver@example.com").await;
     assert_eq!(app.search("q=s", &agent).await.status(), 200);
+    let response = app.impersonate(&json!("DE--1"), &agent).await;
+    let (_, impersonation_refresh) = token_pair(response.json().await.unwrap());
+    glue::agent::set_status(&mut app.conn(), "leaver@example.com", "blocked").unwrap();
+    // Neither the agent's session nor an impersonation it started can be refreshed …
+    for token in [&agent_refresh, &impersonation_refresh] {
+        assert_error(
+            app.refresh(&json!(token)).await,
+            Some("004"),
+            401,
+            "Failed to refresh token.",
+        )
+        .await;
+    }
+    // … and nothing was consumed: reactivated, the agent carries on.
+    glue::agent::set_status(&mut app.conn(), "leaver@example.com", "active").unwrap();
+    let response = app.refresh(&json!(agent_refresh)).await;
+    assert_eq!(response.status(), 201);
+    let (agent, _) = token_pair(response.json().await.unwrap());
+    assert_eq!(
+        app.refresh(&json!(impersonation_refresh)).await.status(),
+        201
+    );
     glue::agent::set_status(&mut app.conn(), "leaver@example.com", "blocked").unwrap();
     assert_error(
         app.search("q=s", &agent).await,
