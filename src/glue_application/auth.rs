@@ -12,7 +12,7 @@ use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 
 use super::error::GlueError;
 use crate::oauth::jwt::VerifiedToken;
-use crate::oauth::{SCOPE_AGENT, SCOPE_CUSTOMER};
+use crate::oauth::SCOPE_AGENT;
 use crate::state::AppState;
 
 pub const CODE_INVALID_ACCESS_TOKEN: &str = "001";
@@ -163,35 +163,4 @@ fn agent_caller(req: &HttpRequest) -> Result<AgentCaller, GlueError> {
         .get::<AuthorizationToken>()
         .and_then(|t| as_agent(&t.0))
         .ok_or_else(agent_only)
-}
-
-/// A customer (own login or impersonated), from `Authorization`.
-#[derive(Debug, Clone)]
-pub struct CustomerCaller {
-    pub customer_reference: String,
-    pub id_customer: i64,
-    pub token: VerifiedToken,
-}
-
-impl FromRequest for CustomerCaller {
-    type Error = GlueError;
-    type Future = Ready<Result<Self, GlueError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let extensions = req.extensions();
-        let Some(AuthorizationToken(token)) = extensions.get::<AuthorizationToken>() else {
-            return ready(Err(missing_access_token()));
-        };
-        let caller = match (&token.subject.customer_reference, token.subject.id_customer) {
-            (Some(reference), Some(id)) if token.scopes.iter().any(|s| s == SCOPE_CUSTOMER) => {
-                Ok(CustomerCaller {
-                    customer_reference: reference.clone(),
-                    id_customer: id,
-                    token: token.clone(),
-                })
-            }
-            _ => Err(invalid_access_token()),
-        };
-        ready(caller)
-    }
 }
