@@ -331,13 +331,7 @@ async fn a_deactivated_agents_token_stops_working(app: TestApp) {
     glue::agent::set_status(&mut app.conn(), "leaver@example.com", "blocked").unwrap();
     // Neither the agent's session nor an impersonation it started can be refreshed …
     for token in [&agent_refresh, &impersonation_refresh] {
-        assert_error(
-            app.refresh(&json!(token)).await,
-            Some("004"),
-            401,
-            "Failed to refresh token.",
-        )
-        .await;
+        assert_refresh_fails(&app, token).await;
     }
     // … and nothing was consumed: reactivated, the agent carries on.
     glue::agent::set_status(&mut app.conn(), "leaver@example.com", "active").unwrap();

@@ -518,3 +518,24 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// A refresh with `token` is refused with exactly 401/004.
+pub async fn assert_refresh_fails(app: &TestApp, token: &str) {
+    assert_error(
+        app.refresh(&json!(token)).await,
+        Some("004"),
+        401,
+        "Failed to refresh token.",
+    )
+    .await;
+}
+
+impl TestApp {
+    /// The status of an agent login.
+    pub async fn agent_login_status(&self, username: &str, password: &str) -> u16 {
+        self.post_agent_login(username, password)
+            .await
+            .status()
+            .as_u16()
+    }
+}

@@ -24,16 +24,6 @@ fn hash(token: &str) -> String {
     glue::oauth::hash_refresh_token(token)
 }
 
-async fn assert_refresh_fails(app: &TestApp, token: &str) {
-    assert_error(
-        app.refresh(&json!(token)).await,
-        Some("004"),
-        401,
-        "Failed to refresh token.",
-    )
-    .await;
-}
-
 async fn refresh_ok(app: &TestApp, token: &str) -> (String, String) {
     let response = app.refresh(&json!(token)).await;
     assert_eq!(response.status(), 201);

@@ -83,9 +83,7 @@ async fn nine_wrong_passwords_block_the_tenth_attempt_even_with_the_right_passwo
     .await;
     // Another username from the same address is not blocked.
     assert_eq!(
-        app.post_agent_login(DEMO_USERNAME, DEMO_PASSWORD)
-            .await
-            .status(),
+        app.agent_login_status(DEMO_USERNAME, DEMO_PASSWORD).await,
         201
     );
 }
@@ -122,9 +120,8 @@ async fn ten_wrong_customer_passwords_block_the_eleventh(backend: Backend) {
     // Agents and customers are counted apart.
     app.insert_user("blocked@example.com", "agent-pass", true, "active");
     assert_eq!(
-        app.post_agent_login("blocked@example.com", "agent-pass")
-            .await
-            .status(),
+        app.agent_login_status("blocked@example.com", "agent-pass")
+            .await,
         201
     );
 }
@@ -134,9 +131,7 @@ async fn a_block_ends_after_its_time_and_a_window_resets_the_count(backend: Back
     app.insert_user("timed@example.com", "right-pass", true, "active");
     for _ in 0..3 {
         assert_eq!(
-            app.post_agent_login("timed@example.com", "wrong")
-                .await
-                .status(),
+            app.agent_login_status("timed@example.com", "wrong").await,
             401
         );
     }
@@ -149,34 +144,28 @@ async fn a_block_ends_after_its_time_and_a_window_resets_the_count(backend: Back
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     assert_eq!(
-        app.post_agent_login("timed@example.com", "right-pass")
-            .await
-            .status(),
+        app.agent_login_status("timed@example.com", "right-pass")
+            .await,
         201
     );
 
     // Two failures, then the window (2 s) passes: the next two start a new count.
     for _ in 0..2 {
         assert_eq!(
-            app.post_agent_login("timed@example.com", "wrong")
-                .await
-                .status(),
+            app.agent_login_status("timed@example.com", "wrong").await,
             401
         );
     }
     tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
     for _ in 0..2 {
         assert_eq!(
-            app.post_agent_login("timed@example.com", "wrong")
-                .await
-                .status(),
+            app.agent_login_status("timed@example.com", "wrong").await,
             401
         );
     }
     assert_eq!(
-        app.post_agent_login("timed@example.com", "right-pass")
-            .await
-            .status(),
+        app.agent_login_status("timed@example.com", "right-pass")
+            .await,
         201
     );
 }
@@ -197,16 +186,13 @@ async fn a_success_does_not_reset_the_counter_and_envelope_errors_do_not_count(b
     }
     for _ in 0..2 {
         assert_eq!(
-            app.post_agent_login("steady@example.com", "wrong")
-                .await
-                .status(),
+            app.agent_login_status("steady@example.com", "wrong").await,
             401
         );
     }
     assert_eq!(
-        app.post_agent_login("steady@example.com", "right-pass")
-            .await
-            .status(),
+        app.agent_login_status("steady@example.com", "right-pass")
+            .await,
         201
     );
     // Missing or malformed credentials are failed logins too.
@@ -319,9 +305,7 @@ async fn two_instances_share_one_block(backend: Backend) {
     first.insert_user("shared@example.com", "right-pass", true, "active");
     for app in [&first, &second, &first, &second] {
         assert_eq!(
-            app.post_agent_login("shared@example.com", "wrong")
-                .await
-                .status(),
+            app.agent_login_status("shared@example.com", "wrong").await,
             401
         );
     }
