@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use crate::db::{self, ConnectionManager, DbConnection};
+use crate::db::{self, ConnectError, ConnectionManager, DbConnection, DbError};
+use crate::oauth::keys::KeyError;
+use crate::password::PasswordError;
 use crate::settings::Settings;
-use crate::{agent, password};
+use crate::{agent, customer, password};
 
 #[derive(Debug, Parser)]
 #[command(name = "glue", version, about = "Spryker Glue API for agent assist")]
@@ -142,16 +144,42 @@ pub enum KeysCommand {
     },
 }
 
-/// A failed command: the message for standard error (exit status 1).
-#[derive(Debug)]
-pub struct CliError(pub String);
+/// A failed command (exit status 1); `main` prints it with its causes.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot read the password")]
+    Input(#[from] std::io::Error),
+}
 
-impl<E: std::fmt::Display> From<E> for CliError {
-    fn from(e: E) -> Self {
-        CliError(e.to_string())
+impl From<DieselError> for CliError {
+    fn from(e: DieselError) -> Self {
+        CliError::Database(e.into())
     }
 }
 
+fn refused(message: impl Into<String>) -> CliError {
+    CliError::Refused(message.into())
+}
+
+/// A unique-constraint violation becomes `duplicate`; anything else stays a database error.
+fn unless_duplicate(e: DieselError, duplicate: String) -> CliError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => refused(duplicate),
+        other => other.into(),
+    }
+}
+
+/// A connection to the configured database, migrated.
 fn connect(settings: &Settings) -> Result<DbConnection, CliError> {
     let manager = ConnectionManager::new(
         settings.database.url.expose(),
@@ -172,10 +200,10 @@ fn read_stdin_line() -> Result<String, CliError> {
 
 fn check_password(password: String) -> Result<String, CliError> {
     if password.is_empty() {
-        return Err(CliError("the password must not be empty".into()));
+        return Err(refused("the password must not be empty"));
     }
     if password.len() > password::BCRYPT_MAX_BYTES {
-        return Err(CliError(format!(
+        return Err(refused(format!(
             "the password must be at most {} bytes (bcrypt ignores the rest)",
             password::BCRYPT_MAX_BYTES
         )));
@@ -190,21 +218,20 @@ fn read_password(input: &PasswordInput) -> Result<String, CliError> {
         let first = rpassword::prompt_password("Password: ")?;
         let second = rpassword::prompt_password("Repeat password: ")?;
         if first != second {
-            return Err(CliError("the passwords do not match".into()));
+            return Err(refused("the passwords do not match"));
         }
         first
     } else {
-        return Err(CliError(
-            "standard input is not a terminal: pass --password-stdin to read the password from it"
-                .into(),
+        return Err(refused(
+            "standard input is not a terminal: pass --password-stdin to read the password from it",
         ));
     };
     check_password(password)
 }
 
-fn require_one(changed: usize, username: &str) -> Result<(), CliError> {
+fn require_agent(changed: usize, username: &str) -> Result<(), CliError> {
     if changed == 0 {
-        Err(CliError(format!("no agent with username {username:?}")))
+        Err(refused(format!("no agent with username {username:?}")))
     } else {
         Ok(())
     }
@@ -214,80 +241,21 @@ fn require_one(changed: usize, username: &str) -> Result<(), CliError> {
 pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
     match command {
         Command::Serve => unreachable!("serve is dispatched by main"),
-        Command::Migrate => {
-            let manager = ConnectionManager::new(
-                settings.database.url.expose(),
-                settings.database.sqlite_busy_timeout_ms,
-            );
-            let mut conn = manager.establish()?;
-            let applied = db::run_migrations(&mut conn)?;
-            Ok(format!("applied {applied} migration(s)"))
-        }
+        Command::Migrate => migrate(settings),
         Command::Agent(AgentCommand::Create {
             username,
             first_name,
             last_name,
-            password: input,
-        }) => {
-            if username.trim().is_empty() {
-                return Err(CliError("the username must not be empty".into()));
-            }
-            let secret = read_password(&input)?;
-            let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
-            let mut conn = connect(settings)?;
-            let now = chrono::Utc::now().naive_utc();
-            let id = agent::create(
-                &mut conn,
-                &agent::NewAgent {
-                    first_name: &first_name,
-                    last_name: &last_name,
-                    username: &username,
-                    password: &hash,
-                    status: agent::STATUS_ACTIVE,
-                    is_agent: true,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )
-            .map_err(|e| match e {
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                    CliError(format!("a user with username {username:?} already exists"))
-                }
-                other => CliError(other.to_string()),
-            })?;
-            Ok(format!("created agent {username} (id_user {id})"))
-        }
+            password,
+        }) => agent_create(settings, &username, &first_name, &last_name, &password),
         Command::Agent(AgentCommand::Deactivate { username }) => {
-            let mut conn = connect(settings)?;
-            require_one(
-                agent::set_status(&mut conn, &username, agent::STATUS_BLOCKED)?,
-                &username,
-            )?;
-            Ok(format!("deactivated agent {username}"))
+            agent_set_status(settings, &username, agent::STATUS_BLOCKED)
         }
         Command::Agent(AgentCommand::Activate { username }) => {
-            let mut conn = connect(settings)?;
-            require_one(
-                agent::set_status(&mut conn, &username, agent::STATUS_ACTIVE)?,
-                &username,
-            )?;
-            Ok(format!("activated agent {username}"))
+            agent_set_status(settings, &username, agent::STATUS_ACTIVE)
         }
-        Command::Agent(AgentCommand::SetPassword {
-            username,
-            password: input,
-        }) => {
-            let mut conn = connect(settings)?;
-            if agent::find_by_username(&mut conn, &username)?
-                .filter(|u| u.is_agent)
-                .is_none()
-            {
-                return Err(CliError(format!("no agent with username {username:?}")));
-            }
-            let secret = read_password(&input)?;
-            let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
-            require_one(agent::set_password(&mut conn, &username, &hash)?, &username)?;
-            Ok(format!("changed the password of agent {username}"))
+        Command::Agent(AgentCommand::SetPassword { username, password }) => {
+            agent_set_password(settings, &username, &password)
         }
         Command::Customer(CustomerCommand::Create {
             email,
@@ -295,73 +263,16 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
             last_name,
             customer_reference,
             password_stdin,
-        }) => {
-            if !crate::customer::is_valid_email(&email) {
-                return Err(CliError(format!("{email:?} is not a valid email address")));
-            }
-            if first_name.trim().is_empty() || last_name.trim().is_empty() {
-                return Err(CliError("first and last name must not be empty".into()));
-            }
-            if customer_reference
-                .as_deref()
-                .is_some_and(|r| r.trim().is_empty())
-            {
-                return Err(CliError("the customer reference must not be empty".into()));
-            }
-            let hash = if password_stdin {
-                Some(password::hash(
-                    &check_password(read_stdin_line()?)?,
-                    settings.oauth.bcrypt_cost,
-                )?)
-            } else {
-                None
-            };
-            let mut conn = connect(settings)?;
-            let (reference, id) = db::write_transaction(&mut conn, |conn| {
-                let reference = match &customer_reference {
-                    Some(r) => r.clone(),
-                    None => crate::customer::next_reference(
-                        conn,
-                        &settings.glue.customer_reference_prefix,
-                    )?,
-                };
-                let now = chrono::Utc::now().naive_utc();
-                let id = crate::customer::create(
-                    conn,
-                    &crate::customer::NewCustomer {
-                        customer_reference: &reference,
-                        email: &email,
-                        first_name: &first_name,
-                        last_name: &last_name,
-                        password: hash.as_deref(),
-                        search_email: &crate::customer::search_key(&email),
-                        search_first_name: &crate::customer::search_key(&first_name),
-                        search_last_name: &crate::customer::search_key(&last_name),
-                        created_at: now,
-                        updated_at: now,
-                    },
-                )?;
-                Ok::<_, DieselError>((reference, id))
-            })
-            .map_err(|e| match e {
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => CliError(
-                    "a customer with this email or customer reference already exists".into(),
-                ),
-                other => CliError(other.to_string()),
-            })?;
-            Ok(format!(
-                "created customer {reference} ({email}, id_customer {id})"
-            ))
-        }
+        }) => customer_create(
+            settings,
+            &email,
+            &first_name,
+            &last_name,
+            customer_reference.as_deref(),
+            password_stdin,
+        ),
         Command::Tokens(TokensCommand::PurgeExpired { retention }) => {
-            let mut conn = connect(settings)?;
-            let before = chrono::Utc::now().naive_utc() - retention;
-            let deleted = crate::oauth::refresh_token::purge_expired(&mut conn, before)?;
-            let counters =
-                crate::security_blocker::sweep(&mut conn, chrono::Utc::now().naive_utc())?;
-            Ok(format!(
-                "deleted {deleted} expired refresh token(s)\ndeleted {counters} expired login counter(s)"
-            ))
+            purge_expired(settings, retention)
         }
         Command::Keys(KeysCommand::Generate { out }) => {
             let (private, public) = crate::oauth::keys::write_key_pair(&out)?;
@@ -372,4 +283,139 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
             ))
         }
     }
+}
+
+fn migrate(settings: &Settings) -> Result<String, CliError> {
+    let manager = ConnectionManager::new(
+        settings.database.url.expose(),
+        settings.database.sqlite_busy_timeout_ms,
+    );
+    let applied = db::run_migrations(&mut manager.establish()?)?;
+    Ok(format!("applied {applied} migration(s)"))
+}
+
+fn agent_create(
+    settings: &Settings,
+    username: &str,
+    first_name: &str,
+    last_name: &str,
+    input: &PasswordInput,
+) -> Result<String, CliError> {
+    if username.trim().is_empty() {
+        return Err(refused("the username must not be empty"));
+    }
+    let secret = read_password(input)?;
+    let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
+    let mut conn = connect(settings)?;
+    let id = agent::create(
+        &mut conn,
+        &agent::NewAgent {
+            first_name,
+            last_name,
+            username,
+            password: &hash,
+            status: agent::STATUS_ACTIVE,
+            is_agent: true,
+        },
+    )
+    .map_err(|e| {
+        unless_duplicate(
+            e,
+            format!("a user with username {username:?} already exists"),
+        )
+    })?;
+    Ok(format!("created agent {username} (id_user {id})"))
+}
+
+fn agent_set_status(settings: &Settings, username: &str, status: &str) -> Result<String, CliError> {
+    let mut conn = connect(settings)?;
+    require_agent(agent::set_status(&mut conn, username, status)?, username)?;
+    let done = if status == agent::STATUS_ACTIVE {
+        "activated"
+    } else {
+        "deactivated"
+    };
+    Ok(format!("{done} agent {username}"))
+}
+
+fn agent_set_password(
+    settings: &Settings,
+    username: &str,
+    input: &PasswordInput,
+) -> Result<String, CliError> {
+    let mut conn = connect(settings)?;
+    if agent::find_by_username(&mut conn, username)?
+        .filter(|u| u.is_agent)
+        .is_none()
+    {
+        return Err(refused(format!("no agent with username {username:?}")));
+    }
+    let secret = read_password(input)?;
+    let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
+    require_agent(agent::set_password(&mut conn, username, &hash)?, username)?;
+    Ok(format!("changed the password of agent {username}"))
+}
+
+fn customer_create(
+    settings: &Settings,
+    email: &str,
+    first_name: &str,
+    last_name: &str,
+    customer_reference: Option<&str>,
+    password_stdin: bool,
+) -> Result<String, CliError> {
+    if !customer::is_valid_email(email) {
+        return Err(refused(format!("{email:?} is not a valid email address")));
+    }
+    if first_name.trim().is_empty() || last_name.trim().is_empty() {
+        return Err(refused("first and last name must not be empty"));
+    }
+    if customer_reference.is_some_and(|r| r.trim().is_empty()) {
+        return Err(refused("the customer reference must not be empty"));
+    }
+    let hash = if password_stdin {
+        Some(password::hash(
+            &check_password(read_stdin_line()?)?,
+            settings.oauth.bcrypt_cost,
+        )?)
+    } else {
+        None
+    };
+    let mut conn = connect(settings)?;
+    let (reference, id) = db::write_transaction(&mut conn, |conn| {
+        let reference = match customer_reference {
+            Some(r) => r.to_string(),
+            None => customer::next_reference(conn, &settings.glue.customer_reference_prefix)?,
+        };
+        let id = customer::create(
+            conn,
+            &customer::NewCustomer {
+                customer_reference: &reference,
+                email,
+                first_name,
+                last_name,
+                password: hash.as_deref(),
+            },
+        )?;
+        Ok::<_, DieselError>((reference, id))
+    })
+    .map_err(|e| {
+        unless_duplicate(
+            e,
+            "a customer with this email or customer reference already exists".into(),
+        )
+    })?;
+    Ok(format!(
+        "created customer {reference} ({email}, id_customer {id})"
+    ))
+}
+
+fn purge_expired(settings: &Settings, retention: chrono::TimeDelta) -> Result<String, CliError> {
+    let mut conn = connect(settings)?;
+    let before = chrono::Utc::now().naive_utc() - retention;
+    let deleted = crate::oauth::refresh_token::purge_expired(&mut conn, before)?;
+    let counters = crate::security_blocker::sweep(&mut conn, chrono::Utc::now().naive_utc())?;
+    Ok(format!(
+        "deleted {deleted} expired refresh token(s)\ndeleted {counters} expired login counter(s)"
+    ))
 }

@@ -1,29 +1,38 @@
 //! glue: Spryker's Glue REST API for agent assist, in Rust.
 //!
-//! Module map (Spryker module in brackets):
-//! - [`glue_application`] the REST core: plugins, envelope, errors, auth, negotiation [GlueApplication]
-//! - [`agent_auth_rest_api`] `/agent-access-tokens`, `/agent-customer-search`,
-//!   `/agent-customer-impersonation-access-tokens` [AgentAuthRestApi]
-//! - [`auth_rest_api`] `/access-tokens`, `/refresh-tokens` [AuthRestApi, OauthRevoke]
-//! - [`oauth`] keys + JWKS, JWT mint/verify, refresh tokens [Oauth, OauthRevoke]
-//! - [`oauth_agent_connector`] the agent credentials grant [OauthAgentConnector]
-//! - [`oauth_customer_connector`] the customer password grant [OauthCustomerConnector]
-//! - [`agent`] `spy_user` rows [User, Agent]
-//! - [`customer`] `spy_customer` rows and search [Customer]
-//! - [`security_blocker`] failed-login counters in the database [SecurityBlocker]
-//! - [`password`] bcrypt compatible with PHP's `password_hash`
-//! - [`db`] pool, SQLite/PostgreSQL connection, migrations [Propel]
-//! - [`settings`], [`state`], [`startup`], [`cli`] wiring
+//! Layers; a module imports only from the layers below it (Spryker module in brackets):
+//! 1. entry points: `main`, [`cli`], [`startup`] (the composition root: lists the resources)
+//! 2. resources, HTTP in and out, each with its own codes: [`agent_auth_rest_api`]
+//!    (`/agent-access-tokens`, `/agent-customer-search`,
+//!    `/agent-customer-impersonation-access-tokens`) [AgentAuthRestApi], [`auth_rest_api`]
+//!    (`/access-tokens`, `/refresh-tokens`) [AuthRestApi, OauthRevoke], and what they share,
+//!    [`oauth_api`] (the `Authorization` check, token resources, JWKS, domain errors → HTTP)
+//!    [OauthApi]; [`state`] is the app data they read
+//! 3. flows, one outcome enum each: [`login`] (the one login flow), [`oauth_agent_connector`]
+//!    [OauthAgentConnector], [`oauth_customer_connector`] (password and impersonation grants)
+//!    [OauthCustomerConnector]
+//! 4. [`oauth`]: keys + JWKS, JWT mint/verify, refresh-token rules and the refresh flow
+//!    [Oauth, OauthRevoke]; [`security_blocker`] failed-login counters [SecurityBlocker];
+//!    [`password`] bcrypt compatible with PHP's `password_hash`
+//! 5. repositories: [`agent`] `spy_user` [User, Agent], [`customer`] `spy_customer` [Customer]
+//! 6. [`db`] pool, SQLite/PostgreSQL connection, migrations [Propel]; [`settings`]; [`clock`]
+//!
+//! [`glue_application`], the REST core (envelope, errors, negotiation, headers, client address,
+//! plugin and validator traits) [GlueApplication], is used by the resources and `startup` and
+//! itself imports only `db` and `settings`.
 
 pub mod agent;
 pub mod agent_auth_rest_api;
 pub mod auth_rest_api;
 pub mod cli;
+pub mod clock;
 pub mod customer;
 pub mod db;
 pub mod glue_application;
+pub mod login;
 pub mod oauth;
 pub mod oauth_agent_connector;
+pub mod oauth_api;
 pub mod oauth_customer_connector;
 pub mod password;
 pub mod security_blocker;

@@ -7,7 +7,10 @@
 //! its own, so a login storm queues instead of spawning hundreds of threads fighting for the
 //! cores, and everything else preempts it.
 
+use std::fmt;
 use std::sync::{mpsc, Arc, Mutex};
+
+use rand::distr::{Alphanumeric, SampleString};
 
 /// bcrypt reads at most this many bytes of a password.
 pub const BCRYPT_MAX_BYTES: usize = 72;
@@ -22,6 +25,29 @@ pub enum PasswordError {
     Hash(#[from] bcrypt::BcryptError),
     #[error("password verification unavailable: {0}")]
     Threads(String),
+}
+
+/// A password as sent: a non-empty string. Never printed.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    /// `None` for a missing or empty password.
+    pub fn parse(value: Option<&str>) -> Option<Self> {
+        value
+            .filter(|v| !v.is_empty())
+            .map(|v| Password(v.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
 }
 
 /// A new `$2y$` hash of `password` at `cost`.
@@ -59,7 +85,7 @@ pub struct PasswordVerifier {
 impl PasswordVerifier {
     /// Hashes a random dummy password once (one bcrypt at `cost`) and starts the threads.
     pub fn new(cost: u32, threads: usize, nice: i32) -> Result<Self, PasswordError> {
-        let dummy = crate::oauth::random_hex(16);
+        let dummy = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for i in 0..threads.max(1) {
@@ -88,19 +114,21 @@ impl PasswordVerifier {
         })
     }
 
-    /// `hash = None` means "no such user": the dummy is verified and the result is false.
+    /// `hash = None` means "no such user" and `password = None` "no usable password": the
+    /// dummy (or the hash) is verified all the same and the result is false.
     pub async fn verify(
         &self,
-        password: String,
+        password: Option<Password>,
         hash: Option<String>,
     ) -> Result<bool, PasswordError> {
         let (done, result) = tokio::sync::oneshot::channel();
         let dummy = self.dummy_hash.clone();
         let job: Job = Box::new(move || {
+            let candidate = password.as_ref().map_or("", Password::expose);
             let matched = match hash {
-                Some(hash) => verify(&password, &hash),
+                Some(hash) => verify(candidate, &hash) && password.is_some(),
                 None => {
-                    verify(&password, &dummy);
+                    verify(candidate, &dummy);
                     false
                 }
             };

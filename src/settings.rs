@@ -166,6 +166,16 @@ pub enum SettingsError {
     Invalid { key: String, message: String },
 }
 
+/// Parses `10.0.0.1` or `10.0.0.0/8` (IPv4 or IPv6) into a network.
+fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
     SettingsError::Invalid {
         key: key.to_string(),
@@ -291,7 +301,7 @@ impl Settings {
             }
         }
         for proxy in &self.glue.trusted_proxies {
-            if crate::glue_application::client_ip::parse_network(proxy).is_none() {
+            if parse_network(proxy).is_none() {
                 return Err(invalid(
                     "glue.trusted_proxies",
                     format!("{proxy:?} is not an IP address or CIDR network"),
@@ -299,6 +309,15 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// `glue.trusted_proxies` as networks (validated at load time).
+    pub fn trusted_proxy_networks(&self) -> Vec<ipnet::IpNet> {
+        self.glue
+            .trusted_proxies
+            .iter()
+            .filter_map(|entry| parse_network(entry))
+            .collect()
     }
 
     /// `base_url` without a trailing slash.

@@ -1,6 +1,6 @@
-//! `Application::build(settings)`: keys, pool, migrations, the production guard, state and the
-//! bound HTTP server. `main` and the integration tests go through exactly this wiring; port 0
-//! binds a free port.
+//! The composition root. `Application::build(settings)`: keys, pool, migrations, the
+//! production guard, state, the list of resources and the bound HTTP server. `main` and the
+//! integration tests go through exactly this wiring; port 0 binds a free port.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -10,15 +10,35 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
-use crate::db::{self, ConnectError};
+use crate::clock::{Clock, SystemClock};
+use crate::db::{self, ConnectError, DbPool};
 use crate::glue_application::client_ip::TrustedProxies;
-use crate::glue_application::{self, middleware::glue_core};
-use crate::oauth::keys::{self, KeyError, KeySet};
+use crate::glue_application::health::HealthResourceRoutePlugin;
+use crate::glue_application::openapi::OpenApiResourceRoutePlugin;
+use crate::glue_application::{self, middleware::glue_core, GlueCore, ResourceRoutePlugin};
+use crate::login::LoginDeps;
+use crate::oauth::keys::{KeyError, KeySet};
 use crate::oauth::OAuthServer;
+use crate::oauth_api::jwks::JwksResourceRoutePlugin;
+use crate::oauth_api::BearerAuthorization;
 use crate::password::{self, PasswordError, PasswordVerifier};
 use crate::security_blocker::SecurityBlocker;
 use crate::settings::{Environment, Settings};
 use crate::state::AppState;
+use crate::{agent_auth_rest_api, auth_rest_api};
+
+/// Every resource the API serves; adding a resource is one module plus one line here
+/// (Spryker's project-level `GlueApplicationDependencyProvider::getResourceRoutePlugins()`).
+fn resource_route_plugins(pool: &DbPool) -> Vec<Arc<dyn ResourceRoutePlugin>> {
+    vec![
+        Arc::new(HealthResourceRoutePlugin { pool: pool.clone() }),
+        Arc::new(OpenApiResourceRoutePlugin),
+        Arc::new(JwksResourceRoutePlugin),
+        Arc::new(agent_auth_rest_api::AgentAccessTokensResourceRoutePlugin),
+        Arc::new(auth_rest_api::AccessTokensResourceRoutePlugin),
+        Arc::new(auth_rest_api::RefreshTokensResourceRoutePlugin),
+    ]
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -46,8 +66,16 @@ pub struct Application {
 impl Application {
     /// Everything up to a bound, not yet running server. Blocking (runs migrations).
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock))
+    }
+
+    /// [`Application::build`] with another clock for the time-dependent rules (tests).
+    pub fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let keys = KeySet::load(&settings)?;
-        keys::self_test(&keys)?;
+        crate::oauth::jwt::self_test(&keys)?;
 
         let pool = db::build_pool(&settings.database);
         {
@@ -61,16 +89,31 @@ impl Application {
             }
         }
 
-        let passwords = PasswordVerifier::new(
+        let passwords = Arc::new(PasswordVerifier::new(
             settings.oauth.bcrypt_cost,
             settings.bcrypt_concurrency(),
             settings.oauth.bcrypt_nice,
-        )?;
+        )?);
+        let oauth = Arc::new(OAuthServer::new(Arc::new(keys), settings.oauth.clone()));
+        let core = web::Data::new(GlueCore {
+            locale: settings.glue.locale.clone(),
+            trusted_proxies: TrustedProxies::new(settings.trusted_proxy_networks()),
+            validators: vec![Arc::new(BearerAuthorization {
+                oauth: oauth.clone(),
+            })],
+        });
+        let plugins = resource_route_plugins(&pool);
         let state = web::Data::new(AppState {
-            oauth: OAuthServer::new(Arc::new(keys), settings.oauth.clone()),
-            trusted_proxies: TrustedProxies::new(&settings.glue.trusted_proxies),
-            security_blocker: SecurityBlocker::new(settings.security_blocker.clone()),
-            passwords,
+            login: LoginDeps {
+                pool: pool.clone(),
+                blocker: Arc::new(SecurityBlocker::new(
+                    settings.security_blocker.clone(),
+                    clock,
+                )),
+                passwords,
+                oauth: oauth.clone(),
+            },
+            oauth,
             pool,
             settings: settings.clone(),
         });
@@ -81,12 +124,13 @@ impl Application {
         let origins = settings.glue.cors_allowed_origins.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .app_data(core.clone())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 // Inner: CORS answers preflights; outer: the core adds its headers to them too.
                 .wrap(glue_application::cors::cors(&origins))
                 .wrap(from_fn(glue_core))
-                .configure(glue_application::configure)
+                .configure(|cfg| glue_application::configure(cfg, &plugins))
                 .default_service(web::to(glue_application::not_found))
         })
         .workers(settings.worker_count())

@@ -1,17 +1,17 @@
-//! `AppState`: the one value registered as app data, built once in `startup.rs`.
+//! `AppState`: the value resource modules read as app data, built once in `startup.rs`.
+
+use std::sync::Arc;
 
 use crate::db::DbPool;
-use crate::glue_application::client_ip::TrustedProxies;
+use crate::login::LoginDeps;
 use crate::oauth::OAuthServer;
-use crate::password::PasswordVerifier;
-use crate::security_blocker::SecurityBlocker;
 use crate::settings::Settings;
 
 pub struct AppState {
     pub settings: Settings,
     pub pool: DbPool,
-    pub oauth: OAuthServer,
-    pub passwords: PasswordVerifier,
-    pub trusted_proxies: TrustedProxies,
-    pub security_blocker: SecurityBlocker,
+    pub oauth: Arc<OAuthServer>,
+    /// What the login flow needs (the pool and the OAuth server again, the security blocker,
+    /// the bcrypt verifier).
+    pub login: LoginDeps,
 }

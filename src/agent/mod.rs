@@ -9,7 +9,6 @@ use crate::db::DbConnection;
 
 pub const STATUS_ACTIVE: &str = "active";
 pub const STATUS_BLOCKED: &str = "blocked";
-pub const STATUS_DELETED: &str = "deleted";
 
 /// The demo agent the first migration seeds (Spryker's documentation credentials).
 pub const DEMO_USERNAME: &str = "admin@spryker.com";
@@ -28,20 +27,35 @@ pub struct User {
     pub last_login: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = t)]
+/// A user to create (an agent when `is_agent`).
+#[derive(Debug, Clone, Copy)]
 pub struct NewAgent<'a> {
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub username: &'a str,
+    /// A bcrypt hash.
     pub password: &'a str,
     pub status: &'a str,
     pub is_agent: bool,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = t)]
+struct UserRow<'a> {
+    first_name: &'a str,
+    last_name: &'a str,
+    username: &'a str,
+    password: &'a str,
+    status: &'a str,
+    is_agent: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
 }
 
 pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
+    if !crate::db::storable(username) {
+        return Ok(None);
+    }
     t::table
         .filter(dsl::username.eq(username))
         .select(User::as_select())
@@ -51,6 +65,9 @@ pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<
 
 /// The user if it may log in as an agent: exists, `is_agent`, `active`.
 pub fn find_active_agent(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
+    if !crate::db::storable(username) {
+        return Ok(None);
+    }
     t::table
         .filter(dsl::username.eq(username))
         .filter(dsl::is_agent.eq(true))
@@ -62,8 +79,18 @@ pub fn find_active_agent(conn: &mut DbConnection, username: &str) -> QueryResult
 
 /// Inserts an active agent; a duplicate username is a `UniqueViolation` error.
 pub fn create(conn: &mut DbConnection, agent: &NewAgent<'_>) -> QueryResult<i64> {
+    let now = chrono::Utc::now().naive_utc();
     diesel::insert_into(t::table)
-        .values(agent)
+        .values(UserRow {
+            first_name: agent.first_name,
+            last_name: agent.last_name,
+            username: agent.username,
+            password: agent.password,
+            status: agent.status,
+            is_agent: agent.is_agent,
+            created_at: now,
+            updated_at: now,
+        })
         .returning(dsl::id_user)
         .get_result(conn)
 }

@@ -15,3 +15,11 @@ pub const DETAIL_PAGINATION_INVALID: &str = "Pagination parameters are invalid."
 
 /// Page size when the request names none (Spryker's default).
 pub const DEFAULT_PAGE_LIMIT: i64 = 10;
+
+pub const CODE_AGENT_TOKEN_INVALID: &str = "4102";
+pub const DETAIL_AGENT_TOKEN_INVALID: &str = "Agent access token is invalid.";
+pub const CODE_AGENT_ONLY: &str = "4103";
+pub const DETAIL_AGENT_ONLY: &str = "Action is available to agent user only.";
+
+/// The header agents send their token in (Spryker's `X-Agent-Authorization`).
+pub const AGENT_AUTHORIZATION: &str = "x-agent-authorization";

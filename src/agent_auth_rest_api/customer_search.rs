@@ -8,10 +8,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::caller::AgentCaller;
 use super::config::*;
-use super::ensure_active_agent;
-use crate::customer::{self, Customer};
-use crate::glue_application::auth::AgentCaller;
+use crate::customer;
+use crate::db;
 use crate::glue_application::error::GlueError;
 use crate::glue_application::response::{json_api, resource_link, RestResource};
 use crate::state::AppState;
@@ -134,19 +134,13 @@ pub async fn get_agent_customer_search(
     agent: AgentCaller,
 ) -> Result<HttpResponse, GlueError> {
     let params = SearchParams::parse(req.query_string(), state.settings.glue.max_page_limit)?;
-    let searching = state.clone();
     let query = params.clone();
-    let (customers, total) = web::block(move || -> Result<(Vec<Customer>, i64), GlueError> {
-        let mut conn = searching.pool.get()?;
-        ensure_active_agent(&mut conn, agent.id_agent)?;
-        Ok(customer::search(
-            &mut conn,
-            &query.q,
-            query.offset,
-            query.limit,
-        )?)
+    let (customers, total) = db::run(&state.pool, move |conn| -> Result<_, GlueError> {
+        agent.ensure_active(conn)?;
+        customer::search(conn, &query.q, query.offset, query.limit)
+            .map_err(|e| db::DbError::from(e).into())
     })
-    .await??;
+    .await?;
 
     let base = state.settings.base_url();
     let resource = RestResource::new(
@@ -176,4 +170,55 @@ pub async fn get_agent_customer_search(
         Value::Object(links(base, req.query_string(), &params, total)),
     );
     Ok(json_api(StatusCode::OK, &document))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn is_client_error(error: &GlueError) -> bool {
+        matches!(error, GlueError::Rest(_)) && error.status_code() == StatusCode::BAD_REQUEST
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_query_is_valid_parameters_or_a_400(query in "[a-z\\[\\]=&%0-9.+-]{0,48}", max in 1i64..200) {
+            match SearchParams::parse(&query, max) {
+                Ok(params) => {
+                    prop_assert!(params.limit >= 1 && params.limit <= max);
+                    prop_assert!(params.offset >= 0);
+                    prop_assert_eq!(params.offset % params.limit, 0);
+                }
+                Err(error) => prop_assert!(is_client_error(&error)),
+            }
+        }
+
+        #[test]
+        fn any_page_numbers_are_a_page_or_a_400(offset in any::<i64>(), limit in any::<i64>()) {
+            let query = format!("q=x&page[offset]={offset}&page[limit]={limit}");
+            match SearchParams::parse(&query, 100) {
+                Ok(params) => {
+                    prop_assert!(offset >= 0 && limit >= 1);
+                    prop_assert_eq!(params.limit, limit.min(100));
+                    prop_assert!(params.offset <= offset && offset - params.offset < params.limit);
+                }
+                Err(error) => {
+                    prop_assert!(offset < 0 || limit < 1);
+                    prop_assert!(is_client_error(&error));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded_except_unreserved_characters_and_at() {
+        assert_eq!(encode_query_value("a.b-c_d~e@f"), "a.b-c_d~e@f");
+        assert_eq!(encode_query_value("a b&c=d%"), "a%20b%26c%3Dd%25");
+        assert_eq!(encode_query_value("ü"), "%C3%BC");
+    }
 }

@@ -3,17 +3,17 @@
 //! `act` claim names the agent (RFC 8693), so every action taken with it is traceable.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 
+use super::caller::AgentCaller;
 use super::config::*;
-use super::{ensure_active_agent, token_resource};
-use crate::customer;
-use crate::glue_application::auth::AgentCaller;
+use crate::db;
+use crate::glue_application::client_ip::ClientIp;
 use crate::glue_application::error::GlueError;
 use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::created_with_tokens;
-use crate::oauth::jwt::UserIdentifier;
-use crate::oauth::{Grant, SCOPE_CUSTOMER, SCOPE_CUSTOMER_IMPERSONATION};
+use crate::oauth_api::token_resource;
+use crate::oauth_customer_connector::impersonate;
 use crate::state::AppState;
 
 fn impersonation_failed() -> GlueError {
@@ -26,7 +26,7 @@ fn impersonation_failed() -> GlueError {
 
 pub async fn post_impersonation_access_tokens(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    ip: ClientIp,
     agent: AgentCaller,
     body: RestRequest,
 ) -> Result<HttpResponse, GlueError> {
@@ -37,37 +37,23 @@ pub async fn post_impersonation_access_tokens(
     else {
         return Err(impersonation_failed());
     };
-    let issuing = state.clone();
-    let id_agent = agent.id_agent;
-    let actor = agent.token.subject_json.clone();
-    let (tokens, customer) = web::block(move || -> Result<_, GlueError> {
-        let mut conn = issuing.pool.get()?;
-        ensure_active_agent(&mut conn, id_agent)?;
-        let customer =
-            customer::find_by_reference(&mut conn, &reference)?.ok_or_else(impersonation_failed)?;
-        let grant = Grant {
-            subject: UserIdentifier::customer(
-                customer.customer_reference.clone(),
-                customer.id_customer,
-            ),
-            scopes: vec![
-                SCOPE_CUSTOMER_IMPERSONATION.to_string(),
-                SCOPE_CUSTOMER.to_string(),
-            ],
-            actor: Some(actor),
-        };
-        Ok((issuing.oauth.issue(&mut conn, &grant)?, customer))
+    let oauth = state.oauth.clone();
+    let acting = agent.clone();
+    let (customer, tokens) = db::run(&state.pool, move |conn| -> Result<_, GlueError> {
+        acting.ensure_active(conn)?;
+        impersonate(conn, &oauth, &acting.token.subject_json, &reference)?
+            .ok_or_else(impersonation_failed)
     })
-    .await??;
-    let ip = crate::glue_application::client_ip::display(state.trusted_proxies.client_ip(&req));
+    .await?;
     log::info!(
         target: "security",
-        "Customer Impersonation (Agent) id_agent={id_agent} customer_reference={:?} id_customer={} ip={ip}",
+        "Customer Impersonation (Agent) id_agent={} customer_reference={:?} id_customer={} ip={ip}",
+        agent.id_agent,
         customer.customer_reference,
         customer.id_customer
     );
     Ok(created_with_tokens(&token_resource(
-        &state,
+        state.settings.base_url(),
         RESOURCE_AGENT_CUSTOMER_IMPERSONATION_ACCESS_TOKENS,
         tokens,
     )))

@@ -11,3 +11,6 @@ pub const DETAIL_INVALID_LOGIN: &str = "Failed to authenticate user.";
 pub const CODE_REFRESH_FAILED: &str = "004";
 pub const DETAIL_REFRESH_FAILED: &str = "Failed to refresh token.";
 pub const CODE_VALIDATION: &str = "901";
+
+pub const NOT_BLANK: &str = "This value should not be blank.";
+pub const NOT_AN_EMAIL: &str = "This value is not a valid email address.";

@@ -5,19 +5,20 @@
 pub mod config;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
+use serde_json::Value;
 
-use crate::agent_auth_rest_api::{blocked, token_resource};
-use crate::glue_application::auth::Authenticated;
-use crate::glue_application::error::GlueError;
+use crate::db;
+use crate::glue_application::client_ip::ClientIp;
+use crate::glue_application::error::{GlueError, RestErrorMessage};
 use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::created_with_tokens;
-use crate::glue_application::ResourceRoutePlugin;
-use crate::oauth::grant::LoginOutcome;
-use crate::oauth::jwt::UserIdentifier;
+use crate::glue_application::{resource, ResourceRoutePlugin};
+use crate::login::{LoginAttempt, LoginOutcome, Username};
 use crate::oauth::refresh_token::{self, Owner};
-use crate::oauth::{hash_refresh_token, Grant, IssuedTokens, RefreshRejection, SCOPE_CUSTOMER};
-use crate::oauth_agent_connector::Password;
+use crate::oauth::{hash_refresh_token, OAuthError, RefreshOutcome};
+use crate::oauth_api::{blocked, token_resource, Authenticated};
+use crate::password::Password;
 use crate::state::AppState;
 use config::*;
 
@@ -26,7 +27,7 @@ pub struct AccessTokensResourceRoutePlugin;
 impl ResourceRoutePlugin for AccessTokensResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
-            crate::glue_application::resource(&format!("/{RESOURCE_ACCESS_TOKENS}"))
+            resource(&format!("/{RESOURCE_ACCESS_TOKENS}"))
                 .route(web::post().to(post_access_tokens)),
         );
     }
@@ -37,25 +38,23 @@ pub struct RefreshTokensResourceRoutePlugin;
 impl ResourceRoutePlugin for RefreshTokensResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
-            crate::glue_application::resource(&format!("/{RESOURCE_REFRESH_TOKENS}"))
+            resource(&format!("/{RESOURCE_REFRESH_TOKENS}"))
                 .route(web::post().to(post_refresh_tokens)),
         )
         .service(
-            crate::glue_application::resource(&format!(
-                "/{RESOURCE_REFRESH_TOKENS}/{{refreshToken}}"
-            ))
-            .route(web::delete().to(delete_refresh_tokens)),
+            resource(&format!("/{RESOURCE_REFRESH_TOKENS}/{{refreshToken}}"))
+                .route(web::delete().to(delete_refresh_tokens)),
         );
     }
 }
 
 /// One 422/`901` error per violated field (Spryker's RestRequestValidator format).
-pub fn validation_error(violations: &[(&str, &str)]) -> GlueError {
+fn validation_error(violations: &[(&str, &str)]) -> GlueError {
     GlueError::Rest(
         violations
             .iter()
             .map(|(field, message)| {
-                crate::glue_application::error::RestErrorMessage::new(
+                RestErrorMessage::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     Some(CODE_VALIDATION),
                     format!("{field} => {message}"),
@@ -64,9 +63,6 @@ pub fn validation_error(violations: &[(&str, &str)]) -> GlueError {
             .collect(),
     )
 }
-
-pub const NOT_BLANK: &str = "This value should not be blank.";
-pub const NOT_AN_EMAIL: &str = "This value is not a valid email address.";
 
 fn invalid_login() -> GlueError {
     GlueError::one(
@@ -80,69 +76,53 @@ fn invalid_login() -> GlueError {
 /// credentials, 201 `access-tokens` with scopes `["customer"]`.
 async fn post_access_tokens(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    ip: ClientIp,
     body: RestRequest,
 ) -> Result<HttpResponse, GlueError> {
     let attributes = body.attributes_of(RESOURCE_ACCESS_TOKENS)?;
-    let username = attributes.string("username").unwrap_or("");
+    let username = Username::parse(attributes.string("username"));
     let password = Password::parse(attributes.string("password"));
     let mut violations = Vec::new();
-    if username.trim().is_empty() {
-        violations.push(("username", NOT_BLANK));
-    } else if !crate::customer::is_valid_email(username) {
-        violations.push(("username", NOT_AN_EMAIL));
+    match &username {
+        None => violations.push(("username", NOT_BLANK)),
+        Some(email) if !crate::customer::is_valid_email(email.as_str()) => {
+            violations.push(("username", NOT_AN_EMAIL))
+        }
+        Some(_) => {}
     }
     if password.is_none() {
         violations.push(("password", NOT_BLANK));
     }
-    let Some(password) = password.filter(|_| violations.is_empty()) else {
+    let (Some(email), Some(password), true) = (username, password, violations.is_empty()) else {
         return Err(validation_error(&violations));
     };
-    let ip = state.trusted_proxies.client_ip(&req);
-    let ip_text = crate::glue_application::client_ip::display(ip);
-    let email = username.to_string();
-    let customer = match crate::oauth_customer_connector::authenticate(
-        &state,
-        ip,
-        email.clone(),
-        password,
-    )
-    .await?
-    {
-        LoginOutcome::Authenticated(customer) => customer,
+    let attempt = LoginAttempt {
+        username: Some(email.clone()),
+        password: Some(password),
+        ip: ip.0,
+    };
+    match crate::oauth_customer_connector::authenticate(&state.login, attempt).await? {
+        LoginOutcome::Issued { user, tokens } => {
+            log::info!(
+                target: "security",
+                "Successful Login (Customer) customer_reference={:?} ip={ip}",
+                user.customer_reference
+            );
+            Ok(created_with_tokens(&token_resource(
+                state.settings.base_url(),
+                RESOURCE_ACCESS_TOKENS,
+                tokens,
+            )))
+        }
         LoginOutcome::Blocked(refused) => {
-            log::warn!(target: "security", "Blocked Login (Customer) username={email:?} ip={ip_text}");
-            return Err(blocked(refused));
+            log::warn!(target: "security", "Blocked Login (Customer) username={:?} ip={ip}", email.as_str());
+            Err(blocked(refused))
         }
-        LoginOutcome::Failed => {
-            log::warn!(target: "security", "Failed Login (Customer) username={email:?} ip={ip_text}");
-            return Err(invalid_login());
+        LoginOutcome::InvalidCredentials => {
+            log::warn!(target: "security", "Failed Login (Customer) username={:?} ip={ip}", email.as_str());
+            Err(invalid_login())
         }
-    };
-    let issuing = state.clone();
-    let grant = Grant {
-        subject: UserIdentifier::customer(
-            customer.customer_reference.clone(),
-            customer.id_customer,
-        ),
-        scopes: vec![SCOPE_CUSTOMER.to_string()],
-        actor: None,
-    };
-    let tokens = web::block(move || -> Result<IssuedTokens, GlueError> {
-        let mut conn = issuing.pool.get()?;
-        Ok(issuing.oauth.issue(&mut conn, &grant)?)
-    })
-    .await??;
-    log::info!(
-        target: "security",
-        "Successful Login (Customer) customer_reference={:?} ip={ip_text}",
-        customer.customer_reference
-    );
-    Ok(created_with_tokens(&token_resource(
-        &state,
-        RESOURCE_ACCESS_TOKENS,
-        tokens,
-    )))
+    }
 }
 
 fn refresh_failed() -> GlueError {
@@ -159,57 +139,31 @@ async fn post_refresh_tokens(
 ) -> Result<HttpResponse, GlueError> {
     let attributes = body.attributes_of(RESOURCE_REFRESH_TOKENS)?;
     let presented = match attributes.0.get("refreshToken") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
-        Some(serde_json::Value::String(s)) => Some(Some(s.clone())),
+        None | Some(Value::Null) => return Err(validation_error(&[("refreshToken", NOT_BLANK)])),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err(validation_error(&[("refreshToken", NOT_BLANK)]))
+        }
+        Some(Value::String(s)) => s.clone(),
         // Present but not a string: not blank, and no token either.
-        Some(_) => Some(None),
+        Some(_) => return Err(refresh_failed()),
     };
-    let Some(presented) = presented else {
-        return Err(validation_error(&[("refreshToken", NOT_BLANK)]));
-    };
-    let Some(presented) = presented else {
-        return Err(refresh_failed());
-    };
-    let exchanging = state.clone();
-    let outcome = web::block(move || -> Result<_, GlueError> {
-        let mut conn = exchanging.pool.get()?;
-        Ok(exchanging
-            .oauth
-            .refresh(&mut conn, &presented, agents_still_active)?)
+    let oauth = state.oauth.clone();
+    let outcome = db::run(&state.pool, move |conn| -> Result<_, OAuthError> {
+        oauth.refresh(conn, &presented)
     })
-    .await??;
+    .await?;
     match outcome {
-        Ok(tokens) => Ok(created_with_tokens(&token_resource(
-            &state,
+        RefreshOutcome::Rotated(tokens) => Ok(created_with_tokens(&token_resource(
+            state.settings.base_url(),
             RESOURCE_REFRESH_TOKENS,
             tokens,
         ))),
-        Err(reason) => {
-            if reason == RefreshRejection::Reused {
-                log::warn!(target: "security", "Refresh token reuse detected: token family revoked");
-            }
+        RefreshOutcome::Reused => {
+            log::warn!(target: "security", "Refresh token reuse detected: token family revoked");
             Err(refresh_failed())
         }
+        RefreshOutcome::Rejected(_) => Err(refresh_failed()),
     }
-}
-
-/// False if the token belongs to, or acts for, an agent who was deactivated since logging in.
-fn agents_still_active(
-    conn: &mut crate::db::DbConnection,
-    grant: &Grant,
-) -> diesel::QueryResult<bool> {
-    let acting = grant
-        .actor
-        .as_deref()
-        .and_then(|actor| serde_json::from_str::<UserIdentifier>(actor).ok())
-        .and_then(|actor| actor.id_agent);
-    for id_agent in [grant.subject.id_agent, acting].into_iter().flatten() {
-        if crate::agent::find_active_agent_by_id(conn, id_agent)?.is_none() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Always 204: whether anything was revoked is nobody else's business.
@@ -220,19 +174,18 @@ async fn delete_refresh_tokens(
 ) -> Result<HttpResponse, GlueError> {
     let target = path.into_inner();
     let token = caller.0;
-    web::block(move || -> Result<(), GlueError> {
-        let mut conn = state.pool.get()?;
+    db::run(&state.pool, move |conn| -> Result<_, OAuthError> {
         let owner = Owner {
             user_identifier: &token.subject_json,
             actor_identifier: token.actor.as_ref().map(|a| a.sub.as_str()),
         };
         if target == REFRESH_TOKEN_MINE {
-            refresh_token::revoke_all_owned_by(&mut conn, owner)?;
+            refresh_token::revoke_all_owned_by(conn, owner)?;
         } else {
-            refresh_token::revoke_family_owned_by(&mut conn, &hash_refresh_token(&target), owner)?;
+            refresh_token::revoke_family_owned_by(conn, &hash_refresh_token(&target), owner)?;
         }
         Ok(())
     })
-    .await??;
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -23,23 +23,34 @@ pub struct Customer {
     pub password: Option<String>,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = t)]
+/// A customer to create; [`create`] derives whatever search keys the schema needs.
+#[derive(Debug, Clone, Copy)]
 pub struct NewCustomer<'a> {
     pub customer_reference: &'a str,
     pub email: &'a str,
     pub first_name: &'a str,
     pub last_name: &'a str,
+    /// A bcrypt hash; `None` = the customer cannot log in.
     pub password: Option<&'a str>,
-    pub search_email: &'a str,
-    pub search_first_name: &'a str,
-    pub search_last_name: &'a str,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = t)]
+struct CustomerRow<'a> {
+    customer_reference: &'a str,
+    email: &'a str,
+    first_name: &'a str,
+    last_name: &'a str,
+    password: Option<&'a str>,
+    search_email: String,
+    search_first_name: String,
+    search_last_name: String,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
 }
 
 /// The form of a value that search compares against.
-pub fn search_key(value: &str) -> String {
+fn search_key(value: &str) -> String {
     value.to_lowercase()
 }
 
@@ -97,6 +108,9 @@ pub fn search(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<Customer>, i64)> {
+    if !crate::db::storable(q) {
+        return Ok((Vec::new(), 0));
+    }
     let mut count = t::table.into_boxed();
     let mut page = t::table.into_boxed();
     if let (Some(a), Some(b)) = (search_filter(q), search_filter(q)) {
@@ -120,6 +134,9 @@ pub fn find_by_reference(
     conn: &mut DbConnection,
     reference: &str,
 ) -> QueryResult<Option<Customer>> {
+    if !crate::db::storable(reference) {
+        return Ok(None);
+    }
     t::table
         .filter(dsl::customer_reference.eq(reference))
         .select(Customer::as_select())
@@ -129,6 +146,9 @@ pub fn find_by_reference(
 
 /// Emails are matched without regard to case.
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<Customer>> {
+    if !crate::db::storable(email) {
+        return Ok(None);
+    }
     t::table
         .filter(dsl::search_email.eq(search_key(email)))
         .select(Customer::as_select())
@@ -138,8 +158,20 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
 
 /// Inserts a customer; duplicates of email or reference are `UniqueViolation` errors.
 pub fn create(conn: &mut DbConnection, customer: &NewCustomer<'_>) -> QueryResult<i64> {
+    let now = chrono::Utc::now().naive_utc();
     diesel::insert_into(t::table)
-        .values(customer)
+        .values(CustomerRow {
+            customer_reference: customer.customer_reference,
+            email: customer.email,
+            first_name: customer.first_name,
+            last_name: customer.last_name,
+            password: customer.password,
+            search_email: search_key(customer.email),
+            search_first_name: search_key(customer.first_name),
+            search_last_name: search_key(customer.last_name),
+            created_at: now,
+            updated_at: now,
+        })
         .returning(dsl::id_customer)
         .get_result(conn)
 }

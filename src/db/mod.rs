@@ -28,7 +28,6 @@ pub enum DbConnection {
 pub type DbBackend = <DbConnection as diesel::Connection>::Backend;
 
 pub type DbPool = r2d2::Pool<ConnectionManager>;
-pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -236,9 +235,60 @@ where
     }
 }
 
+/// A database failure, as the layers above see it: unreachable or busy (answered with 503),
+/// or anything else (a bug or a constraint violation: 500). The cause is kept for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("database query failed")]
+    Query(#[source] diesel::result::Error),
+    #[error("the database task stopped before finishing")]
+    Task,
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        if is_unavailable(&e) {
+            DbError::Unavailable(Box::new(e))
+        } else {
+            DbError::Query(e)
+        }
+    }
+}
+
+impl From<r2d2::Error> for DbError {
+    fn from(e: r2d2::Error) -> Self {
+        DbError::Unavailable(Box::new(e))
+    }
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool, never on an async worker:
+/// pool checkout and every query of a request happen inside one such call.
+pub async fn run<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        f(&mut conn)
+    })
+    .await
+    .unwrap_or_else(|_| Err(DbError::Task.into()))
+}
+
+/// False for text no backend can hold or match: PostgreSQL refuses NUL bytes in text, so
+/// lookups with one answer "not found" on every backend instead of failing on one.
+pub fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 /// True when the error means the database could not be reached or is busy (answered with 503),
 /// as opposed to a bug or a constraint violation (500).
-pub fn is_unavailable(error: &diesel::result::Error) -> bool {
+fn is_unavailable(error: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match error {
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,

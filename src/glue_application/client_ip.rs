@@ -1,26 +1,23 @@
 //! The client's address: the TCP peer, or — only when the peer is a configured trusted proxy —
 //! the right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
 
+use std::fmt;
+use std::future::{ready, Ready};
 use std::net::IpAddr;
 
-use actix_web::HttpRequest;
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
 use ipnet::IpNet;
 
-/// Parses `10.0.0.1` or `10.0.0.0/8` (IPv4 or IPv6) into a network.
-pub fn parse_network(text: &str) -> Option<IpNet> {
-    let text = text.trim();
-    text.parse::<IpNet>()
-        .ok()
-        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
-}
+use super::error::GlueError;
+use super::GlueCore;
 
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
-    /// Entries were validated with the settings; anything unparsable is skipped.
-    pub fn new(entries: &[String]) -> Self {
-        TrustedProxies(entries.iter().filter_map(|e| parse_network(e)).collect())
+    pub fn new(networks: Vec<IpNet>) -> Self {
+        TrustedProxies(networks)
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -59,9 +56,31 @@ impl TrustedProxies {
     }
 }
 
-/// The address as written in audit lines and counter keys.
-pub fn display(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+/// The client's address as an extractor (`None` when the peer address is unknown); it prints
+/// as the address or `unknown`, the form audit lines use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+impl FromRequest for ClientIp {
+    type Error = GlueError;
+    type Future = Ready<Result<Self, GlueError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.app_data::<web::Data<GlueCore>>()
+                .map(|core| ClientIp(core.trusted_proxies.client_ip(req)))
+                .ok_or_else(|| GlueError::internal("core state missing")),
+        )
+    }
 }
 
 /// `::ffff:1.2.3.4` and `1.2.3.4` are one client.

@@ -205,30 +205,11 @@ impl ResponseError for GlueError {
     }
 }
 
-impl From<r2d2::Error> for GlueError {
-    fn from(e: r2d2::Error) -> Self {
-        GlueError::Unavailable(Box::new(e))
-    }
-}
-
-impl From<diesel::result::Error> for GlueError {
-    fn from(e: diesel::result::Error) -> Self {
-        if crate::db::is_unavailable(&e) {
-            GlueError::Unavailable(Box::new(e))
-        } else {
-            GlueError::Internal(Box::new(e))
+impl From<crate::db::DbError> for GlueError {
+    fn from(e: crate::db::DbError) -> Self {
+        match e {
+            crate::db::DbError::Unavailable(_) => GlueError::Unavailable(Box::new(e)),
+            other => GlueError::Internal(Box::new(other)),
         }
-    }
-}
-
-impl From<crate::password::PasswordError> for GlueError {
-    fn from(e: crate::password::PasswordError) -> Self {
-        GlueError::Internal(Box::new(e))
-    }
-}
-
-impl From<actix_web::error::BlockingError> for GlueError {
-    fn from(e: actix_web::error::BlockingError) -> Self {
-        GlueError::Internal(Box::new(e))
     }
 }

@@ -8,15 +8,20 @@ use serde_json::json;
 
 use super::error::GlueError;
 use super::response::json_api;
-use super::ResourceRoutePlugin;
-use crate::state::AppState;
+use super::{operational_resource, ResourceRoutePlugin};
+use crate::db::{self, DbError, DbPool};
 
-pub struct HealthResourceRoutePlugin;
+pub struct HealthResourceRoutePlugin {
+    pub pool: DbPool,
+}
 
 impl ResourceRoutePlugin for HealthResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.service(super::resource("/healthz").route(web::get().to(healthz)))
-            .service(super::resource("/readyz").route(web::get().to(readyz)));
+        let pool = self.pool.clone();
+        cfg.service(operational_resource("/healthz").route(web::get().to(healthz)))
+            .service(
+                operational_resource("/readyz").route(web::get().to(move || readyz(pool.clone()))),
+            );
     }
 }
 
@@ -24,13 +29,10 @@ async fn healthz() -> HttpResponse {
     json_api(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, GlueError> {
-    let pool = state.pool.clone();
-    web::block(move || -> Result<(), GlueError> {
-        let mut conn = pool.get()?;
-        conn.batch_execute("SELECT 1")?;
-        Ok(())
+async fn readyz(pool: DbPool) -> Result<HttpResponse, GlueError> {
+    db::run(&pool, |conn| {
+        conn.batch_execute("SELECT 1").map_err(DbError::from)
     })
-    .await??;
+    .await?;
     Ok(json_api(StatusCode::OK, &json!({"status": "ready"})))
 }

@@ -1,12 +1,13 @@
 //! The core middleware, run around every request:
 //! 1. content negotiation (Spryker's `HeaderValidator`): `Accept` must allow JSON,
 //!    `Content-Type`, when present, must be JSON — 415 otherwise;
-//! 2. `Authorization`, when present, must hold a valid token — 401/`001` otherwise;
+//! 2. the request validators `startup` registered (e.g. a present `Authorization` header must
+//!    hold a valid token);
 //! 3. Spryker's security headers and `Content-Language` on every response;
 //! 4. one access-log line per request with the *route pattern* (never a token from the path),
 //!    status and duration; no body, no header values.
 //!
-//! The operational endpoints (`/healthz`, `/readyz`, JWKS, `/openapi.json`) skip steps 1 and 2.
+//! Operational resources (registered with [`super::operational_resource`]) skip steps 1 and 2.
 
 use std::time::Instant;
 
@@ -16,15 +17,8 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 
-use super::auth::authenticate_authorization;
 use super::error::GlueError;
-use super::openapi::OPENAPI_PATH;
-use crate::oauth::jwks_rest_api::JWKS_PATH;
-use crate::state::AppState;
-
-fn is_operational(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | JWKS_PATH | OPENAPI_PATH)
-}
+use super::{is_operational, GlueCore};
 
 fn media_type(value: &str) -> String {
     value
@@ -38,7 +32,7 @@ fn media_type(value: &str) -> String {
 const JSON_TYPES: [&str; 2] = ["application/json", "application/vnd.api+json"];
 
 /// `Accept` allows a JSON answer (missing or empty counts as "anything").
-pub fn accept_allows_json(value: Option<&str>) -> bool {
+fn accept_allows_json(value: Option<&str>) -> bool {
     let Some(value) = value else { return true };
     if value.trim().is_empty() {
         return true;
@@ -50,7 +44,7 @@ pub fn accept_allows_json(value: Option<&str>) -> bool {
 }
 
 /// `Content-Type`, when present, names JSON.
-pub fn content_type_is_json(value: Option<&str>) -> bool {
+fn content_type_is_json(value: Option<&str>) -> bool {
     match value {
         None => true,
         Some(v) => JSON_TYPES.contains(&media_type(v).as_str()),
@@ -71,20 +65,28 @@ fn negotiate(req: &ServiceRequest) -> Result<(), GlueError> {
     Ok(())
 }
 
+async fn validate(req: &ServiceRequest, core: &GlueCore) -> Result<(), GlueError> {
+    negotiate(req)?;
+    for validator in &core.validators {
+        validator.validate(req.request()).await?;
+    }
+    Ok(())
+}
+
 pub async fn glue_core(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
-    let state = req
-        .app_data::<web::Data<AppState>>()
+    let core = req
+        .app_data::<web::Data<GlueCore>>()
         .cloned()
-        .ok_or_else(|| actix_web::error::ErrorInternalServerError("application state missing"))?;
+        .ok_or_else(|| actix_web::error::ErrorInternalServerError("core state missing"))?;
     let method = req.method().clone();
-    let early = if is_operational(req.path()) {
+    let early = if is_operational(req.request()) {
         Ok(())
     } else {
-        negotiate(&req).and_then(|()| authenticate_authorization(req.request(), &state))
+        validate(&req, &core).await
     };
     let mut response = match early {
         Ok(()) => next.call(req).await?.map_into_boxed_body(),
@@ -107,7 +109,7 @@ pub async fn glue_core(
             HeaderValue::from_static(value),
         );
     }
-    if let Ok(locale) = HeaderValue::from_str(&state.settings.glue.locale) {
+    if let Ok(locale) = HeaderValue::from_str(&core.locale) {
         headers.insert(header::CONTENT_LANGUAGE, locale);
     }
 
@@ -124,4 +126,38 @@ pub async fn glue_core(
         started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_must_allow_a_json_answer() {
+        for allowed in [
+            None,
+            Some(""),
+            Some("*/*"),
+            Some("application/*"),
+            Some("application/json"),
+            Some("application/vnd.api+json; version=1.0"),
+            Some("text/html, application/json;q=0.9"),
+        ] {
+            assert!(accept_allows_json(allowed), "{allowed:?}");
+        }
+        for refused in [Some("text/html"), Some("application/vnd.api+xml")] {
+            assert!(!accept_allows_json(refused), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn a_content_type_must_be_json_when_present() {
+        assert!(content_type_is_json(None));
+        assert!(content_type_is_json(Some(
+            "application/json; charset=utf-8"
+        )));
+        assert!(content_type_is_json(Some("Application/Vnd.Api+Json")));
+        assert!(!content_type_is_json(Some("")));
+        assert!(!content_type_is_json(Some("text/plain")));
+    }
 }

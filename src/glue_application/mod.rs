@@ -1,11 +1,14 @@
-//! The REST core (Spryker's `GlueApplication`): knows HTTP and JSON:API, no resource.
+//! The REST core (Spryker's `GlueApplication`): knows HTTP and JSON:API, no resource and no
+//! domain module.
 //!
-//! Resource modules implement [`ResourceRoutePlugin`] and are listed once in
-//! [`resource_route_plugins`]. The core owns the error envelope ([`error`]), the request
-//! envelope ([`request`]), response builders ([`response`]), bearer authentication ([`auth`]),
-//! content negotiation, security headers, access logging and the 404 fallback ([`middleware`]).
+//! Resource modules implement [`ResourceRoutePlugin`]; the composition root (`startup.rs`)
+//! lists them, the way Spryker's project-level `GlueApplicationDependencyProvider` fills the
+//! core's empty plugin list. A route says when it registers whether it is an API route
+//! ([`resource`]: content negotiation and the request validators run) or an operational one
+//! ([`operational_resource`]: health checks, key sets, documents). The core owns the error
+//! envelope ([`error`]), the request envelope ([`request`]), response builders ([`response`]),
+//! the client address ([`client_ip`]), CORS ([`cors`]) and the middleware ([`middleware`]).
 
-pub mod auth;
 pub mod client_ip;
 pub mod cors;
 pub mod error;
@@ -15,37 +18,62 @@ pub mod openapi;
 pub mod request;
 pub mod response;
 
-use actix_web::web;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
+use actix_web::{web, HttpRequest};
+
+use client_ip::TrustedProxies;
 use error::GlueError;
 
 /// A resource module's routes (Spryker's `ResourceRoutePluginInterface`).
-pub trait ResourceRoutePlugin {
+pub trait ResourceRoutePlugin: Send + Sync {
     fn configure(&self, cfg: &mut web::ServiceConfig);
 }
 
-/// Every resource the API serves; adding a resource is one module plus one line here
-/// (Spryker's `GlueApplicationDependencyProvider::getResourceRoutePlugins()`).
-pub fn resource_route_plugins() -> Vec<Box<dyn ResourceRoutePlugin>> {
-    vec![
-        Box::new(health::HealthResourceRoutePlugin),
-        Box::new(openapi::OpenApiResourceRoutePlugin),
-        Box::new(crate::oauth::jwks_rest_api::JwksResourceRoutePlugin),
-        Box::new(crate::agent_auth_rest_api::AgentAccessTokensResourceRoutePlugin),
-        Box::new(crate::auth_rest_api::AccessTokensResourceRoutePlugin),
-        Box::new(crate::auth_rest_api::RefreshTokensResourceRoutePlugin),
-    ]
+/// The future a [`RequestValidator`] returns.
+pub type ValidationFuture = Pin<Box<dyn Future<Output = Result<(), GlueError>>>>;
+
+/// A check that runs before the controller of every API route (Spryker's
+/// `RequestValidatorPlugin`), e.g. that a present `Authorization` header holds a valid token.
+/// A validator may leave what it learned in the request extensions for extractors to read.
+pub trait RequestValidator: Send + Sync {
+    fn validate(&self, req: &HttpRequest) -> ValidationFuture;
 }
 
-/// A resource whose unsupported methods answer the JSON:API 404 (Spryker's legacy behaviour)
-/// instead of actix's bare 405.
+/// What the core itself needs at run time; registered as app data by `startup`.
+pub struct GlueCore {
+    /// `Content-Language` of every response.
+    pub locale: String,
+    pub trusted_proxies: TrustedProxies,
+    pub validators: Vec<Arc<dyn RequestValidator>>,
+}
+
+/// The prefix of an operational resource's name: the middleware skips negotiation and the
+/// validators for it.
+const OPERATIONAL: &str = "operational:";
+
+/// An API resource: negotiation and validators apply; unsupported methods answer the JSON:API
+/// 404 (Spryker's legacy behaviour) instead of actix's bare 405.
 pub fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(not_found))
 }
 
+/// An operational resource (health, key set, API document): served to any client as it is.
+pub fn operational_resource(path: &str) -> actix_web::Resource {
+    resource(path).name(&format!("{OPERATIONAL}{path}"))
+}
+
+/// True when the request's path belongs to an operational resource.
+fn is_operational(req: &HttpRequest) -> bool {
+    req.match_name()
+        .is_some_and(|name| name.starts_with(OPERATIONAL))
+}
+
 /// Registers every plugin's routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    for plugin in resource_route_plugins() {
+pub fn configure(cfg: &mut web::ServiceConfig, plugins: &[Arc<dyn ResourceRoutePlugin>]) {
+    for plugin in plugins {
         plugin.configure(cfg);
     }
 }

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use super::response::JSON_API_CONTENT_TYPE;
-use super::ResourceRoutePlugin;
+use super::{operational_resource, ResourceRoutePlugin};
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi/openapi.json");
@@ -15,7 +15,7 @@ pub struct OpenApiResourceRoutePlugin;
 
 impl ResourceRoutePlugin for OpenApiResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.service(super::resource(OPENAPI_PATH).route(web::get().to(get_openapi)));
+        cfg.service(operational_resource(OPENAPI_PATH).route(web::get().to(get_openapi)));
     }
 }
 

@@ -89,3 +89,90 @@ impl FromRequest for RestRequest {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn client_error(error: &GlueError) -> u16 {
+        assert!(matches!(error, GlueError::Rest(_)), "{error:?}");
+        error.status_code().as_u16()
+    }
+
+    /// JSON documents, nested a few levels deep, often close to a valid envelope.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::from),
+            Just(json!("agent-access-tokens")),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("data".to_string()),
+                        Just("type".to_string()),
+                        Just("attributes".to_string()),
+                        ".{0,8}".prop_map(String::from)
+                    ],
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_bytes_are_an_envelope_or_a_400(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(error) = RestRequest::parse(&body) {
+                prop_assert_eq!(client_error(&error), 400);
+            }
+        }
+
+        #[test]
+        fn any_document_is_an_envelope_or_a_400(document in json_value()) {
+            let bytes = serde_json::to_vec(&document).unwrap();
+            match RestRequest::parse(&bytes) {
+                Ok(request) => {
+                    if let Err(error) = request.attributes_of("agent-access-tokens") {
+                        prop_assert_eq!(client_error(&error), 400);
+                    }
+                }
+                Err(error) => prop_assert_eq!(client_error(&error), 400),
+            }
+        }
+
+        /// Well-formed envelopes: the attributes come back exactly when the type matches.
+        #[test]
+        fn a_well_formed_envelope_yields_its_attributes(
+            resource_type in prop_oneof![Just("agent-access-tokens".to_string()), "[a-z-]{0,20}"],
+            attributes in prop::collection::btree_map("[a-zA-Z]{1,10}", ".{0,20}", 0..5),
+        ) {
+            let document = json!({"data": {"type": resource_type, "attributes": attributes}});
+            let request = RestRequest::parse(document.to_string().as_bytes()).unwrap();
+            match request.attributes_of("agent-access-tokens") {
+                Ok(parsed) => {
+                    prop_assert_eq!(resource_type.as_str(), "agent-access-tokens");
+                    for (key, value) in &attributes {
+                        prop_assert_eq!(parsed.string(key), Some(value.as_str()));
+                    }
+                }
+                Err(error) => {
+                    prop_assert_ne!(resource_type.as_str(), "agent-access-tokens");
+                    prop_assert_eq!(client_error(&error), 400);
+                }
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::keys::KeySet;
+use super::keys::{KeyError, KeySet};
 
 /// Spryker's `OauthUserTransfer` identifier, serialized into `sub` with exactly these keys in
 /// this order.
@@ -88,7 +88,7 @@ pub enum SignError {
     #[error("claims do not serialize: {0}")]
     Claims(#[from] serde_json::Error),
     #[error(transparent)]
-    Key(#[from] super::keys::KeyError),
+    Key(#[from] KeyError),
 }
 
 /// `header.claims.signature` with the signing key's precomputed header.
@@ -133,8 +133,6 @@ pub fn mint(
 struct IncomingClaims {
     #[serde(default)]
     aud: Option<Value>,
-    #[serde(default)]
-    jti: Option<String>,
     exp: f64,
     #[serde(default)]
     nbf: Option<f64>,
@@ -150,13 +148,11 @@ struct IncomingClaims {
 /// A token that passed every check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedToken {
-    pub jti: Option<String>,
     pub subject: UserIdentifier,
     /// The `sub` text as signed (the key refresh tokens are stored under).
     pub subject_json: String,
     pub scopes: Vec<String>,
     pub actor: Option<Actor>,
-    pub expires_at: f64,
 }
 
 /// What must hold for a token to be accepted.
@@ -244,11 +240,143 @@ pub fn verify(
     let subject: UserIdentifier =
         serde_json::from_str(&claims.sub).map_err(|_| VerifyError::Subject)?;
     Ok(VerifiedToken {
-        jti: claims.jti,
         subject,
         subject_json: claims.sub,
         scopes: claims.scopes,
         actor: claims.act,
-        expires_at: claims.exp,
     })
+}
+
+/// Signs a token with our signer and verifies it with jsonwebtoken, so a broken key or crypto
+/// backend fails at boot, not on the first login.
+pub fn self_test(keys: &KeySet) -> Result<(), KeyError> {
+    let claims = serde_json::json!({"sub": "self-test", "exp": 4_102_444_800u64});
+    let token = sign(keys, &claims).map_err(|e| KeyError::SelfTest(e.to_string()))?;
+    let key = keys
+        .verification_key(&keys.signing.kid)
+        .ok_or_else(|| KeyError::SelfTest("signing key missing from the JWK Set".into()))?;
+    jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &key.decoding_key,
+        &jsonwebtoken::Validation::new(Algorithm::RS256),
+    )
+    .map_err(|e| KeyError::SelfTest(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn keys() -> &'static KeySet {
+        static KEYS: std::sync::OnceLock<KeySet> = std::sync::OnceLock::new();
+        KEYS.get_or_init(|| {
+            let (private, _) = super::super::keys::generate_pem().unwrap();
+            KeySet::from_pems(private.as_bytes(), &[]).unwrap()
+        })
+    }
+
+    const RULES: VerifyRules<'static> = VerifyRules {
+        audience: "frontend",
+        issuer: "http://glue.test",
+        leeway_s: 30,
+    };
+
+    fn valid_token(now: i64) -> String {
+        let sub = UserIdentifier::agent(1).to_json();
+        let scopes = vec!["agent".to_string()];
+        mint(
+            keys(),
+            &AccessTokenRequest {
+                audience: "frontend",
+                issuer: "http://glue.test",
+                ttl_s: 600,
+                subject: &sub,
+                scopes: &scopes,
+                actor: None,
+            },
+            now,
+        )
+        .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Validly signed tokens whose claims vary: accepted exactly when every rule holds.
+        #[test]
+        fn a_signed_token_is_accepted_exactly_when_its_claims_hold(
+            aud in prop_oneof![
+                Just(json!("frontend")), Just(json!("other")), Just(json!(["x", "frontend"])),
+                Just(json!(["x"])), Just(json!(null)), Just(json!(7))
+            ],
+            iss in prop_oneof![Just(None), Just(Some("http://glue.test")), Just(Some("http://evil.test"))],
+            exp_offset in -100i64..100,
+            nbf_offset in prop::option::of(-100i64..100),
+            float_times in any::<bool>(),
+            sub in prop_oneof![
+                Just(UserIdentifier::agent(3).to_json()),
+                Just(UserIdentifier::customer("DE--1".into(), 1).to_json()),
+                Just("not json".to_string()),
+            ],
+        ) {
+            let now = 1_800_000_000i64;
+            let time = |offset: i64| if float_times {
+                json!(now as f64 + offset as f64 + 0.25)
+            } else {
+                json!(now + offset)
+            };
+            let mut claims = json!({"aud": aud, "exp": time(exp_offset), "sub": sub, "scopes": ["agent"]});
+            if let Some(offset) = nbf_offset {
+                claims["nbf"] = time(offset);
+            }
+            if let Some(iss) = iss {
+                claims["iss"] = json!(iss);
+            }
+            let token = sign(keys(), &claims).unwrap();
+            let extra = if float_times { 0.25 } else { 0.0 };
+            let expected = match verify(keys(), &token, &RULES, now as f64) {
+                Ok(verified) => {
+                    prop_assert_eq!(verified.subject_json, sub.clone());
+                    true
+                }
+                Err(_) => false,
+            };
+            let audience_ok = aud == json!("frontend") || aud == json!(["x", "frontend"]);
+            let holds = audience_ok
+                && iss != Some("http://evil.test")
+                && exp_offset as f64 + extra + 30.0 >= 0.0
+                && nbf_offset.is_none_or(|n| n as f64 + extra - 30.0 <= 0.0)
+                && sub != "not json";
+            prop_assert_eq!(expected, holds);
+        }
+
+        /// Every single-byte alteration of a valid token is refused, except in the unused low
+        /// bits of a segment's last base64 character.
+        #[test]
+        fn an_altered_token_is_refused(position in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let now = 1_800_000_000i64;
+            let token = valid_token(now);
+            prop_assert!(verify(keys(), &token, &RULES, now as f64).is_ok());
+            let mut bytes = token.into_bytes();
+            let i = position.index(bytes.len());
+            prop_assume!(bytes[i] != byte);
+            bytes[i] = byte;
+            let altered = String::from_utf8_lossy(&bytes).into_owned();
+            if verify(keys(), &altered, &RULES, now as f64).is_ok() {
+                prop_assert!(
+                    i + 1 == bytes.len() || bytes[i + 1] == b'.',
+                    "only the last character of a segment may change harmlessly"
+                );
+            }
+        }
+
+        #[test]
+        fn arbitrary_strings_are_refused(token in "\\PC{0,300}") {
+            prop_assert!(verify(keys(), &token, &RULES, 1_800_000_000.0).is_err());
+        }
+    }
 }

@@ -11,7 +11,7 @@ use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKey};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::DecodingKey;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -256,21 +256,4 @@ fn development_key(dir: &Path) -> Result<Vec<u8>, KeyError> {
         log::warn!(target: "glue::oauth", "generated a development signing key in {}", dir.display());
     }
     read(&path)
-}
-
-/// Signs a token with our signer and verifies it with jsonwebtoken, so a broken key or crypto
-/// backend fails at boot, not on the first login.
-pub fn self_test(keys: &KeySet) -> Result<(), KeyError> {
-    let claims = serde_json::json!({"sub": "self-test", "exp": 4_102_444_800u64});
-    let token = super::jwt::sign(keys, &claims).map_err(|e| KeyError::SelfTest(e.to_string()))?;
-    let key = keys
-        .verification_key(&keys.signing.kid)
-        .ok_or_else(|| KeyError::SelfTest("signing key missing from the JWK Set".into()))?;
-    jsonwebtoken::decode::<serde_json::Value>(
-        &token,
-        &key.decoding_key,
-        &jsonwebtoken::Validation::new(Algorithm::RS256),
-    )
-    .map_err(|e| KeyError::SelfTest(e.to_string()))?;
-    Ok(())
 }

@@ -2,10 +2,9 @@
 //! minting and verification, refresh tokens (mint, hash, persist, rotate, revoke).
 //!
 //! `OAuthServer` is built once in `startup.rs`. Its methods are synchronous and take a
-//! connection: callers run them inside `web::block`.
+//! connection: callers run them inside `db::run`. Nothing here knows HTTP: outcomes are enums,
+//! failures [`OAuthError`].
 
-pub mod grant;
-pub mod jwks_rest_api;
 pub mod jwt;
 pub mod keys;
 pub mod refresh_token;
@@ -17,12 +16,11 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::db::DbConnection;
-use crate::glue_application::error::GlueError;
+use crate::db::{DbConnection, DbError};
 use crate::settings::OAuthSettings;
 use jwt::{AccessTokenRequest, UserIdentifier, VerifiedToken, VerifyError, VerifyRules};
 use keys::KeySet;
-use refresh_token::{NewRefreshToken, RotateOutcome};
+use refresh_token::{Exchange, NewRefreshToken, Refusal};
 
 /// Scope names (Spryker's `OauthAgentConnectorConfig`, `OauthCustomerConnectorConfig`).
 pub const SCOPE_AGENT: &str = "agent";
@@ -75,6 +73,16 @@ impl Grant {
             actor: row.actor_identifier.clone(),
         })
     }
+
+    /// The agents this grant depends on: the subject if it is an agent, and the acting agent.
+    fn agent_ids(&self) -> impl Iterator<Item = i64> {
+        let acting = self
+            .actor
+            .as_deref()
+            .and_then(|actor| serde_json::from_str::<UserIdentifier>(actor).ok())
+            .and_then(|actor| actor.id_agent);
+        [self.subject.id_agent, acting].into_iter().flatten()
+    }
 }
 
 /// A freshly issued pair, in the shape of the four token attributes.
@@ -90,16 +98,24 @@ pub enum OAuthError {
     #[error("signing the access token failed")]
     Sign(#[from] jwt::SignError),
     #[error("refresh token storage failed")]
-    Database(#[from] diesel::result::Error),
+    Database(#[from] DbError),
 }
 
-impl From<OAuthError> for GlueError {
-    fn from(e: OAuthError) -> Self {
-        match e {
-            OAuthError::Database(db) => db.into(),
-            sign => GlueError::internal(sign),
-        }
+impl From<diesel::result::Error> for OAuthError {
+    fn from(e: diesel::result::Error) -> Self {
+        OAuthError::Database(e.into())
     }
+}
+
+/// What a refresh came to.
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// The presented token was retired and its successor issued, in the same family.
+    Rotated(IssuedTokens),
+    /// A retired token came back: a copy exists somewhere, so its whole family was revoked.
+    Reused,
+    /// Refused; nothing changed.
+    Rejected(RefreshRejection),
 }
 
 /// Why a refresh was refused (all answered with the same 401/004).
@@ -109,12 +125,23 @@ pub enum RefreshRejection {
     Expired,
     Revoked,
     WrongClient,
-    /// A rotated token came back: its family has been revoked.
-    Reused,
-    /// Another request rotated the token between our read and our write.
-    LostRace,
+    /// The stored row cannot be read back into a grant.
+    Unreadable,
     /// The user or the acting agent may no longer get tokens (e.g. a deactivated agent).
     Inactive,
+}
+
+impl From<Refusal> for RefreshOutcome {
+    fn from(refusal: Refusal) -> Self {
+        RefreshOutcome::Rejected(match refusal {
+            Refusal::Unknown => RefreshRejection::Unknown,
+            Refusal::Expired => RefreshRejection::Expired,
+            Refusal::Revoked => RefreshRejection::Revoked,
+            Refusal::WrongClient => RefreshRejection::WrongClient,
+            // Handled by the caller, which revokes the family.
+            Refusal::Retired => RefreshRejection::Revoked,
+        })
+    }
 }
 
 pub struct OAuthServer {
@@ -142,20 +169,22 @@ impl OAuthServer {
         )?)
     }
 
-    fn new_row(
+    /// A signed access token and the row of its new refresh token, in `family`.
+    fn new_pair(
         &self,
         grant: &Grant,
         subject_json: &str,
         scopes_json: &str,
-        identifier: &str,
         family: &str,
-    ) -> NewRefreshToken {
+    ) -> Result<(IssuedTokens, NewRefreshToken), OAuthError> {
+        let access_token = self.mint_access_token(grant, subject_json)?;
+        let refresh_token = new_refresh_token();
         let now = now_naive();
         let ttl = chrono::Duration::seconds(
             i64::try_from(self.settings.refresh_token_ttl_s).unwrap_or(i64::MAX / 1000),
         );
-        NewRefreshToken {
-            identifier: identifier.to_string(),
+        let row = NewRefreshToken {
+            identifier: hash_refresh_token(&refresh_token),
             family: family.to_string(),
             scopes: scopes_json.to_string(),
             customer_reference: grant.subject.customer_reference.clone(),
@@ -165,7 +194,13 @@ impl OAuthServer {
             expires_at: now + ttl,
             created_at: now,
             updated_at: now,
-        }
+        };
+        let tokens = IssuedTokens {
+            access_token,
+            refresh_token,
+            expires_in: self.settings.access_token_ttl_s,
+        };
+        Ok((tokens, row))
     }
 
     /// Issues a new pair starting a new refresh-token family (a login or an impersonation).
@@ -174,75 +209,60 @@ impl OAuthServer {
         conn: &mut DbConnection,
         grant: &Grant,
     ) -> Result<IssuedTokens, OAuthError> {
-        let subject_json = grant.subject.to_json();
-        let access_token = self.mint_access_token(grant, &subject_json)?;
-        let refresh_token = new_refresh_token();
-        let identifier = hash_refresh_token(&refresh_token);
-        let family = random_hex(16);
         let scopes_json = serde_json::to_string(&grant.scopes).unwrap_or_else(|_| "[]".into());
-        let row = self.new_row(grant, &subject_json, &scopes_json, &identifier, &family);
+        let (tokens, row) = self.new_pair(
+            grant,
+            &grant.subject.to_json(),
+            &scopes_json,
+            &random_hex(16),
+        )?;
         refresh_token::insert(conn, &row)?;
-        Ok(IssuedTokens {
-            access_token,
-            refresh_token,
-            expires_in: self.settings.access_token_ttl_s,
-        })
+        Ok(tokens)
     }
 
-    /// Exchanges a refresh token for a new pair in the same family, atomically: the presented
-    /// token is retired and its successor stored in one transaction, or nothing changes. The
-    /// access token is signed before the transaction so no lock is held while signing.
-    ///
-    /// `may_act` decides whether the token's user (and acting agent) may still get tokens, e.g.
-    /// that an agent was not deactivated since logging in; if not, nothing changes.
+    /// Exchanges a refresh token for a new pair in the same family. The checks and the RS256
+    /// signature happen before the write transaction, so no lock is held while signing; the
+    /// transaction judges the row again under its lock and either retires it and stores the
+    /// successor, or changes nothing. A retired token revokes its whole family. A token whose
+    /// agent (or acting agent) was deactivated is refused without being consumed.
     pub fn refresh(
         &self,
         conn: &mut DbConnection,
         presented: &str,
-        may_act: impl FnOnce(&mut DbConnection, &Grant) -> diesel::QueryResult<bool>,
-    ) -> Result<Result<IssuedTokens, RefreshRejection>, OAuthError> {
+    ) -> Result<RefreshOutcome, OAuthError> {
         let presented_hash = hash_refresh_token(presented);
         let Some(current) = refresh_token::find(conn, &presented_hash)? else {
-            return Ok(Err(RefreshRejection::Unknown));
+            return Ok(RefreshOutcome::Rejected(RefreshRejection::Unknown));
         };
-        let exchangeable =
-            refresh_token::is_exchangeable(&current, &self.settings.client_id, now_naive());
-        let grant = Grant::from_row(&current);
-        if let (true, Some(grant)) = (exchangeable, &grant) {
-            if !may_act(conn, grant)? {
-                return Ok(Err(RefreshRejection::Inactive));
+        match refresh_token::refusal(&current, &self.settings.client_id, now_naive()) {
+            Some(Refusal::Retired) => {
+                refresh_token::revoke_family(conn, &current.family, now_naive())?;
+                return Ok(RefreshOutcome::Reused);
+            }
+            Some(refusal) => return Ok(refusal.into()),
+            None => {}
+        }
+        let Some(grant) = Grant::from_row(&current) else {
+            return Ok(RefreshOutcome::Rejected(RefreshRejection::Unreadable));
+        };
+        for id_agent in grant.agent_ids() {
+            if crate::agent::find_active_agent_by_id(conn, id_agent)?.is_none() {
+                return Ok(RefreshOutcome::Rejected(RefreshRejection::Inactive));
             }
         }
-        let prepared = match (exchangeable, grant) {
-            (true, Some(grant)) => {
-                let access_token = self.mint_access_token(&grant, &current.user_identifier)?;
-                let refresh_token = new_refresh_token();
-                let row = self.new_row(
-                    &grant,
-                    &current.user_identifier,
-                    &current.scopes,
-                    &hash_refresh_token(&refresh_token),
-                    &current.family,
-                );
-                Some((row, access_token, refresh_token))
-            }
-            _ => None,
-        };
-        let outcome = refresh_token::rotate(
-            conn,
-            &presented_hash,
-            prepared.as_ref().map(|(row, _, _)| row),
-            &self.settings.client_id,
+        let (tokens, successor) = self.new_pair(
+            &grant,
+            &current.user_identifier,
+            &current.scopes,
+            &current.family,
         )?;
-        Ok(match (outcome, prepared) {
-            (RotateOutcome::Rotated, Some((_, access_token, refresh_token))) => Ok(IssuedTokens {
-                access_token,
-                refresh_token,
-                expires_in: self.settings.access_token_ttl_s,
-            }),
-            (RotateOutcome::Rejected(reason), _) => Err(reason),
-            (RotateOutcome::Rotated, None) => Err(RefreshRejection::LostRace),
-        })
+        Ok(
+            match refresh_token::exchange(conn, &current, &successor, &self.settings.client_id)? {
+                Exchange::Rotated => RefreshOutcome::Rotated(tokens),
+                Exchange::Reused => RefreshOutcome::Reused,
+                Exchange::Refused(refusal) => refusal.into(),
+            },
+        )
     }
 
     /// Verifies an access token against every configured key and the claim rules.

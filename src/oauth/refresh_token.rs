@@ -8,7 +8,6 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::RefreshRejection;
 use crate::db::schema::spy_oauth_refresh_token::{self as t, dsl};
 use crate::db::DbConnection;
 
@@ -27,36 +26,8 @@ pub struct NewRefreshToken {
     pub updated_at: NaiveDateTime,
 }
 
-/// The columns of [`RefreshTokenRow`], in its field order (diesel's `as_returning()` does not
-/// work through the multi-backend connection; an explicit tuple does).
-#[allow(clippy::type_complexity)]
-const COLUMNS: (
-    dsl::id_oauth_refresh_token,
-    dsl::identifier,
-    dsl::family,
-    dsl::successor,
-    dsl::scopes,
-    dsl::customer_reference,
-    dsl::user_identifier,
-    dsl::actor_identifier,
-    dsl::fk_oauth_client,
-    dsl::expires_at,
-    dsl::revoked_at,
-) = (
-    dsl::id_oauth_refresh_token,
-    dsl::identifier,
-    dsl::family,
-    dsl::successor,
-    dsl::scopes,
-    dsl::customer_reference,
-    dsl::user_identifier,
-    dsl::actor_identifier,
-    dsl::fk_oauth_client,
-    dsl::expires_at,
-    dsl::revoked_at,
-);
-
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = t)]
 pub struct RefreshTokenRow {
     pub id_oauth_refresh_token: i64,
     pub identifier: String,
@@ -79,76 +50,91 @@ pub fn insert(conn: &mut DbConnection, row: &NewRefreshToken) -> QueryResult<()>
 pub fn find(conn: &mut DbConnection, identifier: &str) -> QueryResult<Option<RefreshTokenRow>> {
     t::table
         .filter(dsl::identifier.eq(identifier))
-        .select(COLUMNS)
+        .select(RefreshTokenRow::as_select())
         .first(conn)
         .optional()
 }
 
-/// What `rotate` did.
+/// Why a stored token cannot be exchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RotateOutcome {
+pub enum Refusal {
+    /// The row is gone (purged between two reads).
+    Unknown,
+    WrongClient,
+    /// Rotated before: presenting it again is a reuse.
+    Retired,
+    Revoked,
+    Expired,
+}
+
+/// The one rule for "exchangeable": `None` when `client_id` may exchange the row at `now`,
+/// otherwise why not.
+pub fn refusal(row: &RefreshTokenRow, client_id: &str, now: NaiveDateTime) -> Option<Refusal> {
+    if row.fk_oauth_client != client_id {
+        Some(Refusal::WrongClient)
+    } else if row.successor.is_some() {
+        Some(Refusal::Retired)
+    } else if row.revoked_at.is_some() {
+        Some(Refusal::Revoked)
+    } else if row.expires_at <= now {
+        Some(Refusal::Expired)
+    } else {
+        None
+    }
+}
+
+/// What `exchange` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
     Rotated,
-    Rejected(RefreshRejection),
+    /// The row had been rotated meanwhile: its family is now revoked.
+    Reused,
+    Refused(Refusal),
 }
 
-/// True if the row can be exchanged now by `client_id`.
-pub fn is_exchangeable(row: &RefreshTokenRow, client_id: &str, now: NaiveDateTime) -> bool {
-    row.successor.is_none()
-        && row.revoked_at.is_none()
-        && row.expires_at > now
-        && row.fk_oauth_client == client_id
-}
-
-/// Retires the token `presented` and stores `successor` in its place, in one write
-/// transaction. The conditional UPDATE decides who wins a race: PostgreSQL re-checks its
-/// condition after a concurrent commit, SQLite serializes writers, so N concurrent exchanges of
-/// one token rotate it exactly once. Without a successor (the caller already saw that the token
-/// cannot be exchanged) only the reason is worked out. A retired token (one with a successor)
-/// revokes its whole family: it is either stolen or replayed.
-pub fn rotate(
+/// Retires `current` and stores `successor` in its place, in one write transaction that first
+/// locks the row (a no-op UPDATE: PostgreSQL and MySQL hold the row lock until commit, SQLite's
+/// `BEGIN IMMEDIATE` holds the database) and judges it again with [`refusal`]. So N concurrent
+/// exchanges of one token rotate it exactly once; the others find it retired, which revokes the
+/// family.
+pub fn exchange(
     conn: &mut DbConnection,
-    presented: &str,
-    successor: Option<&NewRefreshToken>,
+    current: &RefreshTokenRow,
+    successor: &NewRefreshToken,
     client_id: &str,
-) -> QueryResult<RotateOutcome> {
+) -> QueryResult<Exchange> {
     crate::db::write_transaction(conn, |conn| {
-        let now = chrono::Utc::now().naive_utc();
-        if let Some(successor) = successor {
-            let claimed = diesel::update(
-                t::table
-                    .filter(dsl::identifier.eq(presented))
-                    .filter(dsl::successor.is_null())
-                    .filter(dsl::revoked_at.is_null())
-                    .filter(dsl::expires_at.gt(now))
-                    .filter(dsl::fk_oauth_client.eq(client_id)),
-            )
-            .set((
-                dsl::successor.eq(&successor.identifier),
-                dsl::revoked_at.eq(now),
-                dsl::updated_at.eq(now),
-            ))
+        let this =
+            || t::table.filter(dsl::id_oauth_refresh_token.eq(current.id_oauth_refresh_token));
+        diesel::update(this())
+            .set(dsl::updated_at.eq(dsl::updated_at))
             .execute(conn)?;
-            if claimed == 1 {
+        let Some(row) = this()
+            .select(RefreshTokenRow::as_select())
+            .first::<RefreshTokenRow>(conn)
+            .optional()?
+        else {
+            return Ok(Exchange::Refused(Refusal::Unknown));
+        };
+        let now = chrono::Utc::now().naive_utc();
+        match refusal(&row, client_id, now) {
+            Some(Refusal::Retired) => {
+                revoke_family(conn, &row.family, now)?;
+                Ok(Exchange::Reused)
+            }
+            Some(refusal) => Ok(Exchange::Refused(refusal)),
+            None => {
+                diesel::update(this())
+                    .set((
+                        dsl::successor.eq(&successor.identifier),
+                        dsl::revoked_at.eq(now),
+                        dsl::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
                 insert(conn, successor)?;
-                return Ok(RotateOutcome::Rotated);
+                Ok(Exchange::Rotated)
             }
         }
-        let Some(row) = find(conn, presented)? else {
-            return Ok(RotateOutcome::Rejected(RefreshRejection::Unknown));
-        };
-        let reason = if row.fk_oauth_client != client_id {
-            RefreshRejection::WrongClient
-        } else if row.successor.is_some() {
-            revoke_family(conn, &row.family, now)?;
-            RefreshRejection::Reused
-        } else if row.revoked_at.is_some() {
-            RefreshRejection::Revoked
-        } else if row.expires_at <= now {
-            RefreshRejection::Expired
-        } else {
-            RefreshRejection::LostRace
-        };
-        Ok(RotateOutcome::Rejected(reason))
     })
 }
 

@@ -1,39 +1,76 @@
-//! The customer `password` grant (Spryker's `OauthCustomerConnector`): finds a customer by
-//! email (any case) and verifies the password, spending one bcrypt verification whether or not
-//! the customer exists or has a password, behind the security blocker. The
-//! `customer_impersonation` grant lives with the agent resources
-//! (`agent_auth_rest_api::impersonation`), which need the agent.
-
-use std::net::IpAddr;
-
-use actix_web::web;
+//! The customer grants (Spryker's `OauthCustomerConnector`): `password` (a customer found by
+//! email, any case, logged in through the one login flow, [`crate::login`]) and
+//! `customer_impersonation` (an agent gets a customer token pair whose `act` claim names the
+//! agent, RFC 8693).
 
 use crate::customer::{self, Customer};
-use crate::glue_application::error::GlueError;
-use crate::oauth::grant::{password_grant, LoginOutcome};
-use crate::oauth_agent_connector::Password;
+use crate::db::DbConnection;
+use crate::login::{self, Accounts, LoginAttempt, LoginDeps, LoginError, LoginOutcome, Username};
+use crate::oauth::jwt::UserIdentifier;
+use crate::oauth::{
+    Grant, IssuedTokens, OAuthError, OAuthServer, SCOPE_CUSTOMER, SCOPE_CUSTOMER_IMPERSONATION,
+};
 use crate::security_blocker::EntityType;
-use crate::state::AppState;
+
+/// Customers: `spy_customer` rows, found by email in any case.
+pub struct Customers;
+
+impl Accounts for Customers {
+    type User = Customer;
+    const ENTITY: EntityType = EntityType::Customer;
+
+    fn find(
+        conn: &mut DbConnection,
+        email: &Username,
+    ) -> diesel::QueryResult<Option<(Customer, Option<String>)>> {
+        Ok(customer::find_by_email(conn, email.as_str())?.map(|c| {
+            let hash = c.password.clone();
+            (c, hash)
+        }))
+    }
+
+    fn grant(customer: &Customer) -> Grant {
+        Grant {
+            subject: UserIdentifier::customer(
+                customer.customer_reference.clone(),
+                customer.id_customer,
+            ),
+            scopes: vec![SCOPE_CUSTOMER.to_string()],
+            actor: None,
+        }
+    }
+}
 
 /// Logs a customer in by email and password.
 pub async fn authenticate(
-    state: &web::Data<AppState>,
-    ip: Option<IpAddr>,
-    email: String,
-    password: Password,
-) -> Result<LoginOutcome<Customer>, GlueError> {
-    password_grant(
-        state,
-        EntityType::Customer,
-        ip,
-        email,
-        Some(password),
-        |conn, email| {
-            Ok(customer::find_by_email(conn, email)?.map(|c| {
-                let hash = c.password.clone();
-                (c, hash)
-            }))
-        },
-    )
-    .await
+    deps: &LoginDeps,
+    attempt: LoginAttempt,
+) -> Result<LoginOutcome<Customer>, LoginError> {
+    login::password_grant::<Customers>(deps, attempt).await
+}
+
+/// A customer token pair for the customer with `reference`, acting as the agent whose `sub`
+/// JSON is `actor`; `None` when there is no such customer.
+pub fn impersonate(
+    conn: &mut DbConnection,
+    oauth: &OAuthServer,
+    actor: &str,
+    reference: &str,
+) -> Result<Option<(Customer, IssuedTokens)>, OAuthError> {
+    let Some(customer) = customer::find_by_reference(conn, reference)? else {
+        return Ok(None);
+    };
+    let grant = Grant {
+        subject: UserIdentifier::customer(
+            customer.customer_reference.clone(),
+            customer.id_customer,
+        ),
+        scopes: vec![
+            SCOPE_CUSTOMER_IMPERSONATION.to_string(),
+            SCOPE_CUSTOMER.to_string(),
+        ],
+        actor: Some(actor.to_string()),
+    };
+    let tokens = oauth.issue(conn, &grant)?;
+    Ok(Some((customer, tokens)))
 }

@@ -14,17 +14,17 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use sha2::{Digest, Sha256};
 
+use crate::clock::Clock;
 use crate::db::schema::glue_login_attempt_counter::{self as t, dsl};
 use crate::db::DbConnection;
 use crate::settings::{BlockRule, SecurityBlockerSettings};
-
-pub const CODE_BLOCKED: &str = "4401";
 
 /// Whose logins are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,17 +55,9 @@ pub struct Blocked {
     pub retry_after_s: u64,
 }
 
-impl Blocked {
-    pub fn detail(&self) -> String {
-        format!(
-            "Too many log in attempts from your address. Please wait {} minutes before trying again.",
-            self.block_minutes
-        )
-    }
-}
-
 pub struct SecurityBlocker {
     settings: SecurityBlockerSettings,
+    clock: Arc<dyn Clock>,
     last_sweep: AtomicI64,
 }
 
@@ -85,10 +77,11 @@ fn seconds(s: u64) -> TimeDelta {
 }
 
 impl SecurityBlocker {
-    pub fn new(settings: SecurityBlockerSettings) -> Self {
+    pub fn new(settings: SecurityBlockerSettings, clock: Arc<dyn Clock>) -> Self {
         SecurityBlocker {
             settings,
-            last_sweep: AtomicI64::new(0),
+            clock,
+            last_sweep: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -99,7 +92,7 @@ impl SecurityBlocker {
         username: &str,
     ) -> [(&'static str, String, BlockRule); 2] {
         let username = username.to_lowercase();
-        let address = crate::glue_application::client_ip::display(ip);
+        let address = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
         let per_address_rule = match entity {
             EntityType::Agent => self.settings.agent,
             EntityType::Customer => self.settings.customer,
@@ -129,7 +122,7 @@ impl SecurityBlocker {
         if !self.settings.enabled {
             return Ok(None);
         }
-        let now = chrono::Utc::now().naive_utc();
+        let now = self.clock.now();
         let mut refused: Option<Blocked> = None;
         for (kind, key, rule) in self.counters(entity, ip, username) {
             let until: Option<Option<NaiveDateTime>> = t::table
@@ -167,7 +160,7 @@ impl SecurityBlocker {
             return Ok(());
         }
         for (kind, key, rule) in self.counters(entity, ip, username) {
-            increment(conn, kind, &key, rule)?;
+            increment(conn, self.clock.as_ref(), kind, &key, rule)?;
         }
         self.maybe_sweep(conn)
     }
@@ -175,7 +168,7 @@ impl SecurityBlocker {
     /// Deletes expired counters at most every `sweep_interval_s` per instance, so a spray of
     /// random usernames cannot grow the table beyond what one window holds.
     fn maybe_sweep(&self, conn: &mut DbConnection) -> QueryResult<()> {
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now().and_utc().timestamp();
         let last = self.last_sweep.load(Ordering::Relaxed);
         let interval = i64::try_from(self.settings.sweep_interval_s).unwrap_or(i64::MAX);
         if now.saturating_sub(last) < interval {
@@ -186,21 +179,27 @@ impl SecurityBlocker {
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            sweep(conn, chrono::Utc::now().naive_utc())?;
+            sweep(conn, self.clock.now())?;
         }
         Ok(())
     }
 }
 
 /// One atomic increment of a counter.
-fn increment(conn: &mut DbConnection, kind: &str, key: &str, rule: BlockRule) -> QueryResult<()> {
+fn increment(
+    conn: &mut DbConnection,
+    clock: &dyn Clock,
+    kind: &str,
+    key: &str,
+    rule: BlockRule,
+) -> QueryResult<()> {
     let this = || {
         t::table
             .filter(dsl::entity_type.eq(kind))
             .filter(dsl::counter_key.eq(key))
     };
     for _ in 0..10 {
-        let now = chrono::Utc::now().naive_utc();
+        let now = clock.now();
         // A counter whose window or block is over starts again from zero.
         diesel::delete(
             this().filter(

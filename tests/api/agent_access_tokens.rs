@@ -4,10 +4,10 @@ use diesel::prelude::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::both_databases;
+use crate::backends;
 use crate::helpers::*;
 
-both_databases!(
+backends!(
     the_seed_request_returns_the_seed_shape,
     the_access_token_verifies_with_the_jwks_and_carries_every_claim,
     every_login_failure_is_the_same_4101,
@@ -18,7 +18,8 @@ both_databases!(
     an_invalid_authorization_header_is_refused_even_on_login,
 );
 
-async fn the_seed_request_returns_the_seed_shape(app: TestApp) {
+async fn the_seed_request_returns_the_seed_shape(backend: Backend) {
+    let app = spawn_app(backend);
     let response = app.post_agent_login(DEMO_USERNAME, DEMO_PASSWORD).await;
     assert_eq!(response.status(), 201);
     let headers = response.headers().clone();
@@ -66,7 +67,8 @@ async fn the_seed_request_returns_the_seed_shape(app: TestApp) {
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
 }
 
-async fn the_access_token_verifies_with_the_jwks_and_carries_every_claim(app: TestApp) {
+async fn the_access_token_verifies_with_the_jwks_and_carries_every_claim(backend: Backend) {
+    let app = spawn_app(backend);
     let body = app.demo_agent_tokens().await;
     let token = body["data"]["attributes"]["accessToken"].as_str().unwrap();
 
@@ -120,7 +122,8 @@ async fn the_access_token_verifies_with_the_jwks_and_carries_every_claim(app: Te
     );
 }
 
-async fn every_login_failure_is_the_same_4101(app: TestApp) {
+async fn every_login_failure_is_the_same_4101(backend: Backend) {
+    let app = spawn_app(backend);
     app.insert_user("blocked@example.com", "secret-1", true, "blocked");
     app.insert_user("deleted@example.com", "secret-1", true, "deleted");
     app.insert_user("not-an-agent@example.com", "secret-1", false, "active");
@@ -173,7 +176,8 @@ async fn every_login_failure_is_the_same_4101(app: TestApp) {
     );
 }
 
-async fn a_password_longer_than_72_bytes_never_logs_in_by_its_prefix(app: TestApp) {
+async fn a_password_longer_than_72_bytes_never_logs_in_by_its_prefix(backend: Backend) {
+    let app = spawn_app(backend);
     let prefix = "p".repeat(72);
     app.insert_user("long@example.com", &prefix, true, "active");
     assert_eq!(
@@ -207,7 +211,8 @@ async fn a_password_longer_than_72_bytes_never_logs_in_by_its_prefix(app: TestAp
     );
 }
 
-async fn spryker_hash_variants_verify(app: TestApp) {
+async fn spryker_hash_variants_verify(backend: Backend) {
+    let app = spawn_app(backend);
     let hash = glue::password::hash("change123", 4).unwrap();
     assert!(hash.starts_with("$2y$04$"), "new hashes are PHP's $2y$");
     for (i, prefix) in ["$2y$", "$2b$", "$2a$"].iter().enumerate() {
@@ -255,7 +260,8 @@ struct TokenRow {
     revoked_at: Option<chrono::NaiveDateTime>,
 }
 
-async fn the_refresh_token_row_holds_only_a_hash(app: TestApp) {
+async fn the_refresh_token_row_holds_only_a_hash(backend: Backend) {
+    let app = spawn_app(backend);
     let body = app.demo_agent_tokens().await;
     let refresh = body["data"]["attributes"]["refreshToken"].as_str().unwrap();
     use glue::db::schema::spy_oauth_refresh_token::dsl::*;
@@ -300,7 +306,8 @@ async fn the_refresh_token_row_holds_only_a_hash(app: TestApp) {
     );
 }
 
-async fn a_successful_login_records_last_login(app: TestApp) {
+async fn a_successful_login_records_last_login(backend: Backend) {
+    let app = spawn_app(backend);
     let before = glue::agent::find_by_username(&mut app.conn(), DEMO_USERNAME)
         .unwrap()
         .unwrap();
@@ -313,7 +320,8 @@ async fn a_successful_login_records_last_login(app: TestApp) {
     assert!((chrono::Utc::now().naive_utc() - last).num_seconds().abs() <= 5);
 }
 
-async fn an_invalid_authorization_header_is_refused_even_on_login(app: TestApp) {
+async fn an_invalid_authorization_header_is_refused_even_on_login(backend: Backend) {
+    let app = spawn_app(backend);
     for value in ["Bearer garbage", "Bearer", "Basic abc", "Bearer a b"] {
         let response = app
             .client

@@ -2,10 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::both_databases;
+use crate::backends;
 use crate::helpers::*;
 
-both_databases!(
+backends!(
     search_matches_prefixes_of_email_and_names_and_exact_references,
     percent_and_underscore_match_literally,
     pagination_pages_links_and_rounding,
@@ -30,7 +30,8 @@ async fn search_json(app: &TestApp, query: &str, token: &str) -> Value {
     response.json().await.unwrap()
 }
 
-async fn search_matches_prefixes_of_email_and_names_and_exact_references(app: TestApp) {
+async fn search_matches_prefixes_of_email_and_names_and_exact_references(backend: Backend) {
+    let app = spawn_app(backend);
     let (agent, _) = app.agent_session("searcher@example.com").await;
     app.insert_customer("DE--100", "Emile.Zola@Example.com", "Émile", "Zola", None);
 
@@ -107,7 +108,8 @@ async fn search_matches_prefixes_of_email_and_names_and_exact_references(app: Te
     );
 }
 
-async fn percent_and_underscore_match_literally(app: TestApp) {
+async fn percent_and_underscore_match_literally(backend: Backend) {
+    let app = spawn_app(backend);
     let (agent, _) = app.agent_session("wild@example.com").await;
     app.insert_customer("W-1", "a_b@example.com", "Under", "Score", None);
     app.insert_customer("W-2", "a%c@example.com", "Per", "Cent", None);
@@ -130,7 +132,8 @@ async fn percent_and_underscore_match_literally(app: TestApp) {
     }
 }
 
-async fn pagination_pages_links_and_rounding(app: TestApp) {
+async fn pagination_pages_links_and_rounding(backend: Backend) {
+    let app = spawn_app(backend);
     let (agent, _) = app.agent_session("pager@example.com").await;
     for i in 1..=25 {
         app.insert_customer(
@@ -209,7 +212,8 @@ async fn pagination_pages_links_and_rounding(app: TestApp) {
     );
 }
 
-async fn bad_pagination_parameters_are_400(app: TestApp) {
+async fn bad_pagination_parameters_are_400(backend: Backend) {
+    let app = spawn_app(backend);
     let (agent, _) = app.agent_session("badpage@example.com").await;
     for query in [
         "page[offset]=abc&page[limit]=10",
@@ -232,7 +236,8 @@ async fn bad_pagination_parameters_are_400(app: TestApp) {
     }
 }
 
-async fn only_agents_may_search(app: TestApp) {
+async fn only_agents_may_search(backend: Backend) {
+    let app = spawn_app(backend);
     let (agent, _) = app.agent_session("gate@example.com").await;
     app.insert_customer(
         "C-1",
@@ -323,7 +328,8 @@ async fn only_agents_may_search(app: TestApp) {
     assert_eq!(app.search("q=c", &agent).await.status(), 200);
 }
 
-async fn a_deactivated_agents_token_stops_working(app: TestApp) {
+async fn a_deactivated_agents_token_stops_working(backend: Backend) {
+    let app = spawn_app(backend);
     let (agent, agent_refresh) = app.agent_session("leaver@example.com").await;
     assert_eq!(app.search("q=s", &agent).await.status(), 200);
     let response = app.impersonate(&json!("DE--1"), &agent).await;

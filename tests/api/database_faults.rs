@@ -94,11 +94,9 @@ fn upstream_address(url: &str) -> SocketAddr {
 }
 
 #[tokio::test]
-async fn a_postgresql_outage_is_503_with_retry_after_and_heals_without_a_restart() {
-    let Some(db) = TestDatabase::create(Backend::Postgres) else {
-        eprintln!("GLUE_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
-        return;
-    };
+#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
+async fn postgres_outage_is_503_with_retry_after_and_heals_without_a_restart() {
+    let db = TestDatabase::create(Backend::Postgres);
     let db = Arc::new(db);
     let proxy = FaultProxy::start(upstream_address(&db.url));
     let mut settings = test_settings(&through_proxy(&db.url, proxy.port));
@@ -200,7 +198,7 @@ async fn a_locked_sqlite_file_is_503_and_leaves_no_partial_row() {
     use diesel::prelude::*;
     use glue::db::schema::spy_oauth_refresh_token::dsl;
 
-    let app = spawn_app_with(Backend::Sqlite, |s| s.database.sqlite_busy_timeout_ms = 200).unwrap();
+    let app = spawn_app_with(Backend::Sqlite, |s| s.database.sqlite_busy_timeout_ms = 200);
     app.insert_user("locked-login@example.com", "agent-pass", true, "active");
     let mut locker = app.conn();
     locker.batch_execute("BEGIN EXCLUSIVE").unwrap();

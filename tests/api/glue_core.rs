@@ -2,10 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::both_databases;
+use crate::backends;
 use crate::helpers::*;
 
-both_databases!(
+backends!(
     envelope_errors_are_400_with_the_exact_body,
     unknown_paths_and_methods_are_json_api_404s,
     content_negotiation_answers_415_for_non_json,
@@ -25,7 +25,8 @@ async fn post_raw(app: &TestApp, body: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn envelope_errors_are_400_with_the_exact_body(app: TestApp) {
+async fn envelope_errors_are_400_with_the_exact_body(backend: Backend) {
+    let app = spawn_app(backend);
     let invalid = [
         "",
         "not json",
@@ -93,7 +94,8 @@ async fn envelope_errors_are_400_with_the_exact_body(app: TestApp) {
     assert_eq!(post_raw(&app, &body.to_string()).await.status(), 201);
 }
 
-async fn unknown_paths_and_methods_are_json_api_404s(app: TestApp) {
+async fn unknown_paths_and_methods_are_json_api_404s(backend: Backend) {
+    let app = spawn_app(backend);
     let cases = [
         (reqwest::Method::GET, "/nope"),
         (reqwest::Method::GET, "/"),
@@ -119,7 +121,8 @@ async fn unknown_paths_and_methods_are_json_api_404s(app: TestApp) {
     }
 }
 
-async fn content_negotiation_answers_415_for_non_json(app: TestApp) {
+async fn content_negotiation_answers_415_for_non_json(backend: Backend) {
+    let app = spawn_app(backend);
     let body = json!({"data":{"type":"agent-access-tokens","attributes":{"username":DEMO_USERNAME,"password":DEMO_PASSWORD}}}).to_string();
     let send = |content_type: Option<&'static str>, accept: Option<&'static str>| {
         let mut request = app
@@ -164,7 +167,8 @@ async fn content_negotiation_answers_415_for_non_json(app: TestApp) {
     }
 }
 
-async fn a_body_over_the_limit_is_413(app: TestApp) {
+async fn a_body_over_the_limit_is_413(backend: Backend) {
+    let app = spawn_app(backend);
     let big = format!(
         r#"{{"data":{{"type":"agent-access-tokens","attributes":{{"username":"{}","password":"x"}}}}}}"#,
         "a".repeat(70 * 1024)
@@ -184,7 +188,8 @@ async fn a_body_over_the_limit_is_413(app: TestApp) {
     assert_eq!(post_raw(&app, &fits).await.status(), 401);
 }
 
-async fn every_response_carries_the_security_headers(app: TestApp) {
+async fn every_response_carries_the_security_headers(backend: Backend) {
+    let app = spawn_app(backend);
     let responses = vec![
         app.post_agent_login(DEMO_USERNAME, DEMO_PASSWORD).await,
         app.post_agent_login(DEMO_USERNAME, "wrong").await,
@@ -207,7 +212,8 @@ async fn every_response_carries_the_security_headers(app: TestApp) {
     assert!(failed.headers().get("cache-control").is_none());
 }
 
-async fn health_and_readiness_answer(app: TestApp) {
+async fn health_and_readiness_answer(backend: Backend) {
+    let app = spawn_app(backend);
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
@@ -216,7 +222,8 @@ async fn health_and_readiness_answer(app: TestApp) {
     assert_eq!(body, json!({"status":"ready"}));
 }
 
-async fn the_jwks_publishes_one_rsa_signing_key(app: TestApp) {
+async fn the_jwks_publishes_one_rsa_signing_key(backend: Backend) {
+    let app = spawn_app(backend);
     let response = app
         .client
         .get(app.url("/.well-known/jwks.json"))
@@ -252,8 +259,7 @@ async fn the_jwks_publishes_one_rsa_signing_key(app: TestApp) {
 async fn cors_lets_configured_origins_send_the_agent_header() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.glue.cors_allowed_origins = vec!["https://shop.example".into()]
-    })
-    .unwrap();
+    });
     let preflight = app
         .client
         .request(reqwest::Method::OPTIONS, app.url("/agent-customer-search"))
@@ -302,7 +308,7 @@ async fn cors_lets_configured_origins_send_the_agent_header() {
 
 #[tokio::test]
 async fn cors_is_off_unless_configured() {
-    let app = spawn_app(Backend::Sqlite).unwrap();
+    let app = spawn_app(Backend::Sqlite);
     let response = app
         .client
         .get(app.url("/healthz"))

@@ -5,10 +5,10 @@ use diesel::prelude::*;
 use glue::db::schema::spy_oauth_refresh_token::dsl;
 use serde_json::{json, Value};
 
-use crate::both_databases;
+use crate::backends;
 use crate::helpers::*;
 
-both_databases!(
+backends!(
     an_agent_impersonates_a_customer_with_a_traceable_token,
     impersonation_failures_are_4104,
     an_impersonation_token_is_a_customer_token_not_an_agent_token,
@@ -16,7 +16,8 @@ both_databases!(
     customer_login_failures_are_003_and_success_is_a_customer_token,
 );
 
-async fn an_agent_impersonates_a_customer_with_a_traceable_token(app: TestApp) {
+async fn an_agent_impersonates_a_customer_with_a_traceable_token(backend: Backend) {
+    let app = spawn_app(backend);
     let (agent, _) = app.agent_session("imp@example.com").await;
     let agent_claims = app.verify_with_jwks(&agent).await;
     let response = app.impersonate(&json!("DE--3"), &agent).await;
@@ -84,7 +85,8 @@ async fn an_agent_impersonates_a_customer_with_a_traceable_token(app: TestApp) {
     assert_eq!(response.status(), 201);
 }
 
-async fn impersonation_failures_are_4104(app: TestApp) {
+async fn impersonation_failures_are_4104(backend: Backend) {
+    let app = spawn_app(backend);
     let (agent, _) = app.agent_session("imp-fail@example.com").await;
     for reference in [
         json!("DE--999"),
@@ -138,7 +140,8 @@ async fn impersonation_failures_are_4104(app: TestApp) {
     .await;
 }
 
-async fn an_impersonation_token_is_a_customer_token_not_an_agent_token(app: TestApp) {
+async fn an_impersonation_token_is_a_customer_token_not_an_agent_token(backend: Backend) {
+    let app = spawn_app(backend);
     let (agent, _) = app.agent_session("imp-scope@example.com").await;
     app.insert_customer("C-7", "seven@example.com", "Se", "Ven", Some("seven-pass"));
     let response = app
@@ -178,7 +181,8 @@ async fn an_impersonation_token_is_a_customer_token_not_an_agent_token(app: Test
     assert_eq!(app.refresh(&json!(own_refresh)).await.status(), 201);
 }
 
-async fn customer_login_validates_each_field(app: TestApp) {
+async fn customer_login_validates_each_field(backend: Backend) {
+    let app = spawn_app(backend);
     let blank_user = ("username", "This value should not be blank.");
     let bad_email = ("username", "This value is not a valid email address.");
     let blank_password = ("password", "This value should not be blank.");
@@ -229,7 +233,8 @@ async fn customer_login_validates_each_field(app: TestApp) {
     }
 }
 
-async fn customer_login_failures_are_003_and_success_is_a_customer_token(app: TestApp) {
+async fn customer_login_failures_are_003_and_success_is_a_customer_token(backend: Backend) {
+    let app = spawn_app(backend);
     let id = app.insert_customer("C-9", "Nine@Example.com", "Ni", "Ne", Some("nine-pass"));
     for (username, password) in [
         ("nobody@example.com", "nine-pass"),

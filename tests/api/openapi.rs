@@ -3,10 +3,10 @@
 
 use serde_json::{json, Value};
 
-use crate::both_databases;
+use crate::backends;
 use crate::helpers::*;
 
-both_databases!(every_response_matches_the_openapi_document);
+backends!(every_response_matches_the_openapi_document);
 
 struct Spec {
     document: Value,
@@ -103,7 +103,8 @@ impl Spec {
     }
 }
 
-async fn every_response_matches_the_openapi_document(app: TestApp) {
+async fn every_response_matches_the_openapi_document(backend: Backend) {
+    let app = spawn_app(backend);
     let spec = Spec::load(&app).await;
     let post = |path: &str, body: Value| {
         app.client

@@ -6,10 +6,10 @@ use diesel::prelude::*;
 use glue::db::schema::spy_oauth_refresh_token::dsl;
 use serde_json::{json, Value};
 
-use crate::both_databases;
+use crate::backends;
 use crate::helpers::*;
 
-both_databases!(
+backends!(
     a_refresh_chain_rotates_and_keeps_the_subject,
     replaying_a_rotated_token_revokes_its_whole_family,
     blank_and_invalid_refresh_tokens_are_refused,
@@ -31,7 +31,8 @@ async fn refresh_ok(app: &TestApp, token: &str) -> (String, String) {
     token_pair(response.json().await.unwrap())
 }
 
-async fn a_refresh_chain_rotates_and_keeps_the_subject(app: TestApp) {
+async fn a_refresh_chain_rotates_and_keeps_the_subject(backend: Backend) {
+    let app = spawn_app(backend);
     let (access1, rt1) = app.agent_session("chain@example.com").await;
     let claims1 = app.verify_with_jwks(&access1).await;
 
@@ -78,7 +79,8 @@ async fn a_refresh_chain_rotates_and_keeps_the_subject(app: TestApp) {
     refresh_ok(&app, &rt3).await;
 }
 
-async fn replaying_a_rotated_token_revokes_its_whole_family(app: TestApp) {
+async fn replaying_a_rotated_token_revokes_its_whole_family(backend: Backend) {
+    let app = spawn_app(backend);
     let (_, rt1) = app.agent_session("replay@example.com").await;
     let (_, other_family) = app.agent_session("replay@example.com").await;
     let (_, rt2) = refresh_ok(&app, &rt1).await;
@@ -91,7 +93,8 @@ async fn replaying_a_rotated_token_revokes_its_whole_family(app: TestApp) {
     refresh_ok(&app, &other_family).await;
 }
 
-async fn blank_and_invalid_refresh_tokens_are_refused(app: TestApp) {
+async fn blank_and_invalid_refresh_tokens_are_refused(backend: Backend) {
+    let app = spawn_app(backend);
     for attributes in [
         json!({}),
         json!({"refreshToken":""}),
@@ -130,7 +133,8 @@ async fn blank_and_invalid_refresh_tokens_are_refused(app: TestApp) {
     assert_error(response, None, 400, "Invalid type.").await;
 }
 
-async fn expired_revoked_and_foreign_client_tokens_are_refused(app: TestApp) {
+async fn expired_revoked_and_foreign_client_tokens_are_refused(backend: Backend) {
+    let app = spawn_app(backend);
     let (_, expired) = app.agent_session("expiry@example.com").await;
     let (_, foreign) = app.agent_session("expiry@example.com").await;
     let (_, revoked) = app.agent_session("expiry@example.com").await;
@@ -160,7 +164,8 @@ async fn expired_revoked_and_foreign_client_tokens_are_refused(app: TestApp) {
     assert_eq!(successor, None);
 }
 
-async fn concurrent_refreshes_of_one_token_rotate_it_exactly_once(app: TestApp) {
+async fn concurrent_refreshes_of_one_token_rotate_it_exactly_once(backend: Backend) {
+    let app = spawn_app(backend);
     for parallel in [2usize, 8, 32] {
         for round in 0..6 {
             let (_, token) = app.agent_session("race@example.com").await;
@@ -223,7 +228,8 @@ async fn concurrent_refreshes_of_one_token_rotate_it_exactly_once(app: TestApp) 
     }
 }
 
-async fn delete_revokes_only_the_callers_own_tokens(app: TestApp) {
+async fn delete_revokes_only_the_callers_own_tokens(backend: Backend) {
+    let app = spawn_app(backend);
     let (access_a, rt_a1) = app.agent_session("a@example.com").await;
     let (_, rt_a2) = app.agent_session("a@example.com").await;
     let (access_b, rt_b) = app.agent_session("b@example.com").await;
@@ -265,7 +271,8 @@ async fn delete_revokes_only_the_callers_own_tokens(app: TestApp) {
     assert_refresh_fails(&app, &rt_b).await;
 }
 
-async fn delete_mine_revokes_every_token_of_the_caller(app: TestApp) {
+async fn delete_mine_revokes_every_token_of_the_caller(backend: Backend) {
+    let app = spawn_app(backend);
     let (access, rt1) = app.agent_session("mine@example.com").await;
     let (_, rt2) = app.agent_session("mine@example.com").await;
     let (_, other) = app.agent_session("other@example.com").await;
@@ -284,7 +291,8 @@ async fn delete_mine_revokes_every_token_of_the_caller(app: TestApp) {
     );
 }
 
-async fn delete_requires_an_access_token(app: TestApp) {
+async fn delete_requires_an_access_token(backend: Backend) {
+    let app = spawn_app(backend);
     let (_, rt) = app.agent_session("auth@example.com").await;
     assert_error(
         app.delete_refresh_token(&rt, None).await,
@@ -313,7 +321,7 @@ async fn delete_requires_an_access_token(app: TestApp) {
 
 #[tokio::test]
 async fn a_refresh_that_meets_a_locked_database_consumes_nothing() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.database.sqlite_busy_timeout_ms = 200).unwrap();
+    let app = spawn_app_with(Backend::Sqlite, |s| s.database.sqlite_busy_timeout_ms = 200);
     let (_, rt) = app.agent_session("locked@example.com").await;
     let mut locker = app.conn();
     locker.batch_execute("BEGIN EXCLUSIVE").unwrap();
@@ -339,10 +347,7 @@ fn glue_cli(db_url: &str, args: &[&str]) -> std::process::Output {
 }
 
 async fn purge_expired_deletes_only_long_expired_rows(backend: Backend) {
-    let Some(app) = spawn_app(backend) else {
-        eprintln!("GLUE_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
-        return;
-    };
+    let app = spawn_app(backend);
     let (_, old) = app.agent_session("purge@example.com").await;
     let (_, recent) = app.agent_session("purge@example.com").await;
     let (_, live) = app.agent_session("purge@example.com").await;
@@ -382,12 +387,4 @@ async fn purge_expired_deletes_only_long_expired_rows(backend: Backend) {
     assert_eq!(output.status.code(), Some(2), "clap rejects a bad duration");
 }
 
-#[tokio::test]
-async fn purge_expired_deletes_only_long_expired_rows_on_sqlite() {
-    purge_expired_deletes_only_long_expired_rows(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn purge_expired_deletes_only_long_expired_rows_on_postgres() {
-    purge_expired_deletes_only_long_expired_rows(Backend::Postgres).await;
-}
+backends!(purge_expired_deletes_only_long_expired_rows);

@@ -5,7 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 
 use crate::glue_application::response::json_api;
-use crate::glue_application::ResourceRoutePlugin;
+use crate::glue_application::{operational_resource, ResourceRoutePlugin};
 use crate::state::AppState;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -14,7 +14,7 @@ pub struct JwksResourceRoutePlugin;
 
 impl ResourceRoutePlugin for JwksResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.service(crate::glue_application::resource(JWKS_PATH).route(web::get().to(get_jwks)));
+        cfg.service(operational_resource(JWKS_PATH).route(web::get().to(get_jwks)));
     }
 }
 
