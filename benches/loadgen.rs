@@ -385,6 +385,7 @@ fn main() {
         subject: &sub,
         scopes: &scopes,
         actor: None,
+        session: Some("0123456789abcdef0123456789abcdef"),
     };
     // The limit: RSA signatures with an already parsed key, over a token-sized message.
     let message = glue::oauth::jwt::mint(&keys, &request, 1_800_000_000).unwrap();

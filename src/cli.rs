@@ -10,7 +10,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use crate::db::{self, ConnectError, ConnectionManager, DbConnection, DbError};
 use crate::oauth::keys::KeyError;
 use crate::password::PasswordError;
-use crate::settings::Settings;
+use crate::settings::{Environment, Settings};
 use crate::{agent, customer, password};
 
 #[derive(Debug, Parser)]
@@ -161,6 +161,15 @@ pub enum CliError {
     Input(#[from] std::io::Error),
 }
 
+impl From<crate::oauth::OAuthError> for CliError {
+    fn from(e: crate::oauth::OAuthError) -> Self {
+        match e {
+            crate::oauth::OAuthError::Database(db) => CliError::Database(db),
+            sign => CliError::Refused(sign.to_string()),
+        }
+    }
+}
+
 impl From<DieselError> for CliError {
     fn from(e: DieselError) -> Self {
         CliError::Database(e.into())
@@ -198,9 +207,18 @@ fn read_stdin_line() -> Result<String, CliError> {
     Ok(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_string())
 }
 
-fn check_password(password: String) -> Result<String, CliError> {
+fn check_password(settings: &Settings, password: String) -> Result<String, CliError> {
     if password.is_empty() {
         return Err(refused("the password must not be empty"));
+    }
+    let min = settings.oauth.password_min_length;
+    if password.chars().count() < min {
+        return Err(refused(format!(
+            "the password must have at least {min} characters (oauth.password_min_length)"
+        )));
+    }
+    if settings.environment == Environment::Production && password == agent::DEMO_PASSWORD {
+        return Err(refused("the demo password is refused in production"));
     }
     if password.len() > password::BCRYPT_MAX_BYTES {
         return Err(refused(format!(
@@ -211,7 +229,7 @@ fn check_password(password: String) -> Result<String, CliError> {
     Ok(password)
 }
 
-fn read_password(input: &PasswordInput) -> Result<String, CliError> {
+fn read_password(settings: &Settings, input: &PasswordInput) -> Result<String, CliError> {
     let password = if input.password_stdin {
         read_stdin_line()?
     } else if std::io::stdin().is_terminal() {
@@ -226,7 +244,7 @@ fn read_password(input: &PasswordInput) -> Result<String, CliError> {
             "standard input is not a terminal: pass --password-stdin to read the password from it",
         ));
     };
-    check_password(password)
+    check_password(settings, password)
 }
 
 fn require_agent(changed: usize, username: &str) -> Result<(), CliError> {
@@ -304,7 +322,7 @@ fn agent_create(
     if username.trim().is_empty() {
         return Err(refused("the username must not be empty"));
     }
-    let secret = read_password(input)?;
+    let secret = read_password(settings, input)?;
     let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
     let mut conn = connect(settings)?;
     let id = agent::create(
@@ -327,15 +345,30 @@ fn agent_create(
     Ok(format!("created agent {username} (id_user {id})"))
 }
 
+/// Activates or deactivates an agent. Deactivation ends every session of the agent at once
+/// (so activating it again brings none back); production refuses to activate an agent that
+/// still has the demo password.
 fn agent_set_status(settings: &Settings, username: &str, status: &str) -> Result<String, CliError> {
     let mut conn = connect(settings)?;
-    require_agent(agent::set_status(&mut conn, username, status)?, username)?;
-    let done = if status == agent::STATUS_ACTIVE {
-        "activated"
-    } else {
-        "deactivated"
+    let Some(user) = agent::find_by_username(&mut conn, username)?.filter(|u| u.is_agent) else {
+        return Err(refused(format!("no agent with username {username:?}")));
     };
-    Ok(format!("{done} agent {username}"))
+    if status == agent::STATUS_ACTIVE {
+        if settings.environment == Environment::Production
+            && password::verify(agent::DEMO_PASSWORD, &user.password)
+        {
+            return Err(refused(format!(
+                "{username} still has the demo password: set another with `glue agent set-password --username {username}` first"
+            )));
+        }
+        require_agent(agent::set_status(&mut conn, username, status)?, username)?;
+        return Ok(format!("activated agent {username}"));
+    }
+    require_agent(agent::set_status(&mut conn, username, status)?, username)?;
+    let ended = crate::oauth::end_agent_sessions(&mut conn, user.id_user)?;
+    Ok(format!(
+        "deactivated agent {username} (ended {ended} session token(s))"
+    ))
 }
 
 fn agent_set_password(
@@ -350,10 +383,20 @@ fn agent_set_password(
     {
         return Err(refused(format!("no agent with username {username:?}")));
     }
-    let secret = read_password(input)?;
+    let secret = read_password(settings, input)?;
     let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
-    require_agent(agent::set_password(&mut conn, username, &hash)?, username)?;
-    Ok(format!("changed the password of agent {username}"))
+    let (changed, ended) = db::write_transaction(&mut conn, |conn| {
+        let changed = agent::set_password(conn, username, &hash)?;
+        let ended = match agent::find_by_username(conn, username)? {
+            Some(user) => crate::oauth::end_agent_sessions(conn, user.id_user)?,
+            None => 0,
+        };
+        Ok::<_, CliError>((changed, ended))
+    })?;
+    require_agent(changed, username)?;
+    Ok(format!(
+        "changed the password of agent {username} (ended {ended} session token(s))"
+    ))
 }
 
 fn customer_create(
@@ -375,7 +418,7 @@ fn customer_create(
     }
     let hash = if password_stdin {
         Some(password::hash(
-            &check_password(read_stdin_line()?)?,
+            &check_password(settings, read_stdin_line()?)?,
             settings.oauth.bcrypt_cost,
         )?)
     } else {
@@ -414,8 +457,9 @@ fn purge_expired(settings: &Settings, retention: chrono::TimeDelta) -> Result<St
     let mut conn = connect(settings)?;
     let before = chrono::Utc::now().naive_utc() - retention;
     let deleted = crate::oauth::refresh_token::purge_expired(&mut conn, before)?;
-    let counters = crate::security_blocker::sweep(&mut conn, chrono::Utc::now().naive_utc())?;
+    let (counters, trusts) =
+        crate::security_blocker::sweep(&mut conn, chrono::Utc::now().naive_utc())?;
     Ok(format!(
-        "deleted {deleted} expired refresh token(s)\ndeleted {counters} expired login counter(s)"
+        "deleted {deleted} expired refresh token(s)\ndeleted {counters} expired login counter(s)\ndeleted {trusts} expired trusted address(es)"
     ))
 }

@@ -3,9 +3,12 @@
 //! then either a new token pair or a counted failure.
 //!
 //! Every failure — unknown user, wrong password, missing or malformed credentials — costs one
-//! bcrypt verification, so failures cannot be produced faster than the cores verify hashes:
-//! that bounds both the guessing rate and the growth of the counter table. A blocked key costs
-//! no bcrypt at all. Nothing here knows HTTP: the outcome is a [`LoginOutcome`].
+//! bcrypt verification at the target cost (see [`crate::password`]), so failures cannot be
+//! produced faster than the cores verify hashes and take as long whether the user exists or
+//! not. The attempt reserves its place with the security blocker *before* verifying, so a burst
+//! cannot slip past the limit; a blocked key costs no bcrypt at all, and a full bcrypt queue is
+//! refused before anything else happens. Nothing here knows HTTP: the outcome is a
+//! [`LoginOutcome`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,8 +17,8 @@ use diesel::QueryResult;
 
 use crate::db::{self, DbConnection, DbError, DbPool};
 use crate::oauth::{Grant, IssuedTokens, OAuthError, OAuthServer};
-use crate::password::{Password, PasswordError, PasswordVerifier};
-use crate::security_blocker::{Blocked, EntityType, SecurityBlocker};
+use crate::password::{Password, PasswordError, PasswordVerifier, StillWanted};
+use crate::security_blocker::{Admission, Blocked, EntityType, SecurityBlocker};
 
 /// A username as sent: a non-blank string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,11 +38,13 @@ impl Username {
 }
 
 /// One login attempt as it arrived; missing parts still cost a verification.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoginAttempt {
     pub username: Option<Username>,
     pub password: Option<Password>,
     pub ip: Option<IpAddr>,
+    /// Whether the client still waits (its verification is skipped otherwise).
+    pub still_wanted: StillWanted,
 }
 
 impl LoginAttempt {
@@ -90,6 +95,8 @@ pub trait Accounts: Send + 'static {
     fn logged_in(_conn: &mut DbConnection, _user: &Self::User) -> QueryResult<()> {
         Ok(())
     }
+    /// Stores a new hash of the user's password (its old one was below the configured cost).
+    fn rehash(conn: &mut DbConnection, user: &Self::User, hash: &str) -> QueryResult<()>;
 }
 
 /// What a login needs; cheap to clone (everything is shared).
@@ -104,44 +111,70 @@ pub struct LoginDeps {
 /// The first step's result.
 enum Lookup<U> {
     Blocked(Blocked),
-    Found { user: U, hash: Option<String> },
-    Unknown,
+    Admitted {
+        reservation: crate::security_blocker::Reservation,
+        user: Option<U>,
+        hash: Option<String>,
+    },
 }
 
-/// Logs in to `A`'s accounts: the blocker's check, the lookup, one bcrypt verification, then a
-/// new token pair (and `A::logged_in`) or a counted failure.
+/// Logs in to `A`'s accounts: a place in the bcrypt queue, the blocker's reservation and the
+/// lookup, one verification at the target cost, then a new token pair (and `A::logged_in`, and
+/// a new hash when the old one was cheaper than configured) or a counted failure.
 pub async fn password_grant<A: Accounts>(
     deps: &LoginDeps,
     attempt: LoginAttempt,
 ) -> Result<LoginOutcome<A::User>, LoginError> {
-    let checking = deps.blocker.clone();
+    let slot = deps.passwords.slot()?;
+    let blocker = deps.blocker.clone();
     let lookup = attempt.clone();
     let looked_up = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        if let Some(blocked) = checking.check(conn, A::ENTITY, lookup.ip, lookup.counted_name())? {
-            return Ok(Lookup::Blocked(blocked));
-        }
-        Ok(match &lookup.username {
-            Some(username) => match A::find(conn, username)? {
-                Some((user, hash)) => Lookup::Found { user, hash },
-                None => Lookup::Unknown,
-            },
-            None => Lookup::Unknown,
+        let reservation =
+            match blocker.reserve(conn, A::ENTITY, lookup.ip, lookup.counted_name())? {
+                Admission::Blocked(blocked) => return Ok(Lookup::Blocked(blocked)),
+                Admission::Admitted(reservation) => reservation,
+            };
+        let found = match &lookup.username {
+            Some(username) => A::find(conn, username)?,
+            None => None,
+        };
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), hash),
+            None => (None, None),
+        };
+        Ok(Lookup::Admitted {
+            reservation,
+            user,
+            hash,
         })
     })
     .await?;
-    let (user, hash) = match looked_up {
+    let (reservation, user, hash) = match looked_up {
         Lookup::Blocked(blocked) => return Ok(LoginOutcome::Blocked(blocked)),
-        Lookup::Found { user, hash } => (Some(user), hash),
-        Lookup::Unknown => (None, None),
+        Lookup::Admitted {
+            reservation,
+            user,
+            hash,
+        } => (reservation, user, hash),
     };
-    let matched = deps
+    let verification = deps
         .passwords
-        .verify(attempt.password.clone(), hash)
+        .verify(
+            slot,
+            attempt.still_wanted.clone(),
+            attempt.password.clone(),
+            hash,
+        )
         .await?;
+    let blocker = deps.blocker.clone();
     match user {
-        Some(user) if matched => {
+        Some(user) if verification.matched => {
             let oauth = deps.oauth.clone();
             db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                blocker.succeed(conn, &reservation)?;
+                if let Some(hash) = &verification.rehashed {
+                    A::rehash(conn, &user, hash)?;
+                }
                 let tokens = oauth.issue(conn, &A::grant(&user))?;
                 A::logged_in(conn, &user)?;
                 Ok(LoginOutcome::Issued { user, tokens })
@@ -149,9 +182,8 @@ pub async fn password_grant<A: Accounts>(
             .await
         }
         _ => {
-            let blocker = deps.blocker.clone();
             db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-                blocker.record_failure(conn, A::ENTITY, attempt.ip, attempt.counted_name())?;
+                blocker.fail(conn, &reservation)?;
                 Ok(LoginOutcome::InvalidCredentials)
             })
             .await

@@ -5,9 +5,19 @@
 //! silently compare only its first 72 bytes) but costs the same time as one that does.
 //! Verifications are CPU-bound: [`PasswordVerifier`] runs them on a few low-priority threads of
 //! its own, so a login storm queues instead of spawning hundreds of threads fighting for the
-//! cores, and everything else preempts it.
+//! cores, and everything else preempts it. The queue is bounded ([`PasswordVerifier::slot`]),
+//! and a login whose client has gone is dropped before its verification starts.
+//!
+//! **Equal time for every failure.** bcrypt's time doubles with each cost step, so a stored
+//! hash of cost 10 on a cost-12 service would answer four times faster than an unknown user.
+//! Every verification is therefore padded with dummy verifications up to the *target cost* —
+//! the configured cost or the highest cost any stored hash has, whichever is higher (found at
+//! start-up, raised when a higher one is met): cost c plus dummies of costs c, c+1, …, t−1 is
+//! exactly the work of one cost-t verification. A successful login with a hash below the
+//! configured cost gets a new hash (PHP's `password_needs_rehash` convention).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -25,6 +35,10 @@ pub enum PasswordError {
     Hash(#[from] bcrypt::BcryptError),
     #[error("password verification unavailable: {0}")]
     Threads(String),
+    #[error("too many logins are waiting for password verification")]
+    Overloaded,
+    #[error("the login was abandoned by its client before its verification started")]
+    Abandoned,
 }
 
 /// A password as sent: a non-empty string. Never printed.
@@ -61,6 +75,17 @@ pub fn hash(password: &str, cost: u32) -> Result<String, PasswordError> {
     Ok(bcrypt::hash_with_result(password, cost)?.format_for_version(bcrypt::Version::TwoY))
 }
 
+/// The cost of a bcrypt hash (`$2y$12$…` → 12), if it is one.
+pub fn cost_of(hash: &str) -> Option<u32> {
+    let mut parts = hash.strip_prefix('$')?.splitn(3, '$');
+    let _version = parts.next()?;
+    let cost = parts.next()?;
+    if cost.len() != 2 {
+        return None;
+    }
+    cost.parse().ok().filter(|c| (4..=31).contains(c))
+}
+
 /// True if `password` matches `hash`. Always spends one bcrypt verification.
 pub fn verify(password: &str, hash: &str) -> bool {
     let matched = bcrypt::verify(password, hash).unwrap_or_else(|e| {
@@ -72,19 +97,57 @@ pub fn verify(password: &str, hash: &str) -> bool {
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// A place in the verification queue, taken before a login does any other work and held until
+/// its verification ends (or is dropped unstarted).
+pub struct Slot {
+    queued: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Tells, just before a queued verification starts, whether anyone still waits for it (e.g.
+/// whether the client is still connected).
+pub type StillWanted = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What a verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub matched: bool,
+    /// A new hash at the configured cost, when the password matched a cheaper hash.
+    pub rehashed: Option<String>,
+}
+
 /// Verifies passwords on a dedicated pool of `threads` threads running at a lower CPU priority
-/// (`nice`), against the real hash or — for an unknown user — a dummy hash of the configured
-/// cost, so the answer takes as long either way. A login storm queues here: it can neither
-/// spawn more bcrypt work than there are threads nor delay the async workers and the shared
-/// blocking pool, whose short requests preempt bcrypt whenever they need a core.
+/// (`nice`), against the real hash or — for an unknown user — a dummy of the target cost, so the
+/// answer takes as long either way. A login storm queues here (up to `queue_depth`): it can
+/// neither spawn more bcrypt work than there are threads nor delay the async workers and the
+/// shared blocking pool, whose short requests preempt bcrypt whenever they need a core.
 pub struct PasswordVerifier {
     jobs: mpsc::Sender<Job>,
-    dummy_hash: Arc<str>,
+    cost: u32,
+    target_cost: Arc<AtomicU32>,
+    /// A valid bcrypt hash of a random password whose cost digits are swapped for a dummy.
+    dummy_template: Arc<str>,
+    queued: Arc<AtomicUsize>,
+    queue_depth: usize,
+    /// Raise the target when a verification meets a costlier hash.
+    learn_costs: bool,
 }
 
 impl PasswordVerifier {
-    /// Hashes a random dummy password once (one bcrypt at `cost`) and starts the threads.
-    pub fn new(cost: u32, threads: usize, nice: i32) -> Result<Self, PasswordError> {
+    /// Starts the threads; `cost` is the configured cost of new hashes. With `learn_costs` a
+    /// verification that meets a hash costlier than the target raises the target.
+    pub fn new(
+        cost: u32,
+        threads: usize,
+        nice: i32,
+        queue_depth: usize,
+        learn_costs: bool,
+    ) -> Result<Self, PasswordError> {
         let dummy = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -110,36 +173,95 @@ impl PasswordVerifier {
         }
         Ok(PasswordVerifier {
             jobs: sender,
-            dummy_hash: hash(&dummy, cost)?.into(),
+            cost,
+            target_cost: Arc::new(AtomicU32::new(cost)),
+            dummy_template: hash(&dummy, 4)?.into(),
+            queued: Arc::new(AtomicUsize::new(0)),
+            queue_depth,
+            learn_costs,
         })
     }
 
+    /// The cost every verification takes as long as.
+    pub fn target_cost(&self) -> u32 {
+        self.target_cost.load(Ordering::SeqCst)
+    }
+
+    /// Raises the target cost to `cost` if that is higher (a stored hash of that cost exists).
+    pub fn raise_target_cost(&self, cost: u32) {
+        if (4..=31).contains(&cost) {
+            self.target_cost.fetch_max(cost, Ordering::SeqCst);
+        }
+    }
+
+    /// A place in the queue, or `Overloaded` when `queue_depth` logins already wait.
+    pub fn slot(&self) -> Result<Slot, PasswordError> {
+        let slot = Slot {
+            queued: self.queued.clone(),
+        };
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.queue_depth {
+            return Err(PasswordError::Overloaded);
+        }
+        Ok(slot)
+    }
+
+    /// Verifies `password` against `hash` in the time of one verification at the target cost.
     /// `hash = None` means "no such user" and `password = None` "no usable password": the
-    /// dummy (or the hash) is verified all the same and the result is false.
+    /// result is then false after the same work. A job nobody waits for any more (the future
+    /// was dropped, or `still_wanted` says no) is skipped when its turn comes.
     pub async fn verify(
         &self,
+        slot: Slot,
+        still_wanted: StillWanted,
         password: Option<Password>,
         hash: Option<String>,
-    ) -> Result<bool, PasswordError> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let dummy = self.dummy_hash.clone();
+    ) -> Result<Verification, PasswordError> {
+        let (done, result) = tokio::sync::oneshot::channel::<Option<Verification>>();
+        let target_cost = self.target_cost.clone();
+        let template = self.dummy_template.clone();
+        let configured = self.cost;
+        let learn_costs = self.learn_costs;
         let job: Job = Box::new(move || {
+            let _slot = slot;
+            if done.is_closed() || !still_wanted() {
+                let _ = done.send(None);
+                return;
+            }
             let candidate = password.as_ref().map_or("", Password::expose);
-            let matched = match hash {
-                Some(hash) => verify(candidate, &hash) && password.is_some(),
-                None => {
-                    verify(candidate, &dummy);
-                    false
-                }
+            let target = target_cost.load(Ordering::SeqCst);
+            let dummy = |cost: u32| verify(candidate, &format!("$2y${cost:02}{}", &template[6..]));
+            let (matched, spent) = match &hash {
+                Some(hash) => (verify(candidate, hash) && password.is_some(), cost_of(hash)),
+                None => (false, None),
             };
-            let _ = done.send(matched);
+            match spent {
+                Some(cost) if cost >= target => {
+                    if learn_costs {
+                        target_cost.fetch_max(cost, Ordering::SeqCst);
+                    }
+                }
+                Some(cost) => (cost..target).for_each(|c| {
+                    dummy(c);
+                }),
+                None => {
+                    dummy(target);
+                }
+            }
+            let rehashed = match spent {
+                Some(cost) if matched && cost < configured => {
+                    self::hash(candidate, configured).ok()
+                }
+                _ => None,
+            };
+            let _ = done.send(Some(Verification { matched, rehashed }));
         });
         self.jobs
             .send(job)
             .map_err(|_| PasswordError::Threads("the bcrypt threads are gone".into()))?;
         result
             .await
-            .map_err(|_| PasswordError::Threads("a bcrypt thread stopped".into()))
+            .map_err(|_| PasswordError::Threads("a bcrypt thread stopped".into()))?
+            .ok_or(PasswordError::Abandoned)
     }
 }
 

@@ -139,14 +139,25 @@ pub struct OAuthSettings {
     pub bcrypt_cost: u32,
     pub bcrypt_concurrency: usize,
     pub bcrypt_nice: i32,
+    /// Logins waiting for or in bcrypt beyond this many are answered 503 at once.
+    pub bcrypt_queue_depth: usize,
+    /// Pad every verification to the highest cost of any stored hash (not only to
+    /// `bcrypt_cost`), so that no failure tells whether the user exists. Only tests turn it off.
+    pub bcrypt_pad_to_stored_cost: bool,
+    /// Passwords the CLI sets must have at least this many characters.
+    pub password_min_length: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SecurityBlockerSettings {
     pub enabled: bool,
     pub sweep_interval_s: u64,
+    /// After a successful login an address is exempt from the account-wide counter of that
+    /// username for this long.
+    pub trusted_address_s: u64,
     pub agent: BlockRule,
     pub customer: BlockRule,
+    pub address: BlockRule,
     pub account: BlockRule,
 }
 
@@ -267,6 +278,27 @@ impl Settings {
         if !(4..=31).contains(&self.oauth.bcrypt_cost) {
             return Err(invalid("oauth.bcrypt_cost", "must be between 4 and 31"));
         }
+        if self.oauth.bcrypt_queue_depth == 0 {
+            return Err(invalid("oauth.bcrypt_queue_depth", "must be at least 1"));
+        }
+        if !(1..=72).contains(&self.oauth.password_min_length) {
+            return Err(invalid(
+                "oauth.password_min_length",
+                "must be between 1 and 72",
+            ));
+        }
+        if self.environment == Environment::Production && self.oauth.password_min_length < 12 {
+            return Err(invalid(
+                "oauth.password_min_length",
+                "must be at least 12 in production",
+            ));
+        }
+        if !(1..=MAX_TTL_S).contains(&self.security_blocker.trusted_address_s) {
+            return Err(invalid(
+                "security_blocker.trusted_address_s",
+                "must be between 1 s and 10 years",
+            ));
+        }
         if !(0..=19).contains(&self.oauth.bcrypt_nice) {
             return Err(invalid("oauth.bcrypt_nice", "must be between 0 and 19"));
         }
@@ -279,6 +311,7 @@ impl Settings {
         for (key, rule) in [
             ("security_blocker.agent", &self.security_blocker.agent),
             ("security_blocker.customer", &self.security_blocker.customer),
+            ("security_blocker.address", &self.security_blocker.address),
             ("security_blocker.account", &self.security_blocker.account),
         ] {
             if rule.attempts == 0 || rule.attempts > 1_000_000 {

@@ -77,6 +77,13 @@ impl Application {
         let keys = KeySet::load(&settings)?;
         crate::oauth::jwt::self_test(&keys)?;
 
+        let passwords = Arc::new(PasswordVerifier::new(
+            settings.oauth.bcrypt_cost,
+            settings.bcrypt_concurrency(),
+            settings.oauth.bcrypt_nice,
+            settings.oauth.bcrypt_queue_depth,
+            settings.oauth.bcrypt_pad_to_stored_cost,
+        )?);
         let pool = db::build_pool(&settings.database);
         {
             let mut conn = pool.get()?;
@@ -87,19 +94,28 @@ impl Application {
             if settings.environment == Environment::Production {
                 production_guard(&mut conn)?;
             }
+            // Failed logins take as long as a verification of the costliest stored hash.
+            if settings.oauth.bcrypt_pad_to_stored_cost {
+                for cost in [
+                    crate::agent::highest_hash_cost(&mut conn)?,
+                    crate::customer::highest_hash_cost(&mut conn)?,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    passwords.raise_target_cost(cost);
+                }
+            }
+            log::info!(target: "glue::password", "every failed login costs one bcrypt verification at cost {}", passwords.target_cost());
         }
 
-        let passwords = Arc::new(PasswordVerifier::new(
-            settings.oauth.bcrypt_cost,
-            settings.bcrypt_concurrency(),
-            settings.oauth.bcrypt_nice,
-        )?);
         let oauth = Arc::new(OAuthServer::new(Arc::new(keys), settings.oauth.clone()));
         let core = web::Data::new(GlueCore {
             locale: settings.glue.locale.clone(),
             trusted_proxies: TrustedProxies::new(settings.trusted_proxy_networks()),
             validators: vec![Arc::new(BearerAuthorization {
                 oauth: oauth.clone(),
+                pool: pool.clone(),
             })],
         });
         let plugins = resource_route_plugins(&pool);
@@ -133,6 +149,7 @@ impl Application {
                 .configure(|cfg| glue_application::configure(cfg, &plugins))
                 .default_service(web::to(glue_application::not_found))
         })
+        .on_connect(glue_application::connection::on_connect)
         .workers(settings.worker_count())
         .shutdown_timeout(settings.server.shutdown_timeout_s)
         .client_request_timeout(Duration::from_secs(10))

@@ -141,3 +141,22 @@ pub fn find_active_agent_by_id(conn: &mut DbConnection, id_user: i64) -> QueryRe
         .first(conn)
         .optional()
 }
+
+/// Replaces the password hash of the user with this id (a rehash at login).
+pub fn replace_hash(conn: &mut DbConnection, id_user: i64, hash: &str) -> QueryResult<usize> {
+    diesel::update(t::table.find(id_user))
+        .set((
+            dsl::password.eq(hash),
+            dsl::updated_at.eq(chrono::Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+}
+
+/// The highest bcrypt cost of any stored hash (one scan, at start-up).
+pub fn highest_hash_cost(conn: &mut DbConnection) -> QueryResult<Option<u32>> {
+    let costs: Vec<String> = t::table
+        .select(crate::db::substr(dsl::password, 5, 2))
+        .distinct()
+        .load(conn)?;
+    Ok(crate::db::highest_cost(&costs))
+}

@@ -10,7 +10,7 @@ use super::config::*;
 use crate::db::DbConnection;
 use crate::glue_application::error::GlueError;
 use crate::oauth::jwt::VerifiedToken;
-use crate::oauth::SCOPE_AGENT;
+use crate::oauth::{OAuthServer, SCOPE_AGENT};
 use crate::oauth_api::{parse_bearer, AuthorizationToken};
 use crate::state::AppState;
 
@@ -39,15 +39,22 @@ pub struct AgentCaller {
 }
 
 impl AgentCaller {
-    /// Refuses a token whose agent was deactivated (or deleted) after it logged in: 401/`4102`.
-    /// Runs inside the route's own database work.
-    pub fn ensure_active(&self, conn: &mut DbConnection) -> Result<(), GlueError> {
-        match crate::agent::find_active_agent_by_id(conn, self.id_agent)
+    /// Refuses a token whose agent was deactivated (or deleted) after it logged in, or whose
+    /// session has ended (logout, reuse, password change): 401/`4102`. Runs inside the route's
+    /// own database work.
+    pub fn ensure_active(
+        &self,
+        conn: &mut DbConnection,
+        oauth: &OAuthServer,
+    ) -> Result<(), GlueError> {
+        if crate::agent::find_active_agent_by_id(conn, self.id_agent)
             .map_err(crate::db::DbError::from)?
+            .is_none()
+            || !oauth.session_is_live(conn, &self.token)?
         {
-            Some(_) => Ok(()),
-            None => Err(agent_token_invalid()),
+            return Err(agent_token_invalid());
         }
+        Ok(())
     }
 }
 

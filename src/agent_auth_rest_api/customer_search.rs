@@ -96,14 +96,15 @@ fn encode_query_value(value: &str) -> String {
 }
 
 /// `self`, then — when anything matched — `last`, `first`, `prev` (offset > 0) and `next`
-/// (more remain), in Spryker's order.
+/// (more remain), in Spryker's order. Checked arithmetic: no link points past the last page or
+/// below zero, whatever the offset.
 fn links(base_url: &str, raw_query: &str, params: &SearchParams, total: i64) -> Map<String, Value> {
     let mut links = Map::new();
     links.insert(
         "self".into(),
         resource_link(base_url, RESOURCE_AGENT_CUSTOMER_SEARCH, raw_query).into(),
     );
-    if total == 0 {
+    if total <= 0 {
         return links;
     }
     let page = |offset: i64| {
@@ -117,13 +118,15 @@ fn links(base_url: &str, raw_query: &str, params: &SearchParams, total: i64) -> 
     links.insert("last".into(), page(last).into());
     links.insert("first".into(), page(0).into());
     if params.offset > 0 {
-        links.insert(
-            "prev".into(),
-            page((params.offset - params.limit).max(0)).into(),
-        );
+        let prev = params.offset.saturating_sub(params.limit).clamp(0, last);
+        links.insert("prev".into(), page(prev).into());
     }
-    if params.offset + params.limit < total {
-        links.insert("next".into(), page(params.offset + params.limit).into());
+    if let Some(next) = params
+        .offset
+        .checked_add(params.limit)
+        .filter(|next| *next < total)
+    {
+        links.insert("next".into(), page(next).into());
     }
     links
 }
@@ -135,8 +138,9 @@ pub async fn get_agent_customer_search(
 ) -> Result<HttpResponse, GlueError> {
     let params = SearchParams::parse(req.query_string(), state.settings.glue.max_page_limit)?;
     let query = params.clone();
+    let oauth = state.oauth.clone();
     let (customers, total) = db::run(&state.pool, move |conn| -> Result<_, GlueError> {
-        agent.ensure_active(conn)?;
+        agent.ensure_active(conn, &oauth)?;
         customer::search(conn, &query.q, query.offset, query.limit)
             .map_err(|e| db::DbError::from(e).into())
     })
@@ -169,7 +173,13 @@ pub async fn get_agent_customer_search(
         "links".into(),
         Value::Object(links(base, req.query_string(), &params, total)),
     );
-    Ok(json_api(StatusCode::OK, &document))
+    let mut response = json_api(StatusCode::OK, &document);
+    // Personal data: no cache may keep it.
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 #[cfg(test)]
@@ -213,6 +223,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The page offsets of a document's links.
+    fn offsets(links: &Map<String, Value>) -> Vec<(String, i64)> {
+        links
+            .iter()
+            .filter(|(name, _)| name.as_str() != "self")
+            .map(|(name, link)| {
+                let link = link.as_str().unwrap();
+                let offset = link.split("page[offset]=").nth(1).unwrap();
+                let offset = offset.split('&').next().unwrap().parse().unwrap();
+                (name.clone(), offset)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Over the whole i64 range: no negative offset, no link past the last page, `next`
+        /// exactly when more remain.
+        #[test]
+        fn links_stay_within_the_results(offset in 0..=i64::MAX, limit in 1i64..=100, total in prop_oneof![0..=1000i64, 0..=i64::MAX]) {
+            let query = format!("q=a&page[offset]={offset}&page[limit]={limit}");
+            let params = SearchParams::parse(&query, 100).unwrap();
+            let links = links("http://glue.test", &query, &params, total);
+            let last = if total > 0 { (total - 1) / params.limit * params.limit } else { 0 };
+            for (name, at) in offsets(&links) {
+                prop_assert!(at >= 0, "{name} {at}");
+                prop_assert!(at <= last, "{name} {at} beyond {last}");
+                prop_assert_eq!(at % params.limit, 0);
+            }
+            let more_remain = i128::from(params.offset) + i128::from(params.limit) < i128::from(total);
+            prop_assert_eq!(links.contains_key("next"), more_remain);
+            prop_assert_eq!(links.contains_key("prev"), total > 0 && params.offset > 0);
+        }
+    }
+
+    #[test]
+    fn the_largest_offset_gives_no_next_and_a_prev_on_the_last_page() {
+        let query = "q=a&page[offset]=9223372036854775807&page[limit]=100";
+        let params = SearchParams::parse(query, 100).unwrap();
+        let links = links("http://glue.test", query, &params, 250);
+        assert_eq!(
+            offsets(&links),
+            vec![
+                ("last".into(), 200),
+                ("first".into(), 0),
+                ("prev".into(), 200)
+            ]
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub async fn post_impersonation_access_tokens(
     let oauth = state.oauth.clone();
     let acting = agent.clone();
     let (customer, tokens) = db::run(&state.pool, move |conn| -> Result<_, GlueError> {
-        acting.ensure_active(conn)?;
+        acting.ensure_active(conn, &oauth)?;
         impersonate(conn, &oauth, &acting.token.subject_json, &reference)?
             .ok_or_else(impersonation_failed)
     })

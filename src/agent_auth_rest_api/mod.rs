@@ -11,6 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use crate::glue_application::client_ip::ClientIp;
+use crate::glue_application::connection::ClientConnection;
 use crate::glue_application::error::GlueError;
 use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::created_with_tokens;
@@ -53,6 +54,7 @@ fn authentication_failed() -> GlueError {
 async fn post_agent_access_tokens(
     state: web::Data<AppState>,
     ip: ClientIp,
+    client: ClientConnection,
     body: RestRequest,
 ) -> Result<HttpResponse, GlueError> {
     let attributes = body.attributes_of(RESOURCE_AGENT_ACCESS_TOKENS)?;
@@ -61,6 +63,7 @@ async fn post_agent_access_tokens(
         username: Username::parse(attributes.string("username")),
         password: Password::parse(attributes.string("password")),
         ip: ip.0,
+        still_wanted: std::sync::Arc::new(move || client.is_open()),
     };
     match crate::oauth_agent_connector::authenticate(&state.login, attempt).await? {
         LoginOutcome::Issued { user, tokens } => {

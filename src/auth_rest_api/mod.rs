@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::db;
 use crate::glue_application::client_ip::ClientIp;
+use crate::glue_application::connection::ClientConnection;
 use crate::glue_application::error::{GlueError, RestErrorMessage};
 use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::created_with_tokens;
@@ -77,6 +78,7 @@ fn invalid_login() -> GlueError {
 async fn post_access_tokens(
     state: web::Data<AppState>,
     ip: ClientIp,
+    client: ClientConnection,
     body: RestRequest,
 ) -> Result<HttpResponse, GlueError> {
     let attributes = body.attributes_of(RESOURCE_ACCESS_TOKENS)?;
@@ -100,6 +102,7 @@ async fn post_access_tokens(
         username: Some(email.clone()),
         password: Some(password),
         ip: ip.0,
+        still_wanted: std::sync::Arc::new(move || client.is_open()),
     };
     match crate::oauth_customer_connector::authenticate(&state.login, attempt).await? {
         LoginOutcome::Issued { user, tokens } => {

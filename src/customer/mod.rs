@@ -176,6 +176,26 @@ pub fn create(conn: &mut DbConnection, customer: &NewCustomer<'_>) -> QueryResul
         .get_result(conn)
 }
 
+/// Replaces the password hash of the customer with this id (a rehash at login).
+pub fn replace_hash(conn: &mut DbConnection, id_customer: i64, hash: &str) -> QueryResult<usize> {
+    diesel::update(t::table.find(id_customer))
+        .set((
+            dsl::password.eq(hash),
+            dsl::updated_at.eq(chrono::Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+}
+
+/// The highest bcrypt cost of any stored hash (one scan, at start-up).
+pub fn highest_hash_cost(conn: &mut DbConnection) -> QueryResult<Option<u32>> {
+    let costs: Vec<String> = t::table
+        .filter(dsl::password.is_not_null())
+        .select(crate::db::substr(dsl::password.assume_not_null(), 5, 2))
+        .distinct()
+        .load(conn)?;
+    Ok(crate::db::highest_cost(&costs))
+}
+
 /// The next free reference of the form `{prefix}{n}` (Spryker's `DE--1`, `DE--2`, …).
 pub fn next_reference(conn: &mut DbConnection, prefix: &str) -> QueryResult<String> {
     let max_id: Option<i64> = t::table

@@ -32,6 +32,16 @@ pub type DbPool = r2d2::Pool<ConnectionManager>;
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+diesel::define_sql_function! {
+    /// SQL `substr(text, start, length)` (1-based), on every backend.
+    fn substr(text: diesel::sql_types::Text, start: diesel::sql_types::Integer, length: diesel::sql_types::Integer) -> diesel::sql_types::Text;
+}
+
+/// The highest bcrypt cost among the `$2y$NN$` prefixes `costs` holds (`"12"`, …).
+pub fn highest_cost(costs: &[String]) -> Option<u32> {
+    costs.iter().filter_map(|c| c.parse().ok()).max()
+}
+
 /// Which backend a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -107,16 +117,7 @@ impl ConnectionManager {
                         "an SQLite database must be a file (each pooled connection would get its own in-memory database)".into(),
                     ));
                 }
-                if let Some(parent) = std::path::Path::new(path).parent() {
-                    if !parent.as_os_str().is_empty() && !parent.exists() {
-                        std::fs::create_dir_all(parent).map_err(|e| {
-                            ConnectError::Setup(format!(
-                                "cannot create the directory {}: {e}",
-                                parent.display()
-                            ))
-                        })?;
-                    }
-                }
+                create_private_file(std::path::Path::new(path))?;
                 let mut conn = SqliteConnection::establish(path)?;
                 // busy_timeout first: switching to WAL needs the lock, and parallel pool
                 // start-up fails with "database is locked" in the other order.
@@ -127,6 +128,35 @@ impl ConnectionManager {
                 Ok(DbConnection::Sqlite(conn))
             }
         }
+    }
+}
+
+/// Creates the SQLite file (mode 0600) and its missing directories (0700) before SQLite opens
+/// it: the file holds password hashes. SQLite gives its `-wal` and `-shm` files the database
+/// file's permissions.
+fn create_private_file(path: &std::path::Path) -> Result<(), ConnectError> {
+    let setup = |what: &str, path: &std::path::Path, e: std::io::Error| {
+        ConnectError::Setup(format!("cannot create the {what} {}: {e}", path.display()))
+    };
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(parent)
+                .map_err(|e| setup("directory", parent, e))?;
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(setup("database file", path, e)),
     }
 }
 

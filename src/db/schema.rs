@@ -61,9 +61,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    glue_login_trusted_address (id_login_trusted_address) {
+        id_login_trusted_address -> BigInt,
+        entity_type -> Text,
+        trust_key -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     spy_user,
     spy_oauth_refresh_token,
     spy_customer,
     glue_login_attempt_counter,
+    glue_login_trusted_address,
 );

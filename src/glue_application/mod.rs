@@ -10,6 +10,7 @@
 //! the client address ([`client_ip`]), CORS ([`cors`]) and the middleware ([`middleware`]).
 
 pub mod client_ip;
+pub mod connection;
 pub mod cors;
 pub mod error;
 pub mod health;

@@ -1,8 +1,9 @@
 //! Access tokens: RS256 JWTs shaped exactly like Spryker's (league/oauth2-server) ones.
 //!
 //! Header `{"typ":"JWT","alg":"RS256","kid":…}`; claims in the order `aud`, `jti`, `iat`, `nbf`,
-//! `exp`, `sub`, `scopes`, `iss` (+ `act` for impersonation, RFC 8693). `sub` is a JSON string
-//! holding Spryker's five-key user identifier object.
+//! `exp`, `sub`, `scopes`, `iss` (+ `act` for impersonation, RFC 8693), then `sid`, the session
+//! (refresh-token family) the token belongs to, which ends when the session does. `sub` is a
+//! JSON string holding Spryker's five-key user identifier object.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -68,6 +69,8 @@ struct Claims<'a> {
     iss: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     act: Option<Actor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
 }
 
 /// What to put into a new access token.
@@ -81,6 +84,8 @@ pub struct AccessTokenRequest<'a> {
     pub scopes: &'a [String],
     /// The acting agent's `sub` JSON text, for impersonation tokens.
     pub actor: Option<&'a str>,
+    /// The session (refresh-token family).
+    pub session: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +128,7 @@ pub fn mint(
         act: request.actor.map(|sub| Actor {
             sub: sub.to_string(),
         }),
+        sid: request.session,
     };
     sign(keys, &claims)
 }
@@ -143,6 +149,8 @@ struct IncomingClaims {
     iss: Option<String>,
     #[serde(default)]
     act: Option<Actor>,
+    #[serde(default)]
+    sid: Option<String>,
 }
 
 /// A token that passed every check.
@@ -153,6 +161,8 @@ pub struct VerifiedToken {
     pub subject_json: String,
     pub scopes: Vec<String>,
     pub actor: Option<Actor>,
+    /// The session it belongs to (`None` for tokens glue did not issue with one).
+    pub session: Option<String>,
 }
 
 /// What must hold for a token to be accepted.
@@ -244,6 +254,7 @@ pub fn verify(
         subject_json: claims.sub,
         scopes: claims.scopes,
         actor: claims.act,
+        session: claims.sid,
     })
 }
 
@@ -297,6 +308,7 @@ mod tests {
                 subject: &sub,
                 scopes: &scopes,
                 actor: None,
+                session: Some("0123abcd"),
             },
             now,
         )

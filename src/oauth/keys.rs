@@ -31,6 +31,10 @@ pub enum KeyError {
     },
     #[error("{0} is not an RSA key in PEM format (PKCS#8 or PKCS#1 for private keys, SPKI or PKCS#1 for public keys)")]
     Parse(String),
+    #[error("{name} is too short ({bits} bits; at least 2048)")]
+    TooShort { name: String, bits: usize },
+    #[error("{path} can be read by group or others (mode {mode:o}): run `chmod 600 {path}`")]
+    Exposed { path: String, mode: u32 },
     #[error("no signing key: set oauth.private_key_path or GLUE__OAUTH__PRIVATE_KEY_PEM (only development generates one)")]
     Missing,
     #[error("RSA key generation failed")]
@@ -101,7 +105,11 @@ impl KeySet {
         let private_pem = if !oauth.private_key_pem.is_empty() {
             oauth.private_key_pem.expose().as_bytes().to_vec()
         } else if !oauth.private_key_path.is_empty() {
-            read(Path::new(&oauth.private_key_path))?
+            let path = Path::new(&oauth.private_key_path);
+            if settings.environment == Environment::Production {
+                refuse_exposed(path)?;
+            }
+            read(path)?
         } else if settings.environment == Environment::Development {
             development_key(Path::new("var/keys"))?
         } else {
@@ -161,14 +169,109 @@ fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
     })
 }
 
+/// Production refuses a private key file that group or others can read.
+fn refuse_exposed(path: &Path) -> Result<(), KeyError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| KeyError::Read {
+                path: path.display().to_string(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                path: path.display().to_string(),
+                mode: mode & 0o777,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 fn parse_private(pem_bytes: &[u8]) -> Result<KeyPair, KeyError> {
-    let block = pem::parse(pem_bytes).map_err(|_| KeyError::Parse("the private key".into()))?;
-    let parsed = match block.tag() {
-        "PRIVATE KEY" => KeyPair::from_pkcs8(block.contents()),
-        "RSA PRIVATE KEY" => KeyPair::from_der(block.contents()),
-        _ => return Err(KeyError::Parse("the private key".into())),
+    let name = "the private key";
+    let block = pem::parse(pem_bytes).map_err(|_| KeyError::Parse(name.into()))?;
+    let pkcs8 = match block.tag() {
+        "PRIVATE KEY" => true,
+        "RSA PRIVATE KEY" => false,
+        _ => return Err(KeyError::Parse(name.into())),
     };
-    parsed.map_err(|_| KeyError::Parse("the private key".into()))
+    // aws-lc-rs refuses keys below 2048 bits like any other unreadable key: say which it is.
+    if let Some(bits) = der::rsa_private_modulus_bits(block.contents(), pkcs8) {
+        if bits < 2048 {
+            return Err(KeyError::TooShort {
+                name: name.into(),
+                bits,
+            });
+        }
+    }
+    let parsed = if pkcs8 {
+        KeyPair::from_pkcs8(block.contents())
+    } else {
+        KeyPair::from_der(block.contents())
+    };
+    parsed.map_err(|_| KeyError::Parse(name.into()))
+}
+
+/// Just enough DER to read an RSA private key's modulus size.
+mod der {
+    /// (tag, contents, rest) of the first element.
+    fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, input) = input.split_first()?;
+        let (&first, input) = input.split_first()?;
+        let (length, input) = if first < 0x80 {
+            (usize::from(first), input)
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 || count > 4 || input.len() < count {
+                return None;
+            }
+            let length = input[..count]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (length, &input[count..])
+        };
+        (input.len() >= length).then(|| (tag, &input[..length], &input[length..]))
+    }
+
+    /// The bit length of the modulus `n` of a PKCS#1 `RSAPrivateKey` (inside a PKCS#8
+    /// `PrivateKeyInfo` when `pkcs8`).
+    pub fn rsa_private_modulus_bits(der: &[u8], pkcs8: bool) -> Option<usize> {
+        const SEQUENCE: u8 = 0x30;
+        const INTEGER: u8 = 0x02;
+        const OCTET_STRING: u8 = 0x04;
+        let (tag, body, _) = element(der)?;
+        if tag != SEQUENCE {
+            return None;
+        }
+        let rsa_key = if pkcs8 {
+            let (_, _version, rest) = element(body)?;
+            let (_, _algorithm, rest) = element(rest)?;
+            let (tag, key, _) = element(rest)?;
+            if tag != OCTET_STRING {
+                return None;
+            }
+            let (tag, key, _) = element(key)?;
+            (tag == SEQUENCE).then_some(key)?
+        } else {
+            body
+        };
+        let (_, _version, rest) = element(rsa_key)?;
+        let (tag, modulus, _) = element(rest)?;
+        if tag != INTEGER {
+            return None;
+        }
+        let digits: &[u8] = {
+            let start = modulus.iter().position(|b| *b != 0)?;
+            &modulus[start..]
+        };
+        Some(digits.len() * 8 - digits[0].leading_zeros() as usize)
+    }
 }
 
 fn parse_public(pem_bytes: &[u8]) -> Result<PublicKey, KeyError> {
@@ -231,7 +334,11 @@ pub fn write_key_pair(dir: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
         let path = path.display().to_string();
         move |source| KeyError::Write { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(write_err(dir))?;
     write_private(&private_path, private.as_bytes()).map_err(write_err(&private_path))?;
     std::fs::write(&public_path, public).map_err(write_err(&public_path))?;
     Ok((private_path, public_path))

@@ -144,6 +144,20 @@ impl From<Refusal> for RefreshOutcome {
     }
 }
 
+/// Ends every session of the agent `id_agent`: its own logins and the impersonations it
+/// started (after a password change or a deactivation); their access tokens stop working at
+/// once. Returns how many refresh tokens it revoked.
+pub fn end_agent_sessions(conn: &mut DbConnection, id_agent: i64) -> Result<usize, OAuthError> {
+    let owner = UserIdentifier::agent(id_agent).to_json();
+    Ok(refresh_token::revoke_all_owned_by(
+        conn,
+        refresh_token::Owner {
+            user_identifier: &owner,
+            actor_identifier: None,
+        },
+    )?)
+}
+
 pub struct OAuthServer {
     pub keys: Arc<KeySet>,
     pub settings: OAuthSettings,
@@ -154,7 +168,12 @@ impl OAuthServer {
         OAuthServer { keys, settings }
     }
 
-    fn mint_access_token(&self, grant: &Grant, subject_json: &str) -> Result<String, OAuthError> {
+    fn mint_access_token(
+        &self,
+        grant: &Grant,
+        subject_json: &str,
+        session: &str,
+    ) -> Result<String, OAuthError> {
         Ok(jwt::mint(
             &self.keys,
             &AccessTokenRequest {
@@ -164,6 +183,7 @@ impl OAuthServer {
                 subject: subject_json,
                 scopes: &grant.scopes,
                 actor: grant.actor.as_deref(),
+                session: Some(session),
             },
             now_s(),
         )?)
@@ -177,7 +197,7 @@ impl OAuthServer {
         scopes_json: &str,
         family: &str,
     ) -> Result<(IssuedTokens, NewRefreshToken), OAuthError> {
-        let access_token = self.mint_access_token(grant, subject_json)?;
+        let access_token = self.mint_access_token(grant, subject_json, family)?;
         let refresh_token = new_refresh_token();
         let now = now_naive();
         let ttl = chrono::Duration::seconds(
@@ -263,6 +283,20 @@ impl OAuthServer {
                 Exchange::Refused(refusal) => refusal.into(),
             },
         )
+    }
+
+    /// True while the session an access token belongs to has not ended (logout, reuse
+    /// detection, a password change or deactivation end it): one indexed read. A token without
+    /// a session (not issued by glue with one) has nothing to end.
+    pub fn session_is_live(
+        &self,
+        conn: &mut DbConnection,
+        token: &VerifiedToken,
+    ) -> Result<bool, OAuthError> {
+        match &token.session {
+            Some(family) => Ok(refresh_token::family_is_live(conn, family)?),
+            None => Ok(true),
+        }
     }
 
     /// Verifies an access token against every configured key and the claim rules.

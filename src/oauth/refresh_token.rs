@@ -171,6 +171,20 @@ impl Owner<'_> {
     }
 }
 
+/// True while some token of the family is not revoked (rotation revokes a token but leaves its
+/// successor live; logout and reuse revoke them all).
+pub fn family_is_live(conn: &mut DbConnection, family: &str) -> QueryResult<bool> {
+    if !crate::db::storable(family) {
+        return Ok(false);
+    }
+    diesel::select(diesel::dsl::exists(
+        t::table
+            .filter(dsl::family.eq(family))
+            .filter(dsl::revoked_at.is_null()),
+    ))
+    .get_result(conn)
+}
+
 /// Revokes the family of the token with this identifier, only if `owner` owns it.
 pub fn revoke_family_owned_by(
     conn: &mut DbConnection,
@@ -185,16 +199,25 @@ pub fn revoke_family_owned_by(
     })
 }
 
-/// Revokes every live token `owner` has.
+/// Revokes every live token `owner` has: for an impersonation session (an actor) the tokens of
+/// that customer acting as that agent; otherwise every token issued to the owner and every
+/// token issued to anyone *acting as* the owner (an agent's impersonation sessions; for a
+/// customer, the agents acting for them).
 pub fn revoke_all_owned_by(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
     let now = chrono::Utc::now().naive_utc();
-    let mut target = diesel::update(t::table)
-        .filter(dsl::user_identifier.eq(owner.user_identifier))
+    let target = diesel::update(t::table)
         .filter(dsl::revoked_at.is_null())
         .into_boxed();
-    if let Some(actor) = owner.actor_identifier {
-        target = target.filter(dsl::actor_identifier.eq(actor));
-    }
+    let target = match owner.actor_identifier {
+        Some(actor) => target
+            .filter(dsl::user_identifier.eq(owner.user_identifier))
+            .filter(dsl::actor_identifier.eq(actor)),
+        None => target.filter(
+            dsl::user_identifier
+                .eq(owner.user_identifier)
+                .or(dsl::actor_identifier.eq(owner.user_identifier)),
+        ),
+    };
     target
         .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
         .execute(conn)

@@ -38,6 +38,10 @@ impl Accounts for Agents {
     fn logged_in(conn: &mut DbConnection, user: &User) -> diesel::QueryResult<()> {
         agent::touch_last_login(conn, user.id_user).map(|_| ())
     }
+
+    fn rehash(conn: &mut DbConnection, user: &User, hash: &str) -> diesel::QueryResult<()> {
+        agent::replace_hash(conn, user.id_user, hash).map(|_| ())
+    }
 }
 
 /// Logs an agent in.

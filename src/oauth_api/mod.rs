@@ -8,6 +8,8 @@ pub mod jwks;
 use std::future::{ready, Ready};
 use std::sync::Arc;
 
+use crate::db::{self, DbPool};
+
 use actix_web::http::StatusCode;
 use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
 
@@ -18,7 +20,7 @@ use crate::login::LoginError;
 use crate::oauth::jwt::VerifiedToken;
 use crate::oauth::{IssuedTokens, OAuthError, OAuthServer, TOKEN_TYPE};
 use crate::password::PasswordError;
-use crate::security_blocker::Blocked;
+use crate::security_blocker::{BlockScope, Blocked};
 
 pub const CODE_INVALID_ACCESS_TOKEN: &str = "001";
 pub const CODE_MISSING_ACCESS_TOKEN: &str = "002";
@@ -58,34 +60,38 @@ pub fn parse_bearer(value: &str) -> Option<&str> {
 #[derive(Debug, Clone)]
 pub struct AuthorizationToken(pub VerifiedToken);
 
-/// The core's request validator for `Authorization`: when present it must hold a valid token —
-/// 401/`001` otherwise, even on public routes, as in Spryker.
+/// The core's request validator for `Authorization`: when present it must hold a valid token
+/// of a live session — 401/`001` otherwise, even on public routes, as in Spryker.
 pub struct BearerAuthorization {
     pub oauth: Arc<OAuthServer>,
+    pub pool: DbPool,
 }
 
 impl RequestValidator for BearerAuthorization {
     fn validate(&self, req: &HttpRequest) -> ValidationFuture {
-        Box::pin(ready(self.check(req)))
-    }
-}
-
-impl BearerAuthorization {
-    fn check(&self, req: &HttpRequest) -> Result<(), GlueError> {
         let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
-            return Ok(());
+            return Box::pin(ready(Ok(())));
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(parse_bearer)
-            .ok_or_else(invalid_access_token)?;
-        let verified = self
-            .oauth
-            .verify(token)
-            .map_err(|_| invalid_access_token())?;
-        req.extensions_mut().insert(AuthorizationToken(verified));
-        Ok(())
+        let verified = match value.to_str().ok().and_then(parse_bearer) {
+            Some(token) => self.oauth.verify(token).map_err(|_| invalid_access_token()),
+            None => Err(invalid_access_token()),
+        };
+        let verified = match verified {
+            Ok(verified) => verified,
+            Err(error) => return Box::pin(ready(Err(error))),
+        };
+        let req = req.clone();
+        let oauth = self.oauth.clone();
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let checked = verified.clone();
+            let live = db::run(&pool, move |conn| oauth.session_is_live(conn, &checked)).await?;
+            if !live {
+                return Err(invalid_access_token());
+            }
+            req.extensions_mut().insert(AuthorizationToken(verified));
+            Ok(())
+        })
     }
 }
 
@@ -127,17 +133,20 @@ pub fn token_resource(
     )
 }
 
-/// 429/`4401` for a blocked login, with `Retry-After`.
+/// 429/`4401` for a blocked login, with `Retry-After`; the text says which counter refused.
 pub fn blocked(blocked: Blocked) -> GlueError {
-    GlueError::Throttled {
-        error: RestErrorMessage::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(CODE_BLOCKED),
-            format!(
-                "Too many log in attempts from your address. Please wait {} minutes before trying again.",
-                blocked.block_minutes
-            ),
+    let detail = match blocked.scope {
+        BlockScope::Address => format!(
+            "Too many log in attempts from your address. Please wait {} minutes before trying again.",
+            blocked.block_minutes
         ),
+        BlockScope::Account => format!(
+            "Too many failed log in attempts for this account. Please wait {} minutes before trying again.",
+            blocked.block_minutes
+        ),
+    };
+    GlueError::Throttled {
+        error: RestErrorMessage::new(StatusCode::TOO_MANY_REQUESTS, Some(CODE_BLOCKED), detail),
         retry_after_s: blocked.retry_after_s,
     }
 }
@@ -156,7 +165,17 @@ impl From<OAuthError> for GlueError {
 
 impl From<PasswordError> for GlueError {
     fn from(e: PasswordError) -> Self {
-        GlueError::internal(e)
+        match e {
+            // The bcrypt queue is full: shed the login at once, with Retry-After.
+            PasswordError::Overloaded => GlueError::unavailable(e),
+            // Nobody reads this answer (the client left); nothing went wrong on our side.
+            PasswordError::Abandoned => GlueError::one(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                crate::glue_application::error::DETAIL_UNAVAILABLE,
+            ),
+            other => GlueError::internal(other),
+        }
     }
 }
 

@@ -39,6 +39,10 @@ impl Accounts for Customers {
             actor: None,
         }
     }
+
+    fn rehash(conn: &mut DbConnection, customer: &Customer, hash: &str) -> diesel::QueryResult<()> {
+        customer::replace_hash(conn, customer.id_customer, hash).map(|_| ())
+    }
 }
 
 /// Logs a customer in by email and password.

@@ -1,16 +1,23 @@
 //! Failed-login throttling (Spryker's `SecurityBlocker` + `SecurityBlockerRestApi`), with the
 //! counters in the database so every instance behind a load balancer shares them.
 //!
-//! Two counters per failure: one per (entity type, client IP, username) with Spryker's limits,
-//! and one per (entity type, username) from any address with a higher limit, which stops a
-//! guess spread over many addresses. `attempts` failures within the window block the key for
-//! the block time; when the block or the window is over the key starts from zero. A success
-//! does not reset anything (Spryker behaviour).
+//! Three counters per attempt: per (entity type, client IP, username) with Spryker's limits;
+//! per (entity type, client IP) whatever the username, which stops one address spraying many
+//! usernames; and per (entity type, username) from any address, which stops a guess spread
+//! over many addresses. `attempts` failures within the window block the key for the block time;
+//! when the block or the window is over the key starts from zero.
 //!
-//! Increments are single statements (no read-modify-write), so concurrent failures are never
-//! lost: stale rows are deleted, then `attempts = attempts + 1`, else an INSERT, retried if a
-//! concurrent INSERT won. Usernames are lower-cased and keys stored as SHA-256, so the table
-//! holds no usernames and has fixed-size keys.
+//! **Reserve, then verify.** An attempt takes its place on every counter in one write
+//! transaction *before* its password is verified, and is refused (nothing taken) when a counter
+//! is blocked or already full. So however many attempts arrive at once, at most `attempts` per
+//! key are verified within a window. A failure keeps its place (and blocks the key once the
+//! count is reached); a success gives its place back — it does not reset anyone else's — and
+//! makes its address *trusted* for that username for `trusted_address_s`: the account-wide
+//! counter neither counts nor blocks attempts from a trusted address, so failures from
+//! elsewhere cannot lock an agent out of the place it works from.
+//!
+//! Usernames are lower-cased and keys stored as SHA-256, so the tables hold no usernames and
+//! have fixed-size keys.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -23,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::db::schema::glue_login_attempt_counter::{self as t, dsl};
+use crate::db::schema::glue_login_trusted_address::{self as trusted, dsl as trusted_dsl};
 use crate::db::DbConnection;
 use crate::settings::{BlockRule, SecurityBlockerSettings};
 
@@ -34,10 +42,16 @@ pub enum EntityType {
 }
 
 impl EntityType {
-    fn per_address(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             EntityType::Agent => "agent",
             EntityType::Customer => "customer",
+        }
+    }
+    fn per_address(self) -> &'static str {
+        match self {
+            EntityType::Agent => "agent-address",
+            EntityType::Customer => "customer-address",
         }
     }
     fn per_account(self) -> &'static str {
@@ -48,11 +62,46 @@ impl EntityType {
     }
 }
 
-/// A refused attempt: the detail's minutes and the seconds until the block ends.
+/// Which kind of counter refused an attempt (they get different texts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockScope {
+    /// The client's address (with this username, or with any).
+    Address,
+    /// The username, from any untrusted address.
+    Account,
+}
+
+/// A refused attempt: the block's length in minutes and the seconds until a retry may pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blocked {
+    pub scope: BlockScope,
     pub block_minutes: u64,
     pub retry_after_s: u64,
+}
+
+/// One counter an attempt is counted on.
+#[derive(Debug, Clone)]
+struct Counter {
+    kind: &'static str,
+    key: String,
+    rule: BlockRule,
+    scope: BlockScope,
+}
+
+/// The places an admitted attempt holds until [`SecurityBlocker::fail`] or
+/// [`SecurityBlocker::succeed`] settles them.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    entity: EntityType,
+    counters: Vec<Counter>,
+    trust_key: String,
+}
+
+/// What [`SecurityBlocker::reserve`] decided.
+#[derive(Debug)]
+pub enum Admission {
+    Admitted(Reservation),
+    Blocked(Blocked),
 }
 
 pub struct SecurityBlocker {
@@ -76,6 +125,22 @@ fn seconds(s: u64) -> TimeDelta {
     TimeDelta::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
 }
 
+fn minutes(s: u64) -> u64 {
+    s.div_ceil(60)
+}
+
+/// A reservation refused inside its transaction (which then rolls back every place taken).
+enum Refusal {
+    Blocked(Blocked),
+    Database(DieselError),
+}
+
+impl From<DieselError> for Refusal {
+    fn from(e: DieselError) -> Self {
+        Refusal::Database(e)
+    }
+}
+
 impl SecurityBlocker {
     pub fn new(settings: SecurityBlockerSettings, clock: Arc<dyn Clock>) -> Self {
         SecurityBlocker {
@@ -85,84 +150,148 @@ impl SecurityBlocker {
         }
     }
 
-    fn counters(
-        &self,
-        entity: EntityType,
-        ip: Option<IpAddr>,
-        username: &str,
-    ) -> [(&'static str, String, BlockRule); 2] {
+    fn reservation(&self, entity: EntityType, ip: Option<IpAddr>, username: &str) -> Reservation {
         let username = username.to_lowercase();
         let address = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-        let per_address_rule = match entity {
+        let per_user_rule = match entity {
             EntityType::Agent => self.settings.agent,
             EntityType::Customer => self.settings.customer,
         };
-        [
-            (
-                entity.per_address(),
-                counter_key(&[&address, &username]),
-                per_address_rule,
-            ),
-            (
-                entity.per_account(),
-                counter_key(&[&username]),
-                self.settings.account,
-            ),
-        ]
+        Reservation {
+            entity,
+            counters: vec![
+                Counter {
+                    kind: entity.name(),
+                    key: counter_key(&[&address, &username]),
+                    rule: per_user_rule,
+                    scope: BlockScope::Address,
+                },
+                Counter {
+                    kind: entity.per_address(),
+                    key: counter_key(&[&address]),
+                    rule: self.settings.address,
+                    scope: BlockScope::Address,
+                },
+                Counter {
+                    kind: entity.per_account(),
+                    key: counter_key(&[&username]),
+                    rule: self.settings.account,
+                    scope: BlockScope::Account,
+                },
+            ],
+            trust_key: counter_key(&[&address, &username]),
+        }
     }
 
-    /// `Some` when either counter of this attempt is blocked now.
-    pub fn check(
+    /// Takes this attempt's place on each of its counters, or refuses it (taking nothing) when
+    /// a counter is blocked or full. One write transaction; retried when two first attempts
+    /// race to create the same counter.
+    pub fn reserve(
         &self,
         conn: &mut DbConnection,
         entity: EntityType,
         ip: Option<IpAddr>,
         username: &str,
-    ) -> QueryResult<Option<Blocked>> {
+    ) -> QueryResult<Admission> {
+        let mut reservation = self.reservation(entity, ip, username);
         if !self.settings.enabled {
-            return Ok(None);
+            reservation.counters.clear();
+            return Ok(Admission::Admitted(reservation));
         }
-        let now = self.clock.now();
-        let mut refused: Option<Blocked> = None;
-        for (kind, key, rule) in self.counters(entity, ip, username) {
-            let until: Option<Option<NaiveDateTime>> = t::table
-                .filter(dsl::entity_type.eq(kind))
-                .filter(dsl::counter_key.eq(&key))
-                .select(dsl::blocked_until)
-                .first(conn)
-                .optional()?;
-            if let Some(Some(until)) = until {
-                if until > now {
-                    let retry_after_s = u64::try_from((until - now).num_seconds()).unwrap_or(0) + 1;
-                    let blocked = Blocked {
-                        block_minutes: rule.block_s.div_ceil(60),
-                        retry_after_s,
-                    };
-                    // Report the block that lasts longest.
-                    if refused.is_none_or(|r| r.retry_after_s < blocked.retry_after_s) {
-                        refused = Some(blocked);
+        for _ in 0..10 {
+            let now = self.clock.now();
+            let result = crate::db::write_transaction(conn, |conn| {
+                let trusted = is_trusted(conn, entity, &reservation.trust_key, now)?;
+                let mut refused: Option<Blocked> = None;
+                for counter in &reservation.counters {
+                    if trusted && counter.scope == BlockScope::Account {
+                        continue;
+                    }
+                    if let Some(blocked) = take_place(conn, counter, now)? {
+                        if refused.is_none_or(|r| r.retry_after_s < blocked.retry_after_s) {
+                            refused = Some(blocked);
+                        }
                     }
                 }
-            }
+                match refused {
+                    Some(blocked) => Err(Refusal::Blocked(blocked)),
+                    None => Ok(trusted),
+                }
+            });
+            return match result {
+                Ok(trusted) => {
+                    if trusted {
+                        reservation
+                            .counters
+                            .retain(|c| c.scope != BlockScope::Account);
+                    }
+                    Ok(Admission::Admitted(reservation))
+                }
+                Err(Refusal::Blocked(blocked)) => Ok(Admission::Blocked(blocked)),
+                // Another attempt created a counter first: start again and count on it.
+                Err(Refusal::Database(DieselError::DatabaseError(
+                    DatabaseErrorKind::UniqueViolation,
+                    _,
+                ))) => continue,
+                Err(Refusal::Database(e)) => Err(e),
+            };
         }
-        Ok(refused)
+        Err(DieselError::RollbackTransaction)
     }
 
-    /// Counts one failed login on both counters.
-    pub fn record_failure(
-        &self,
-        conn: &mut DbConnection,
-        entity: EntityType,
-        ip: Option<IpAddr>,
-        username: &str,
-    ) -> QueryResult<()> {
+    /// Settles a failed attempt: its places stay taken, and a counter that has reached its
+    /// limit is blocked from now on.
+    pub fn fail(&self, conn: &mut DbConnection, reservation: &Reservation) -> QueryResult<()> {
+        let now = self.clock.now();
+        for counter in &reservation.counters {
+            let threshold = i32::try_from(counter.rule.attempts).unwrap_or(i32::MAX);
+            diesel::update(
+                this(counter)
+                    .filter(dsl::attempts.ge(threshold))
+                    .filter(dsl::blocked_until.is_null()),
+            )
+            .set(dsl::blocked_until.eq(now + seconds(counter.rule.block_s)))
+            .execute(conn)?;
+        }
+        self.maybe_sweep(conn)
+    }
+
+    /// Settles a successful attempt: its places are given back, and its address becomes
+    /// trusted for this username.
+    pub fn succeed(&self, conn: &mut DbConnection, reservation: &Reservation) -> QueryResult<()> {
         if !self.settings.enabled {
             return Ok(());
         }
-        for (kind, key, rule) in self.counters(entity, ip, username) {
-            increment(conn, self.clock.as_ref(), kind, &key, rule)?;
+        let now = self.clock.now();
+        for counter in &reservation.counters {
+            diesel::update(this(counter).filter(dsl::attempts.gt(0)))
+                .set(dsl::attempts.eq(dsl::attempts - 1))
+                .execute(conn)?;
         }
-        self.maybe_sweep(conn)
+        let expires_at = now + seconds(self.settings.trusted_address_s);
+        let key = || {
+            trusted::table
+                .filter(trusted_dsl::entity_type.eq(reservation.entity.name()))
+                .filter(trusted_dsl::trust_key.eq(&reservation.trust_key))
+        };
+        let renewed = diesel::update(key())
+            .set(trusted_dsl::expires_at.eq(expires_at))
+            .execute(conn)?;
+        if renewed == 0 {
+            let inserted = diesel::insert_into(trusted::table)
+                .values((
+                    trusted_dsl::entity_type.eq(reservation.entity.name()),
+                    trusted_dsl::trust_key.eq(&reservation.trust_key),
+                    trusted_dsl::expires_at.eq(expires_at),
+                ))
+                .execute(conn);
+            match inserted {
+                // A concurrent success trusted it first: as good as ours.
+                Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Deletes expired counters at most every `sweep_interval_s` per instance, so a spray of
@@ -185,71 +314,98 @@ impl SecurityBlocker {
     }
 }
 
-/// One atomic increment of a counter.
-fn increment(
-    conn: &mut DbConnection,
-    clock: &dyn Clock,
-    kind: &str,
-    key: &str,
-    rule: BlockRule,
-) -> QueryResult<()> {
-    let this = || {
-        t::table
-            .filter(dsl::entity_type.eq(kind))
-            .filter(dsl::counter_key.eq(key))
-    };
-    for _ in 0..10 {
-        let now = clock.now();
-        // A counter whose window or block is over starts again from zero.
-        diesel::delete(
-            this().filter(
-                dsl::window_expires_at
-                    .le(now)
-                    .and(dsl::blocked_until.is_null())
-                    .or(dsl::blocked_until.le(now)),
-            ),
-        )
-        .execute(conn)?;
-        let updated = diesel::update(this())
-            .set(dsl::attempts.eq(dsl::attempts + 1))
-            .execute(conn)?;
-        if updated == 0 {
-            let inserted = diesel::insert_into(t::table)
-                .values((
-                    dsl::entity_type.eq(kind),
-                    dsl::counter_key.eq(key),
-                    dsl::attempts.eq(1),
-                    dsl::window_expires_at.eq(now + seconds(rule.window_s)),
-                ))
-                .execute(conn);
-            match inserted {
-                Ok(_) => {}
-                // Another request created the row first: count on it.
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        let threshold = i32::try_from(rule.attempts).unwrap_or(i32::MAX);
-        diesel::update(
-            this()
-                .filter(dsl::attempts.ge(threshold))
-                .filter(dsl::blocked_until.is_null()),
-        )
-        .set(dsl::blocked_until.eq(now + seconds(rule.block_s)))
-        .execute(conn)?;
-        return Ok(());
-    }
-    Err(DieselError::RollbackTransaction)
+type ThisCounter<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<t::table, diesel::dsl::Eq<dsl::entity_type, &'static str>>,
+    diesel::dsl::Eq<dsl::counter_key, &'a str>,
+>;
+
+/// The row of one counter.
+fn this(counter: &Counter) -> ThisCounter<'_> {
+    t::table
+        .filter(dsl::entity_type.eq(counter.kind))
+        .filter(dsl::counter_key.eq(counter.key.as_str()))
 }
 
-/// Deletes every counter whose window and block are over; returns how many.
-pub fn sweep(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
+fn is_trusted(
+    conn: &mut DbConnection,
+    entity: EntityType,
+    trust_key: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        trusted::table
+            .filter(trusted_dsl::entity_type.eq(entity.name()))
+            .filter(trusted_dsl::trust_key.eq(trust_key))
+            .filter(trusted_dsl::expires_at.gt(now)),
+    ))
+    .get_result(conn)
+}
+
+/// Takes one place on a counter (inside the caller's write transaction); `Some` when the
+/// counter refuses: blocked now, or its places are all taken by attempts not yet settled.
+fn take_place(
+    conn: &mut DbConnection,
+    counter: &Counter,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Blocked>> {
+    // A counter whose window or block is over starts again from zero.
     diesel::delete(
+        this(counter).filter(
+            dsl::window_expires_at
+                .le(now)
+                .and(dsl::blocked_until.is_null())
+                .or(dsl::blocked_until.le(now)),
+        ),
+    )
+    .execute(conn)?;
+    let updated = diesel::update(this(counter))
+        .set(dsl::attempts.eq(dsl::attempts + 1))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(t::table)
+            .values((
+                dsl::entity_type.eq(counter.kind),
+                dsl::counter_key.eq(&counter.key),
+                dsl::attempts.eq(1),
+                dsl::window_expires_at.eq(now + seconds(counter.rule.window_s)),
+            ))
+            .execute(conn)?;
+    }
+    let (attempts, blocked_until): (i32, Option<NaiveDateTime>) = this(counter)
+        .select((dsl::attempts, dsl::blocked_until))
+        .first(conn)?;
+    let block_minutes = minutes(counter.rule.block_s);
+    if let Some(until) = blocked_until.filter(|until| *until > now) {
+        let retry_after_s = u64::try_from((until - now).num_seconds()).unwrap_or(0) + 1;
+        return Ok(Some(Blocked {
+            scope: counter.scope,
+            block_minutes,
+            retry_after_s,
+        }));
+    }
+    if i64::from(attempts) > i64::from(counter.rule.attempts) {
+        // Full of attempts still being verified: if they fail, the block starts then.
+        return Ok(Some(Blocked {
+            scope: counter.scope,
+            block_minutes,
+            retry_after_s: counter.rule.block_s,
+        }));
+    }
+    Ok(None)
+}
+
+/// Deletes every counter whose window and block are over, and every expired trust; returns
+/// how many of each went.
+pub fn sweep(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<(usize, usize)> {
+    let counters = diesel::delete(
         t::table.filter(
             dsl::window_expires_at
                 .le(now)
                 .and(dsl::blocked_until.is_null().or(dsl::blocked_until.le(now))),
         ),
     )
-    .execute(conn)
+    .execute(conn)?;
+    let trusts =
+        diesel::delete(trusted::table.filter(trusted_dsl::expires_at.le(now))).execute(conn)?;
+    Ok((counters, trusts))
 }

@@ -86,9 +86,12 @@ async fn the_access_token_verifies_with_the_jwks_and_carries_every_claim(backend
     let raw: serde_json::Map<String, Value> = serde_json::from_str(&jwt_segment(token, 1)).unwrap();
     assert_eq!(
         raw.keys().collect::<Vec<_>>(),
-        ["aud", "jti", "iat", "nbf", "exp", "sub", "scopes", "iss"]
+        ["aud", "jti", "iat", "nbf", "exp", "sub", "scopes", "iss", "sid"]
     );
     assert_eq!(claims["aud"], "frontend");
+    // The session: the family of the refresh token issued with it.
+    let sid = claims["sid"].as_str().unwrap();
+    assert_eq!(sid.len(), 32);
     let jti = claims["jti"].as_str().unwrap();
     assert_eq!(jti.len(), 80);
     assert!(jti

@@ -1,33 +1,12 @@
 //! The `glue` binary's commands against a real database.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::backends;
 use crate::helpers::*;
 
 fn glue(db: &TestDatabase, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(args)
-        .env("GLUE_ENV", "test")
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run glue");
-    {
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            // A command that refuses before reading its input may already have exited.
-            match input.write_all(text.as_bytes()) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                other => other.unwrap(),
-            }
-        }
-    }
-    child.wait_with_output().unwrap()
+    glue_in("test", db, args, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -70,7 +49,7 @@ async fn agent_commands_manage_agents_that_can_log_in(backend: Backend) {
     assert_ok(&output);
     assert!(text(&output.stdout).contains("created agent cli@example.com"));
     // Duplicate username.
-    assert_fails_with(&glue(&db, &create, Some("other\n")), "already exists");
+    assert_fails_with(&glue(&db, &create, Some("other-pass\n")), "already exists");
     // Empty password, and no password source at all.
     let create_other = [
         "agent",
@@ -85,6 +64,11 @@ async fn agent_commands_manage_agents_that_can_log_in(backend: Backend) {
     ];
     assert_fails_with(&glue(&db, &create_other, Some("\n")), "must not be empty");
     assert_fails_with(&glue(&db, &create_other[..8], None), "--password-stdin");
+    // Shorter than oauth.password_min_length (8 here).
+    assert_fails_with(
+        &glue(&db, &create_other, Some("seven77\n")),
+        "at least 8 characters",
+    );
 
     let db = std::sync::Arc::new(db);
     let app = start(test_settings(&db.url), db.clone()).unwrap();
@@ -285,6 +269,55 @@ async fn production_refuses_to_start_while_the_demo_agent_has_the_demo_password(
         None,
     ));
     assert!(start(settings, db).is_ok());
+}
+
+#[test]
+fn production_cli_refuses_the_demo_credential_and_short_passwords() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let set = [
+        "agent",
+        "set-password",
+        "--username",
+        DEMO_USERNAME,
+        "--password-stdin",
+    ];
+    // Production's minimum is 12 characters; the demo password is shorter anyway.
+    assert_fails_with(
+        &glue_in("production", &db, &set, Some(&format!("{DEMO_PASSWORD}\n"))),
+        "at least 12 characters",
+    );
+    assert_fails_with(
+        &glue_in("production", &db, &set, Some("eleven-char\n")),
+        "at least 12 characters",
+    );
+    // An agent that still has the demo password is not activated in production...
+    assert_ok(&glue(
+        &db,
+        &["agent", "deactivate", "--username", DEMO_USERNAME],
+        None,
+    ));
+    assert_fails_with(
+        &glue_in(
+            "production",
+            &db,
+            &["agent", "activate", "--username", DEMO_USERNAME],
+            None,
+        ),
+        "demo password",
+    );
+    // ... until it has another one.
+    assert_ok(&glue_in(
+        "production",
+        &db,
+        &set,
+        Some("a-long-real-password\n"),
+    ));
+    assert_ok(&glue_in(
+        "production",
+        &db,
+        &["agent", "activate", "--username", DEMO_USERNAME],
+        None,
+    ));
 }
 
 async fn customer_create_makes_searchable_customers_who_can_log_in(backend: Backend) {

@@ -542,3 +542,33 @@ impl TestApp {
             .as_u16()
     }
 }
+
+/// Runs the `glue` binary in `environment` on the test database, feeding `stdin`.
+pub fn glue_in(
+    environment: &str,
+    db: &TestDatabase,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(args)
+        .env("GLUE_ENV", environment)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run glue");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            // A command that refuses before reading its input may already have exited.
+            match std::io::Write::write_all(&mut input, text.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.unwrap(),
+            }
+        }
+    }
+    child.wait_with_output().unwrap()
+}

@@ -42,7 +42,7 @@ async fn an_agent_impersonates_a_customer_with_a_traceable_token(backend: Backen
         serde_json::from_str(&jwt_segment(&access, 1)).unwrap();
     assert_eq!(
         raw.keys().collect::<Vec<_>>(),
-        ["aud", "jti", "iat", "nbf", "exp", "sub", "scopes", "iss", "act"]
+        ["aud", "jti", "iat", "nbf", "exp", "sub", "scopes", "iss", "act", "sid"]
     );
     assert_eq!(
         claims["sub"],

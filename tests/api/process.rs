@@ -292,6 +292,27 @@ async fn no_password_or_token_reaches_the_logs() {
             &json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":refresh}}}),
         )
         .await;
+    // The replay ended that session: search and impersonate in a new one.
+    let body: Value = server
+        .post(
+            "/agent-access-tokens",
+            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = body["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.push(access.clone());
+    secrets.push(
+        body["data"]["attributes"]["refreshToken"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
     let search = server
         .client
         .get(server.url("/agent-customer-search?q=mar"))

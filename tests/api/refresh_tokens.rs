@@ -231,7 +231,7 @@ async fn concurrent_refreshes_of_one_token_rotate_it_exactly_once(backend: Backe
 async fn delete_revokes_only_the_callers_own_tokens(backend: Backend) {
     let app = spawn_app(backend);
     let (access_a, rt_a1) = app.agent_session("a@example.com").await;
-    let (_, rt_a2) = app.agent_session("a@example.com").await;
+    let (access_a2, rt_a2) = app.agent_session("a@example.com").await;
     let (access_b, rt_b) = app.agent_session("b@example.com").await;
 
     // A cannot revoke B's token; unknown and garbage tokens change nothing either.
@@ -252,9 +252,17 @@ async fn delete_revokes_only_the_callers_own_tokens(backend: Backend) {
         204
     );
     assert_refresh_fails(&app, &rt_a1_next).await;
+    // That session's access token ended with it; the second session's still works.
+    assert_error(
+        app.delete_refresh_token(&rt_a2, Some(&access_a)).await,
+        Some("001"),
+        401,
+        "Invalid access token.",
+    )
+    .await;
     let (_, rt_a2) = refresh_ok(&app, &rt_a2).await;
     assert_eq!(
-        app.delete_refresh_token(&rt_a2, Some(&access_a))
+        app.delete_refresh_token(&rt_a2, Some(&access_a2))
             .await
             .status(),
         204
@@ -282,13 +290,14 @@ async fn delete_mine_revokes_every_token_of_the_caller(backend: Backend) {
     assert_refresh_fails(&app, &rt1).await;
     assert_refresh_fails(&app, &rt2).await;
     refresh_ok(&app, &other).await;
-    // Again: nothing left, still 204.
-    assert_eq!(
-        app.delete_refresh_token("mine", Some(&access))
-            .await
-            .status(),
-        204
-    );
+    // The caller's access tokens ended with its sessions.
+    assert_error(
+        app.delete_refresh_token("mine", Some(&access)).await,
+        Some("001"),
+        401,
+        "Invalid access token.",
+    )
+    .await;
 }
 
 async fn delete_requires_an_access_token(backend: Backend) {

@@ -33,6 +33,15 @@ fn app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp 
 }
 
 async fn assert_blocked(response: reqwest::Response, minutes: u64, max_retry_after: u64) {
+    assert_blocked_with(response, max_retry_after, &format!("Too many log in attempts from your address. Please wait {minutes} minutes before trying again.")).await;
+}
+
+/// The account-wide block's own text.
+async fn assert_account_blocked(response: reqwest::Response, minutes: u64, max_retry_after: u64) {
+    assert_blocked_with(response, max_retry_after, &format!("Too many failed log in attempts for this account. Please wait {minutes} minutes before trying again.")).await;
+}
+
+async fn assert_blocked_with(response: reqwest::Response, max_retry_after: u64, detail: &str) {
     assert_eq!(response.status(), 429);
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
@@ -47,7 +56,7 @@ async fn assert_blocked(response: reqwest::Response, minutes: u64, max_retry_aft
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({"errors":[{"code":"4401","status":429,"detail":format!("Too many log in attempts from your address. Please wait {minutes} minutes before trying again.")}]})
+        json!({"errors":[{"code":"4401","status":429,"detail":detail}]})
     );
 }
 
@@ -225,7 +234,7 @@ async fn the_account_counter_stops_a_guess_spread_over_many_addresses(backend: B
             .await;
         assert_eq!(response.status(), 401);
     }
-    assert_blocked(
+    assert_account_blocked(
         app.post_agent_login_via("target@example.com", "right-pass", "203.0.113.99")
             .await,
         2,
@@ -323,6 +332,7 @@ async fn two_instances_share_one_block(backend: Backend) {
 async fn concurrent_failures_are_all_counted(backend: Backend) {
     let app = app_with(backend, |s| {
         s.security_blocker.agent = rule(1000, 600, 600);
+        s.security_blocker.address = rule(1000, 600, 600);
         s.security_blocker.account = rule(1000, 600, 600);
     });
     app.insert_user("burst@example.com", "right-pass", true, "active");
@@ -352,7 +362,11 @@ async fn concurrent_failures_are_all_counted(backend: Backend) {
         .unwrap();
     assert_eq!(
         counts,
-        vec![("agent".to_string(), 20), ("agent-account".to_string(), 20)]
+        vec![
+            ("agent".to_string(), 20),
+            ("agent-account".to_string(), 20),
+            ("agent-address".to_string(), 20)
+        ]
     );
     // No username is stored in the table.
     let keys: Vec<String> = dsl::glue_login_attempt_counter
@@ -365,6 +379,7 @@ async fn concurrent_failures_are_all_counted(backend: Backend) {
 async fn expired_counters_are_swept(backend: Backend) {
     let app = app_with(backend, |s| {
         s.security_blocker.agent = rule(9, 1, 1);
+        s.security_blocker.address = rule(50, 1, 1);
         s.security_blocker.account = rule(50, 1, 1);
         s.security_blocker.sweep_interval_s = 0;
     });
@@ -379,15 +394,16 @@ async fn expired_counters_are_swept(backend: Backend) {
             .get_result(&mut app.conn())
             .unwrap()
     };
-    assert_eq!(count(), 10);
+    // Per (address, username) and per username for each, one per address for all.
+    assert_eq!(count(), 11);
     app.clock.advance(std::time::Duration::from_millis(1300));
     let _ = app.post_agent_login("one-more@example.com", "x").await;
-    assert_eq!(count(), 2, "only the newest attempt's counters remain");
+    assert_eq!(count(), 3, "only the newest attempt's counters remain");
     // Counters written by a clock 10 s behind have expired in real time: the CLI (which runs on
     // the system clock) sweeps those two and leaves the two that have not.
     app.clock.set_behind(std::time::Duration::from_secs(10));
     let _ = app.post_agent_login("late@example.com", "x").await;
-    assert_eq!(count(), 4);
+    assert_eq!(count(), 5);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
         .args(["tokens", "purge-expired"])
         .env("GLUE_ENV", "test")
@@ -396,7 +412,7 @@ async fn expired_counters_are_swept(backend: Backend) {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "deleted 0 expired refresh token(s)\ndeleted 2 expired login counter(s)\n"
+        "deleted 0 expired refresh token(s)\ndeleted 2 expired login counter(s)\ndeleted 0 expired trusted address(es)\n"
     );
-    assert_eq!(count(), 2);
+    assert_eq!(count(), 3);
 }

@@ -1,0 +1,1 @@
+DROP INDEX spy_oauth_refresh_token_actor_identifier;

@@ -1,0 +1,1 @@
+DROP TABLE glue_login_trusted_address;
