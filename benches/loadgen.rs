@@ -297,6 +297,7 @@ where
 
 fn seed_customers(database_url: &str, count: usize) {
     let mut conn = glue::db::ConnectionManager::new(database_url, 5000)
+        .unwrap()
         .establish()
         .expect("connect for seeding");
     glue::db::run_migrations(&mut conn).expect("migrate");

@@ -193,7 +193,8 @@ fn connect(settings: &Settings) -> Result<DbConnection, CliError> {
     let manager = ConnectionManager::new(
         settings.database.url.expose(),
         settings.database.sqlite_busy_timeout_ms,
-    );
+    )
+    .map_err(ConnectError::from)?;
     let mut conn = manager.establish()?;
     db::run_migrations(&mut conn)?;
     Ok(conn)
@@ -307,7 +308,8 @@ fn migrate(settings: &Settings) -> Result<String, CliError> {
     let manager = ConnectionManager::new(
         settings.database.url.expose(),
         settings.database.sqlite_busy_timeout_ms,
-    );
+    )
+    .map_err(ConnectError::from)?;
     let applied = db::run_migrations(&mut manager.establish()?)?;
     Ok(format!("applied {applied} migration(s)"))
 }
@@ -348,9 +350,10 @@ fn agent_create(
 /// Activates or deactivates an agent. Deactivation ends every session of the agent at once
 /// (so activating it again brings none back); production refuses to activate an agent that
 /// still has the demo password.
-fn agent_set_status(settings: &Settings, username: &str, status: &str) -> Result<String, CliError> {
+fn agent_set_status(settings: &Settings, username: &str, status: i16) -> Result<String, CliError> {
     let mut conn = connect(settings)?;
-    let Some(user) = agent::find_by_username(&mut conn, username)?.filter(|u| u.is_agent) else {
+    let Some(user) = agent::find_by_username(&mut conn, username)?.filter(agent::User::is_agent)
+    else {
         return Err(refused(format!("no agent with username {username:?}")));
     };
     if status == agent::STATUS_ACTIVE {
@@ -365,7 +368,7 @@ fn agent_set_status(settings: &Settings, username: &str, status: &str) -> Result
         return Ok(format!("activated agent {username}"));
     }
     require_agent(agent::set_status(&mut conn, username, status)?, username)?;
-    let ended = crate::oauth::end_agent_sessions(&mut conn, user.id_user)?;
+    let ended = crate::oauth::end_agent_sessions(&mut conn, user.id_user.into())?;
     Ok(format!(
         "deactivated agent {username} (ended {ended} session token(s))"
     ))
@@ -378,7 +381,7 @@ fn agent_set_password(
 ) -> Result<String, CliError> {
     let mut conn = connect(settings)?;
     if agent::find_by_username(&mut conn, username)?
-        .filter(|u| u.is_agent)
+        .filter(agent::User::is_agent)
         .is_none()
     {
         return Err(refused(format!("no agent with username {username:?}")));
@@ -388,7 +391,7 @@ fn agent_set_password(
     let (changed, ended) = db::write_transaction(&mut conn, |conn| {
         let changed = agent::set_password(conn, username, &hash)?;
         let ended = match agent::find_by_username(conn, username)? {
-            Some(user) => crate::oauth::end_agent_sessions(conn, user.id_user)?,
+            Some(user) => crate::oauth::end_agent_sessions(conn, user.id_user.into())?,
             None => 0,
         };
         Ok::<_, CliError>((changed, ended))
@@ -426,6 +429,13 @@ fn customer_create(
     };
     let mut conn = connect(settings)?;
     let (reference, id) = db::write_transaction(&mut conn, |conn| {
+        // The email is unique in any case (Spryker checks UPPER(email) before it inserts).
+        if customer::find_by_email(conn, email)?.is_some() {
+            return Err(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                Box::new("email exists".to_string()),
+            ));
+        }
         let reference = match customer_reference {
             Some(r) => r.to_string(),
             None => customer::next_reference(conn, &settings.glue.customer_reference_prefix)?,
@@ -435,8 +445,8 @@ fn customer_create(
             &customer::NewCustomer {
                 customer_reference: &reference,
                 email,
-                first_name,
-                last_name,
+                first_name: Some(first_name),
+                last_name: Some(last_name),
                 password: hash.as_deref(),
             },
         )?;

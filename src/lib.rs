@@ -15,7 +15,7 @@
 //!    [Oauth, OauthRevoke]; [`security_blocker`] failed-login counters [SecurityBlocker];
 //!    [`password`] bcrypt compatible with PHP's `password_hash`
 //! 5. repositories: [`agent`] `spy_user` [User, Agent], [`customer`] `spy_customer` [Customer]
-//! 6. [`db`] pool, SQLite/PostgreSQL connection, migrations [Propel]; [`settings`]; [`clock`]
+//! 6. [`db`] pool, SQLite/PostgreSQL connection, migrations [Propel]; [`settings`], [`secret`]; [`clock`]
 //!
 //! [`glue_application`], the REST core (envelope, errors, negotiation, headers, client address,
 //! plugin and validator traits) [GlueApplication], is used by the resources and `startup` and
@@ -35,6 +35,7 @@ pub mod oauth_agent_connector;
 pub mod oauth_api;
 pub mod oauth_customer_connector;
 pub mod password;
+pub mod secret;
 pub mod security_blocker;
 pub mod settings;
 pub mod startup;

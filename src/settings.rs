@@ -5,9 +5,10 @@
 //! `GLUE__SECTION__KEY` → `DATABASE_URL`. Settings are loaded once in `main` and passed down;
 //! there is no global. A bad value stops startup with an error that names the key.
 
-use std::fmt;
-
 use config::{Config, File, FileFormat};
+
+pub use crate::db::DatabaseSettings;
+pub use crate::secret::Secret;
 use serde::Deserialize;
 
 /// Which layer file applies, from `GLUE_ENV` (default `development`).
@@ -55,33 +56,6 @@ impl Environment {
     }
 }
 
-/// A string that never shows in `Debug` output or logs.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("\"\"")
-        } else {
-            f.write_str("[redacted]")
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     #[serde(skip, default = "default_environment")]
@@ -104,15 +78,6 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub shutdown_timeout_s: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct DatabaseSettings {
-    /// May hold a password (postgres://user:secret@host/db), hence `Secret`.
-    pub url: Secret,
-    pub pool_size: u32,
-    pub connect_timeout_ms: u64,
-    pub sqlite_busy_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,8 +197,8 @@ impl Settings {
 
     /// Checks values that deserialize fine but cannot work.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        if self.database.url.expose().trim().is_empty() {
-            return Err(invalid("database.url", "must not be empty"));
+        if let Err(e) = crate::db::Backend::of_url(self.database.url.expose()) {
+            return Err(invalid("database.url", e.to_string()));
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));

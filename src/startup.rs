@@ -50,6 +50,8 @@ pub enum StartupError {
     Pool(#[from] r2d2::Error),
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("database: {0}")]
+    Db(#[from] crate::db::DbError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
     #[error(transparent)]
@@ -84,7 +86,7 @@ impl Application {
             settings.oauth.bcrypt_queue_depth,
             settings.oauth.bcrypt_pad_to_stored_cost,
         )?);
-        let pool = db::build_pool(&settings.database);
+        let pool = db::build_pool(&settings.database).map_err(ConnectError::from)?;
         {
             let mut conn = pool.get()?;
             let applied = db::run_migrations(&mut conn)?;
@@ -94,6 +96,12 @@ impl Application {
             if settings.environment == Environment::Production {
                 production_guard(&mut conn)?;
             }
+            crate::oauth::ensure_client(&mut conn, &settings.oauth.client_id).map_err(
+                |e| match e {
+                    crate::oauth::OAuthError::Database(db) => StartupError::Db(db),
+                    other => StartupError::Db(crate::db::DbError::Unavailable(Box::new(other))),
+                },
+            )?;
             // Failed logins take as long as a verification of the costliest stored hash.
             if settings.oauth.bcrypt_pad_to_stored_cost {
                 for cost in [

@@ -70,8 +70,9 @@ impl SearchParams {
 struct CustomerAttributes {
     customer_reference: String,
     email: String,
-    first_name: String,
-    last_name: String,
+    /// `null` when the shop has none (Spryker's columns are nullable).
+    first_name: Option<String>,
+    last_name: Option<String>,
 }
 
 #[derive(Serialize)]

@@ -1,35 +1,45 @@
 //! `spy_customer` rows and queries (Spryker's `Customer` module): search by prefix, lookup by
-//! reference and by email, creation.
+//! reference and by email, creation — on Spryker's columns only.
 //!
-//! Search is case-insensitive through the `search_*` columns, which hold the lower-cased email
-//! and names. A prefix `p` matches exactly the values `v` with `p <= v < successor(p)` in byte
-//! order (UTF-8 byte order is code-point order), so every match is an index range scan, even
-//! with bound parameters, and `%`/`_` are ordinary characters.
+//! Case-insensitive matching is each backend's own:
+//! - PostgreSQL: `lower(column) COLLATE "C"`, compared as a byte-order range: a prefix `p`
+//!   matches exactly the values `v` with `p <= v < successor(p)` (UTF-8 byte order is code-point
+//!   order), which the expression indexes glue creates (and `glue db search-indexes` prints for a
+//!   shop's database) serve as index range scans with bound parameters; `%`/`_` are ordinary.
+//! - SQLite: the same range on `lower(column)`, with glue's Unicode-aware `lower()` (registered
+//!   on every connection in place of SQLite's ASCII-only one).
+//! - MySQL/MariaDB: Spryker's `utf8_unicode_ci` collation ignores case (and accents) in `=` and
+//!   `LIKE`, so `column LIKE 'p%'` with `%`, `_` and the escape character escaped is served by the
+//!   plain indexes Spryker already has.
+//!
+//! Emails are looked up case-insensitively the same way (Spryker: `UPPER(email) = UPPER(?)`).
 
 use chrono::NaiveDateTime;
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 
 use crate::db::schema::spy_customer::{self as t, dsl};
-use crate::db::DbConnection;
+use crate::db::{Backend, DbConnection};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = t)]
 pub struct Customer {
-    pub id_customer: i64,
+    pub id_customer: i32,
     pub customer_reference: String,
     pub email: String,
-    pub first_name: String,
-    pub last_name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
     pub password: Option<String>,
 }
 
-/// A customer to create; [`create`] derives whatever search keys the schema needs.
+/// A customer to create, as Spryker's registration writes it.
 #[derive(Debug, Clone, Copy)]
 pub struct NewCustomer<'a> {
     pub customer_reference: &'a str,
     pub email: &'a str,
-    pub first_name: &'a str,
-    pub last_name: &'a str,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
     /// A bcrypt hash; `None` = the customer cannot log in.
     pub password: Option<&'a str>,
 }
@@ -39,19 +49,11 @@ pub struct NewCustomer<'a> {
 struct CustomerRow<'a> {
     customer_reference: &'a str,
     email: &'a str,
-    first_name: &'a str,
-    last_name: &'a str,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
     password: Option<&'a str>,
-    search_email: String,
-    search_first_name: String,
-    search_last_name: String,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
-
-/// The form of a value that search compares against.
-fn search_key(value: &str) -> String {
-    value.to_lowercase()
+    created_at: Option<NaiveDateTime>,
+    updated_at: Option<NaiveDateTime>,
 }
 
 /// The smallest string greater than every string that starts with `prefix`; `None` when no
@@ -71,34 +73,72 @@ pub fn prefix_successor(prefix: &str) -> Option<String> {
     None
 }
 
-type Filter =
-    Box<dyn BoxableExpression<t::table, crate::db::DbBackend, SqlType = diesel::sql_types::Bool>>;
-
-/// `lower <= column < upper` as a boxed filter.
-macro_rules! prefix_filter {
-    ($column:expr, $lower:expr, $upper:expr) => {
-        match $upper {
-            Some(upper) => {
-                Box::new($column.ge($lower.clone()).and($column.lt(upper.clone()))) as Filter
-            }
-            None => Box::new($column.ge($lower.clone())) as Filter,
+/// `value` with LIKE's `%`, `_` and the escape character `!` escaped.
+fn like_literal(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len() + 2);
+    for c in value.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            escaped.push('!');
         }
-    };
+        escaped.push(c);
+    }
+    escaped
+}
+
+type Filter = Box<dyn BoxableExpression<t::table, crate::db::DbBackend, SqlType = Bool>>;
+
+/// `column` folded to lower case the way `backend` can index it.
+fn folded(backend: Backend, column: &str) -> String {
+    match backend {
+        Backend::Postgresql => format!("lower({column}) COLLATE \"C\""),
+        _ => format!("lower({column})"),
+    }
+}
+
+/// `q` folded as the stored side is.
+fn fold(q: &str) -> String {
+    q.to_lowercase()
+}
+
+/// One column starts with `q`, in any case.
+fn starts_with(backend: Backend, column: &str, q: &str) -> Filter {
+    if backend == Backend::Mysql {
+        return Box::new(
+            sql::<Bool>(&format!("{column} LIKE "))
+                .bind::<Text, _>(format!("{}%", like_literal(q)))
+                .sql(" ESCAPE '!'"),
+        );
+    }
+    let lower = fold(q);
+    let column = folded(backend, column);
+    match prefix_successor(&lower) {
+        Some(upper) => Box::new(
+            sql::<Bool>(&format!("({column} >= "))
+                .bind::<Text, _>(lower)
+                .sql(&format!(" AND {column} < "))
+                .bind::<Text, _>(upper)
+                .sql(")"),
+        ),
+        None => Box::new(sql::<Bool>(&format!("{column} >= ")).bind::<Text, _>(lower)),
+    }
+}
+
+/// The reference equals `q` exactly (references are identifiers: case matters everywhere).
+fn same_reference(backend: Backend, q: &str) -> Filter {
+    match crate::db::exactly(backend, "customer_reference", q) {
+        Some(exact) => Box::new(dsl::customer_reference.eq(q.to_string()).and(exact)),
+        None => Box::new(dsl::customer_reference.eq(q.to_string())),
+    }
 }
 
 /// Matches: email, first or last name starting with `q` (any case), or reference equal to `q`.
-fn search_filter(q: &str) -> Option<Filter> {
-    if q.is_empty() {
-        return None;
-    }
-    let lower = search_key(q);
-    let upper = prefix_successor(&lower);
-    Some(Box::new(
-        prefix_filter!(dsl::search_email, lower, &upper)
-            .or(prefix_filter!(dsl::search_first_name, lower, &upper))
-            .or(prefix_filter!(dsl::search_last_name, lower, &upper))
-            .or(dsl::customer_reference.eq(q.to_string())),
-    ))
+fn search_filter(backend: Backend, q: &str) -> Filter {
+    Box::new(
+        starts_with(backend, "email", q)
+            .or(starts_with(backend, "first_name", q))
+            .or(starts_with(backend, "last_name", q))
+            .or(same_reference(backend, q)),
+    )
 }
 
 /// One page of matches, ordered by id, and the total number of matches.
@@ -111,11 +151,12 @@ pub fn search(
     if !crate::db::storable(q) {
         return Ok((Vec::new(), 0));
     }
+    let backend = conn.backend();
     let mut count = t::table.into_boxed();
     let mut page = t::table.into_boxed();
-    if let (Some(a), Some(b)) = (search_filter(q), search_filter(q)) {
-        count = count.filter(a);
-        page = page.filter(b);
+    if !q.is_empty() {
+        count = count.filter(search_filter(backend, q));
+        page = page.filter(search_filter(backend, q));
     }
     let total: i64 = count.count().get_result(conn)?;
     if total == 0 || offset >= total {
@@ -138,7 +179,7 @@ pub fn find_by_reference(
         return Ok(None);
     }
     t::table
-        .filter(dsl::customer_reference.eq(reference))
+        .filter(same_reference(conn.backend(), reference))
         .select(Customer::as_select())
         .first(conn)
         .optional()
@@ -149,35 +190,45 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
     if !crate::db::storable(email) {
         return Ok(None);
     }
+    let backend = conn.backend();
+    let same_email: Filter = match backend {
+        // The collation ignores case.
+        Backend::Mysql => Box::new(dsl::email.eq(email.to_string())),
+        _ => Box::new(
+            sql::<Bool>(&format!("{} = ", folded(backend, "email"))).bind::<Text, _>(fold(email)),
+        ),
+    };
     t::table
-        .filter(dsl::search_email.eq(search_key(email)))
+        .filter(same_email)
         .select(Customer::as_select())
         .first(conn)
         .optional()
 }
 
-/// Inserts a customer; duplicates of email or reference are `UniqueViolation` errors.
-pub fn create(conn: &mut DbConnection, customer: &NewCustomer<'_>) -> QueryResult<i64> {
+/// Inserts a customer as Spryker's registration would (a Propel sequence id on PostgreSQL);
+/// duplicates of email or reference are `UniqueViolation` errors.
+pub fn create(conn: &mut DbConnection, customer: &NewCustomer<'_>) -> QueryResult<i32> {
     let now = chrono::Utc::now().naive_utc();
-    diesel::insert_into(t::table)
-        .values(CustomerRow {
-            customer_reference: customer.customer_reference,
-            email: customer.email,
-            first_name: customer.first_name,
-            last_name: customer.last_name,
-            password: customer.password,
-            search_email: search_key(customer.email),
-            search_first_name: search_key(customer.first_name),
-            search_last_name: search_key(customer.last_name),
-            created_at: now,
-            updated_at: now,
-        })
-        .returning(dsl::id_customer)
-        .get_result(conn)
+    let row = CustomerRow {
+        customer_reference: customer.customer_reference,
+        email: customer.email,
+        first_name: customer.first_name,
+        last_name: customer.last_name,
+        password: customer.password,
+        created_at: Some(now),
+        updated_at: Some(now),
+    };
+    let id = crate::db::insert_with_id(conn, "spy_customer_pk_seq", |conn, id| match id {
+        Some(id) => diesel::insert_into(t::table)
+            .values((dsl::id_customer.eq(id as i32), &row))
+            .execute(conn),
+        None => diesel::insert_into(t::table).values(&row).execute(conn),
+    })?;
+    Ok(id as i32)
 }
 
 /// Replaces the password hash of the customer with this id (a rehash at login).
-pub fn replace_hash(conn: &mut DbConnection, id_customer: i64, hash: &str) -> QueryResult<usize> {
+pub fn replace_hash(conn: &mut DbConnection, id_customer: i32, hash: &str) -> QueryResult<usize> {
     diesel::update(t::table.find(id_customer))
         .set((
             dsl::password.eq(hash),
@@ -198,10 +249,10 @@ pub fn highest_hash_cost(conn: &mut DbConnection) -> QueryResult<Option<u32>> {
 
 /// The next free reference of the form `{prefix}{n}` (Spryker's `DE--1`, `DE--2`, …).
 pub fn next_reference(conn: &mut DbConnection, prefix: &str) -> QueryResult<String> {
-    let max_id: Option<i64> = t::table
+    let max_id: Option<i32> = t::table
         .select(diesel::dsl::max(dsl::id_customer))
         .first(conn)?;
-    let mut n = max_id.unwrap_or(0) + 1;
+    let mut n = i64::from(max_id.unwrap_or(0)) + 1;
     loop {
         let candidate = format!("{prefix}{n}");
         if find_by_reference(conn, &candidate)?.is_none() {

@@ -1,6 +1,7 @@
-//! Database access (Spryker's Propel layer, minus the ORM): one connection type over SQLite and
-//! PostgreSQL, an r2d2 pool whose manager picks the backend from the URL scheme and reports the
-//! real connection error, and the embedded migrations.
+//! Database access (Spryker's Propel layer, minus the ORM): one connection type over SQLite,
+//! PostgreSQL and (with the `mysql` feature) MariaDB/MySQL, an r2d2 pool whose manager picks
+//! the backend from the URL scheme and reports the real connection error, and the embedded
+//! migrations.
 //!
 //! Queries live with their modules (`agent`, `oauth::refresh_token`, …) as plain functions that
 //! take `&mut DbConnection` first and return `QueryResult`.
@@ -15,13 +16,45 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::settings::DatabaseSettings;
+use crate::secret::Secret;
+
+/// The `[database]` settings.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DatabaseSettings {
+    /// May hold a password (postgres://user:secret@host/db), hence `Secret`.
+    pub url: Secret,
+    pub pool_size: u32,
+    pub connect_timeout_ms: u64,
+    pub sqlite_busy_timeout_ms: u64,
+}
 
 /// A connection to whichever backend `DATABASE_URL` names.
+#[cfg(not(feature = "mysql"))]
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Postgresql(PgConnection),
     Sqlite(SqliteConnection),
+}
+
+/// A connection to whichever backend `DATABASE_URL` names.
+#[cfg(feature = "mysql")]
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+    Mysql(diesel::mysql::MysqlConnection),
+}
+
+impl DbConnection {
+    /// Which backend this connection talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConnection::Postgresql(_) => Backend::Postgresql,
+            DbConnection::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(_) => Backend::Mysql,
+        }
+    }
 }
 
 /// The backend type diesel's `MultiConnection` derive generates (for boxed expressions).
@@ -31,10 +64,41 @@ pub type DbPool = r2d2::Pool<ConnectionManager>;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+#[cfg(feature = "mysql")]
+pub const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
 diesel::define_sql_function! {
     /// SQL `substr(text, start, length)` (1-based), on every backend.
     fn substr(text: diesel::sql_types::Text, start: diesel::sql_types::Integer, length: diesel::sql_types::Integer) -> diesel::sql_types::Text;
+}
+
+/// Inserts a row whose id comes from Propel's sequence `sequence` on PostgreSQL (`insert`
+/// gets `Some(id)` and must write it) or from AUTO_INCREMENT on SQLite and MySQL (`None`); returns
+/// the new id. `sequence` is a constant name, never input.
+pub fn insert_with_id(
+    conn: &mut DbConnection,
+    sequence: &'static str,
+    insert: impl FnOnce(&mut DbConnection, Option<i64>) -> QueryResult<usize>,
+) -> QueryResult<i64> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::BigInt;
+    let last_id = match conn.backend() {
+        Backend::Postgresql => {
+            let id: i64 = diesel::select(sql::<BigInt>(&format!("nextval('{sequence}')")))
+                .get_result(conn)?;
+            insert(conn, Some(id))?;
+            return Ok(id);
+        }
+        Backend::Sqlite => "last_insert_rowid()",
+        Backend::Mysql => "CAST(LAST_INSERT_ID() AS SIGNED)",
+    };
+    insert(conn, None)?;
+    diesel::select(sql::<BigInt>(last_id)).get_result(conn)
+}
+
+diesel::define_sql_function! {
+    /// SQLite's `lower(text)`, replaced by a Unicode-aware one (see `ConnectionManager`).
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
 /// The highest bcrypt cost among the `$2y$NN$` prefixes `costs` holds (`"12"`, …).
@@ -47,14 +111,54 @@ pub fn highest_cost(costs: &[String]) -> Option<u32> {
 pub enum Backend {
     Postgresql,
     Sqlite,
+    Mysql,
+}
+
+/// The forms `DATABASE_URL` may take, for error messages.
+pub const ACCEPTED_URLS: &str = "`sqlite://path` or a plain file path without `://`, `postgres://…` or `postgresql://…`, `mysql://user:password@host:port/database`";
+
+/// Why a database URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("unknown database URL scheme {0:?}: use {ACCEPTED_URLS}")]
+    UnknownScheme(String),
+    #[error("a mysql:// URL needs a build with MySQL support: `cargo build --release --features mysql` (links libmariadb; on Debian `apt-get install libmariadb-dev`)")]
+    MysqlNotBuilt,
+    #[error("the database URL is empty: use {ACCEPTED_URLS}")]
+    Empty,
 }
 
 impl Backend {
-    pub fn of_url(url: &str) -> Backend {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgresql
-        } else {
-            Backend::Sqlite
+    /// The backend a URL names. A plain path is an SQLite file; anything that looks like
+    /// `scheme:` must be a scheme we serve, so a URL is never taken for a file name.
+    pub fn of_url(url: &str) -> Result<Backend, UrlError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(UrlError::Empty);
+        }
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme)
+            .filter(|scheme| {
+                let mut chars = scheme.chars();
+                chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            });
+        match scheme.map(str::to_ascii_lowercase).as_deref() {
+            None if !url.contains("://") => Ok(Backend::Sqlite),
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres" | "postgresql") if url.contains("://") => Ok(Backend::Postgresql),
+            Some("mysql") if url.contains("://") => {
+                if cfg!(feature = "mysql") {
+                    Ok(Backend::Mysql)
+                } else {
+                    Err(UrlError::MysqlNotBuilt)
+                }
+            }
+            Some(other) => Err(UrlError::UnknownScheme(other.to_string())),
+            None => Err(UrlError::UnknownScheme(
+                url.split("://").next().unwrap_or("").to_string(),
+            )),
         }
     }
 }
@@ -74,6 +178,8 @@ pub enum ConnectError {
     Query(#[from] diesel::result::Error),
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    Url(#[from] UrlError),
 }
 
 /// r2d2 manager that dispatches on the URL scheme, so a PostgreSQL URL never silently becomes
@@ -86,12 +192,13 @@ pub struct ConnectionManager {
 }
 
 impl ConnectionManager {
-    pub fn new(url: &str, sqlite_busy_timeout_ms: u64) -> Self {
-        ConnectionManager {
-            url: url.to_string(),
-            backend: Backend::of_url(url),
+    /// A manager for `url`, refused when the URL names no backend this build serves.
+    pub fn new(url: &str, sqlite_busy_timeout_ms: u64) -> Result<Self, UrlError> {
+        Ok(ConnectionManager {
+            url: url.trim().to_string(),
+            backend: Backend::of_url(url)?,
             sqlite_busy_timeout_ms,
-        }
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -119,6 +226,10 @@ impl ConnectionManager {
                 }
                 create_private_file(std::path::Path::new(path))?;
                 let mut conn = SqliteConnection::establish(path)?;
+                // SQLite's own lower() folds ASCII only: glue's replaces it on every connection
+                // (deterministic, so the `lower(column)` search indexes use it) with Unicode
+                // lower-casing, the same Rust applies to the searched prefix.
+                lower_utils::register_impl(&mut conn, |text: String| text.to_lowercase())?;
                 // busy_timeout first: switching to WAL needs the lock, and parallel pool
                 // start-up fails with "database is locked" in the other order.
                 conn.batch_execute(&format!(
@@ -127,6 +238,17 @@ impl ConnectionManager {
                 ))?;
                 Ok(DbConnection::Sqlite(conn))
             }
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => {
+                let mut conn = diesel::mysql::MysqlConnection::establish(&self.url)?;
+                // Spryker's connection: utf8 text, times as written (UTC here).
+                conn.batch_execute(
+                    "SET NAMES utf8 COLLATE utf8_unicode_ci; SET time_zone = '+00:00'",
+                )?;
+                Ok(DbConnection::Mysql(conn))
+            }
+            #[cfg(not(feature = "mysql"))]
+            Backend::Mysql => Err(UrlError::MysqlNotBuilt.into()),
         }
     }
 }
@@ -189,18 +311,18 @@ impl r2d2::HandleError<ConnectError> for PoolErrorLogger {
 
 /// Builds the pool without waiting for a connection: a database that is down at start-up shows
 /// up as 503 on requests and as "not ready" on /readyz, not as a hung boot.
-pub fn build_pool(settings: &DatabaseSettings) -> DbPool {
-    let manager = ConnectionManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms);
-    // A PostgreSQL connection can die with the server or the network: check it on checkout.
+pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, UrlError> {
+    let manager = ConnectionManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms)?;
+    // A server connection can die with the server or the network: check it on checkout.
     // An SQLite connection is a file handle that cannot.
-    let test_on_check_out = manager.backend() == Backend::Postgresql;
-    r2d2::Pool::builder()
+    let test_on_check_out = manager.backend() != Backend::Sqlite;
+    Ok(r2d2::Pool::builder()
         .max_size(settings.pool_size)
         .min_idle(Some(settings.pool_size.min(2)))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
         .test_on_check_out(test_on_check_out)
         .error_handler(Box::new(PoolErrorLogger))
-        .build_unchecked(manager)
+        .build_unchecked(manager))
 }
 
 /// Runs every pending migration of the connection's backend. On PostgreSQL an advisory lock
@@ -219,6 +341,15 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, ConnectError> {
         DbConnection::Sqlite(sqlite) => sqlite
             .run_pending_migrations(SQLITE_MIGRATIONS)
             .map(|v| v.len()),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(mysql) => {
+            mysql.batch_execute("DO GET_LOCK('glue_migrations', 60)")?;
+            let result = mysql
+                .run_pending_migrations(MYSQL_MIGRATIONS)
+                .map(|v| v.len());
+            mysql.batch_execute("DO RELEASE_LOCK('glue_migrations')")?;
+            result
+        }
     };
     applied.map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
 }
@@ -226,7 +357,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, ConnectError> {
 /// Runs `f` in a transaction that holds the write lock from its first statement: `BEGIN
 /// IMMEDIATE` on SQLite (a deferred transaction that reads first and writes later can fail
 /// with SQLITE_BUSY_SNAPSHOT instead of waiting for the lock), a normal transaction on
-/// PostgreSQL, where row locks and re-checked conditions do that job. `f` must not open
+/// PostgreSQL and MySQL, where row locks and re-checked conditions do that job. `f` must not open
 /// transactions of its own.
 pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
@@ -236,7 +367,6 @@ where
     E: From<diesel::result::Error>,
 {
     match conn {
-        DbConnection::Postgresql(_) => conn.transaction(f),
         DbConnection::Sqlite(_) => {
             conn.batch_execute("BEGIN IMMEDIATE")?;
             // A panic must not hand the pool a connection that is still inside a transaction.
@@ -262,6 +392,56 @@ where
                 }
             }
         }
+        // Row locks and re-checked conditions do the job on the servers.
+        _ => conn.transaction(f),
+    }
+}
+
+/// Runs `attempt` again (up to eight more times, after short growing pauses) when the database chose it as a deadlock victim
+/// or refused it as a serialization failure: InnoDB's gap locks make concurrent writers to the
+/// same keys deadlock where PostgreSQL and SQLite would wait. Each attempt must be a whole
+/// transaction (it was rolled back).
+pub fn retry_deadlocks<T>(mut attempt: impl FnMut() -> QueryResult<T>) -> QueryResult<T> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let mut tries = 0;
+    loop {
+        match attempt() {
+            Err(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) if tries < 8 => {
+                tries += 1;
+                // Victims that retry in step deadlock again: spread them out a little.
+                let jitter = u64::from(rand::random::<u8>() % 8);
+                std::thread::sleep(Duration::from_millis((1 << tries) + jitter));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// True when the error only asks for the transaction to be run again (see [`retry_deadlocks`]).
+pub fn is_deadlock(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::SerializationFailure,
+            _
+        )
+    )
+}
+
+/// Exact (byte-wise) equality of a text column with `value` where the collation ignores case:
+/// on MySQL `BINARY column = value` (combined with `column = value`, which keeps the index);
+/// `None` elsewhere, where `=` is exact already.
+pub fn exactly<QS>(
+    backend: Backend,
+    column: &'static str,
+    value: &str,
+) -> Option<Box<dyn BoxableExpression<QS, DbBackend, SqlType = diesel::sql_types::Bool>>> {
+    match backend {
+        Backend::Mysql => Some(Box::new(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("BINARY {column} = "))
+                .bind::<diesel::sql_types::Text, _>(value.to_string()),
+        )),
+        _ => None,
     }
 }
 
@@ -336,6 +516,11 @@ fn is_unavailable(error: &diesel::result::Error) -> bool {
                 || message.contains("could not send data")
                 || message.contains("connection to server")
                 || message.contains("SSL SYSCALL error")
+                || message.contains("server has gone away")
+                || message.contains("Lost connection to")
+                || message.contains("Can't connect to")
+                || message.contains("Lock wait timeout exceeded")
+                || message.contains("Deadlock found")
         }
         _ => false,
     }

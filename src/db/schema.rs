@@ -1,18 +1,42 @@
-// Kept by hand (diesel's MultiConnection has no print-schema); checked against
-// `diesel print-schema` of both backends. Ids are BIGINT on both.
+// Kept by hand (diesel's MultiConnection has no print-schema). Spryker's tables list the
+// columns glue reads or writes (the others are nullable and left alone); ids are INTEGER except
+// the refresh token's BIGINT, as in Spryker. Checked against `diesel print-schema` per backend.
+
+diesel::table! {
+    spy_oauth_client (id_oauth_client) {
+        id_oauth_client -> Integer,
+        identifier -> Text,
+        is_confidential -> Nullable<Bool>,
+        name -> Text,
+    }
+}
 
 diesel::table! {
     spy_user (id_user) {
-        id_user -> BigInt,
+        id_user -> Integer,
         first_name -> Text,
-        last_name -> Text,
-        username -> Text,
-        password -> Text,
-        status -> Text,
-        is_agent -> Bool,
+        is_agent -> Nullable<Bool>,
         last_login -> Nullable<Timestamp>,
-        created_at -> Timestamp,
-        updated_at -> Timestamp,
+        last_name -> Text,
+        password -> Text,
+        /// Propel ENUM: 0 active, 1 blocked, 2 deleted.
+        status -> SmallInt,
+        username -> Text,
+        created_at -> Nullable<Timestamp>,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    spy_customer (id_customer) {
+        id_customer -> Integer,
+        customer_reference -> Text,
+        email -> Text,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        password -> Nullable<Text>,
+        created_at -> Nullable<Timestamp>,
+        updated_at -> Nullable<Timestamp>,
     }
 }
 
@@ -20,33 +44,23 @@ diesel::table! {
     spy_oauth_refresh_token (id_oauth_refresh_token) {
         id_oauth_refresh_token -> BigInt,
         identifier -> Text,
-        family -> Text,
-        successor -> Nullable<Text>,
-        scopes -> Text,
+        scopes -> Nullable<Text>,
         customer_reference -> Nullable<Text>,
         user_identifier -> Text,
-        actor_identifier -> Nullable<Text>,
         fk_oauth_client -> Text,
         expires_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
-        created_at -> Timestamp,
-        updated_at -> Timestamp,
+        created_at -> Nullable<Timestamp>,
+        updated_at -> Nullable<Timestamp>,
     }
 }
 
 diesel::table! {
-    spy_customer (id_customer) {
-        id_customer -> BigInt,
-        customer_reference -> Text,
-        email -> Text,
-        first_name -> Text,
-        last_name -> Text,
-        password -> Nullable<Text>,
-        search_email -> Text,
-        search_first_name -> Text,
-        search_last_name -> Text,
-        created_at -> Timestamp,
-        updated_at -> Timestamp,
+    glue_oauth_refresh_token (id_oauth_refresh_token) {
+        id_oauth_refresh_token -> BigInt,
+        family -> Text,
+        successor -> Nullable<Text>,
+        actor_identifier -> Nullable<Text>,
     }
 }
 
@@ -70,10 +84,14 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(glue_oauth_refresh_token -> spy_oauth_refresh_token (id_oauth_refresh_token));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    spy_oauth_client,
     spy_user,
-    spy_oauth_refresh_token,
     spy_customer,
+    spy_oauth_refresh_token,
+    glue_oauth_refresh_token,
     glue_login_attempt_counter,
     glue_login_trusted_address,
 );

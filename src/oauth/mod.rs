@@ -69,7 +69,7 @@ impl Grant {
     fn from_row(row: &refresh_token::RefreshTokenRow) -> Option<Self> {
         Some(Grant {
             subject: serde_json::from_str(&row.user_identifier).ok()?,
-            scopes: serde_json::from_str(&row.scopes).ok()?,
+            scopes: serde_json::from_str(row.scopes.as_deref()?).ok()?,
             actor: row.actor_identifier.clone(),
         })
     }
@@ -158,6 +158,33 @@ pub fn end_agent_sessions(conn: &mut DbConnection, id_agent: i64) -> Result<usiz
     )?)
 }
 
+/// Makes sure the `spy_oauth_client` row of `client_id` exists (refresh tokens reference it),
+/// creating it as Spryker's installer does for `frontend`.
+pub fn ensure_client(conn: &mut DbConnection, client_id: &str) -> Result<(), OAuthError> {
+    use crate::db::schema::spy_oauth_client::{self as clients, dsl};
+    use diesel::prelude::*;
+    let exists: bool = diesel::select(diesel::dsl::exists(
+        clients::table.filter(dsl::identifier.eq(client_id)),
+    ))
+    .get_result(conn)?;
+    if !exists {
+        let values = (
+            dsl::identifier.eq(client_id),
+            dsl::name.eq(client_id),
+            dsl::is_confidential.eq(Some(false)),
+        );
+        crate::db::insert_with_id(conn, "spy_oauth_client_pk_seq", |conn, id| match id {
+            Some(id) => diesel::insert_into(clients::table)
+                .values((dsl::id_oauth_client.eq(id as i32), values))
+                .execute(conn),
+            None => diesel::insert_into(clients::table)
+                .values(values)
+                .execute(conn),
+        })?;
+    }
+    Ok(())
+}
+
 pub struct OAuthServer {
     pub keys: Arc<KeySet>,
     pub settings: OAuthSettings,
@@ -213,7 +240,6 @@ impl OAuthServer {
             fk_oauth_client: self.settings.client_id.clone(),
             expires_at: now + ttl,
             created_at: now,
-            updated_at: now,
         };
         let tokens = IssuedTokens {
             access_token,
@@ -236,7 +262,9 @@ impl OAuthServer {
             &scopes_json,
             &random_hex(16),
         )?;
-        refresh_token::insert(conn, &row)?;
+        crate::db::retry_deadlocks(|| {
+            crate::db::write_transaction(&mut *conn, |conn| refresh_token::insert(conn, &row))
+        })?;
         Ok(tokens)
     }
 
@@ -256,13 +284,21 @@ impl OAuthServer {
         };
         match refresh_token::refusal(&current, &self.settings.client_id, now_naive()) {
             Some(Refusal::Retired) => {
-                refresh_token::revoke_family(conn, &current.family, now_naive())?;
+                if let Some(family) = &current.family {
+                    crate::db::retry_deadlocks(|| {
+                        refresh_token::revoke_family(&mut *conn, family, now_naive())
+                    })?;
+                }
                 return Ok(RefreshOutcome::Reused);
             }
             Some(refusal) => return Ok(refusal.into()),
             None => {}
         }
-        let Some(grant) = Grant::from_row(&current) else {
+        let (Some(grant), Some(family), Some(scopes)) = (
+            Grant::from_row(&current),
+            current.family.as_deref(),
+            current.scopes.as_deref(),
+        ) else {
             return Ok(RefreshOutcome::Rejected(RefreshRejection::Unreadable));
         };
         for id_agent in grant.agent_ids() {
@@ -270,12 +306,8 @@ impl OAuthServer {
                 return Ok(RefreshOutcome::Rejected(RefreshRejection::Inactive));
             }
         }
-        let (tokens, successor) = self.new_pair(
-            &grant,
-            &current.user_identifier,
-            &current.scopes,
-            &current.family,
-        )?;
+        let (tokens, successor) =
+            self.new_pair(&grant, &current.user_identifier, scopes, family)?;
         Ok(
             match refresh_token::exchange(conn, &current, &successor, &self.settings.client_id)? {
                 Exchange::Rotated => RefreshOutcome::Rotated(tokens),

@@ -1,18 +1,20 @@
-//! `spy_oauth_refresh_token` rows: persist, rotate with reuse detection, revoke, purge
+//! Refresh-token rows: Spryker's `spy_oauth_refresh_token` plus glue's side table
+//! `glue_oauth_refresh_token` joined by id; persist, rotate with reuse detection, revoke, purge
 //! (Spryker's `OauthRefreshTokenEntityManager` + `OauthRevoke`).
 //!
 //! Only the SHA-256 of a token is stored (`identifier`). Every token of one login shares a
-//! `family`; rotating a token sets its `successor` and `revoked_at`. A retired token presented
-//! again revokes its whole family.
+//! `family` (the session); rotating a token sets its `successor` and `revoked_at`. A retired
+//! token presented again revokes its whole family.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::schema::glue_oauth_refresh_token::{self as g, dsl as side};
 use crate::db::schema::spy_oauth_refresh_token::{self as t, dsl};
 use crate::db::DbConnection;
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = t)]
+/// A token pair's refresh row, both halves.
+#[derive(Debug, Clone)]
 pub struct NewRefreshToken {
     pub identifier: String,
     pub family: String,
@@ -23,34 +25,107 @@ pub struct NewRefreshToken {
     pub fk_oauth_client: String,
     pub expires_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Insertable)]
 #[diesel(table_name = t)]
+struct SpyRow<'a> {
+    identifier: &'a str,
+    scopes: Option<&'a str>,
+    customer_reference: Option<&'a str>,
+    user_identifier: &'a str,
+    fk_oauth_client: &'a str,
+    expires_at: NaiveDateTime,
+    created_at: Option<NaiveDateTime>,
+    updated_at: Option<NaiveDateTime>,
+}
+
+/// A stored token with glue's side of it (`family` is `None` for a row glue did not write).
+#[derive(Debug, Clone, Queryable)]
 pub struct RefreshTokenRow {
     pub id_oauth_refresh_token: i64,
     pub identifier: String,
-    pub family: String,
-    pub successor: Option<String>,
-    pub scopes: String,
+    pub scopes: Option<String>,
     pub customer_reference: Option<String>,
     pub user_identifier: String,
-    pub actor_identifier: Option<String>,
     pub fk_oauth_client: String,
     pub expires_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    pub family: Option<String>,
+    pub successor: Option<String>,
+    pub actor_identifier: Option<String>,
 }
 
-pub fn insert(conn: &mut DbConnection, row: &NewRefreshToken) -> QueryResult<()> {
-    diesel::insert_into(t::table).values(row).execute(conn)?;
-    Ok(())
+/// The columns of [`RefreshTokenRow`] over `spy_oauth_refresh_token LEFT JOIN
+/// glue_oauth_refresh_token`.
+macro_rules! row_columns {
+    () => {
+        (
+            dsl::id_oauth_refresh_token,
+            dsl::identifier,
+            dsl::scopes,
+            dsl::customer_reference,
+            dsl::user_identifier,
+            dsl::fk_oauth_client,
+            dsl::expires_at,
+            dsl::revoked_at,
+            side::family.nullable(),
+            side::successor.nullable(),
+            side::actor_identifier.nullable(),
+        )
+    };
+}
+
+/// Stores a new token (a Propel sequence id on PostgreSQL) and its side row; returns the id.
+/// Callers run it inside a write transaction.
+pub fn insert(conn: &mut DbConnection, row: &NewRefreshToken) -> QueryResult<i64> {
+    let spy = SpyRow {
+        identifier: &row.identifier,
+        scopes: Some(&row.scopes),
+        customer_reference: row.customer_reference.as_deref(),
+        user_identifier: &row.user_identifier,
+        fk_oauth_client: &row.fk_oauth_client,
+        expires_at: row.expires_at,
+        created_at: Some(row.created_at),
+        updated_at: Some(row.created_at),
+    };
+    let id = crate::db::insert_with_id(
+        conn,
+        "spy_oauth_refresh_token_pk_seq",
+        |conn, id| match id {
+            Some(id) => diesel::insert_into(t::table)
+                .values((dsl::id_oauth_refresh_token.eq(id), &spy))
+                .execute(conn),
+            None => diesel::insert_into(t::table).values(&spy).execute(conn),
+        },
+    )?;
+    diesel::insert_into(g::table)
+        .values((
+            side::id_oauth_refresh_token.eq(id),
+            side::family.eq(&row.family),
+            side::actor_identifier.eq(row.actor_identifier.as_deref()),
+        ))
+        .execute(conn)?;
+    Ok(id)
 }
 
 pub fn find(conn: &mut DbConnection, identifier: &str) -> QueryResult<Option<RefreshTokenRow>> {
+    if !crate::db::storable(identifier) {
+        return Ok(None);
+    }
     t::table
+        .left_join(g::table)
         .filter(dsl::identifier.eq(identifier))
-        .select(RefreshTokenRow::as_select())
+        .select(row_columns!())
+        .first(conn)
+        .optional()
+}
+
+fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<RefreshTokenRow>> {
+    t::table
+        .left_join(g::table)
+        .filter(dsl::id_oauth_refresh_token.eq(id))
+        .select(row_columns!())
         .first(conn)
         .optional()
 }
@@ -103,38 +178,37 @@ pub fn exchange(
     successor: &NewRefreshToken,
     client_id: &str,
 ) -> QueryResult<Exchange> {
-    crate::db::write_transaction(conn, |conn| {
-        let this =
-            || t::table.filter(dsl::id_oauth_refresh_token.eq(current.id_oauth_refresh_token));
-        diesel::update(this())
-            .set(dsl::updated_at.eq(dsl::updated_at))
-            .execute(conn)?;
-        let Some(row) = this()
-            .select(RefreshTokenRow::as_select())
-            .first::<RefreshTokenRow>(conn)
-            .optional()?
-        else {
-            return Ok(Exchange::Refused(Refusal::Unknown));
-        };
-        let now = chrono::Utc::now().naive_utc();
-        match refusal(&row, client_id, now) {
-            Some(Refusal::Retired) => {
-                revoke_family(conn, &row.family, now)?;
-                Ok(Exchange::Reused)
+    let id = current.id_oauth_refresh_token;
+    crate::db::retry_deadlocks(|| {
+        crate::db::write_transaction(&mut *conn, |conn| {
+            let this = || t::table.filter(dsl::id_oauth_refresh_token.eq(id));
+            diesel::update(this())
+                .set(dsl::updated_at.eq(dsl::updated_at))
+                .execute(conn)?;
+            let Some(row) = find_by_id(conn, id)? else {
+                return Ok(Exchange::Refused(Refusal::Unknown));
+            };
+            let now = chrono::Utc::now().naive_utc();
+            match refusal(&row, client_id, now) {
+                Some(Refusal::Retired) => {
+                    if let Some(family) = &row.family {
+                        revoke_family(conn, family, now)?;
+                    }
+                    Ok(Exchange::Reused)
+                }
+                Some(refusal) => Ok(Exchange::Refused(refusal)),
+                None => {
+                    diesel::update(this())
+                        .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
+                        .execute(conn)?;
+                    diesel::update(g::table.find(id))
+                        .set(side::successor.eq(&successor.identifier))
+                        .execute(conn)?;
+                    insert(conn, successor)?;
+                    Ok(Exchange::Rotated)
+                }
             }
-            Some(refusal) => Ok(Exchange::Refused(refusal)),
-            None => {
-                diesel::update(this())
-                    .set((
-                        dsl::successor.eq(&successor.identifier),
-                        dsl::revoked_at.eq(now),
-                        dsl::updated_at.eq(now),
-                    ))
-                    .execute(conn)?;
-                insert(conn, successor)?;
-                Ok(Exchange::Rotated)
-            }
-        }
+        })
     })
 }
 
@@ -145,9 +219,13 @@ pub fn revoke_family(
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     diesel::update(
-        t::table
-            .filter(dsl::family.eq(family))
-            .filter(dsl::revoked_at.is_null()),
+        t::table.filter(dsl::revoked_at.is_null()).filter(
+            dsl::id_oauth_refresh_token.eq_any(
+                g::table
+                    .filter(side::family.eq(family))
+                    .select(side::id_oauth_refresh_token),
+            ),
+        ),
     )
     .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
     .execute(conn)
@@ -179,7 +257,8 @@ pub fn family_is_live(conn: &mut DbConnection, family: &str) -> QueryResult<bool
     }
     diesel::select(diesel::dsl::exists(
         t::table
-            .filter(dsl::family.eq(family))
+            .inner_join(g::table)
+            .filter(side::family.eq(family))
             .filter(dsl::revoked_at.is_null()),
     ))
     .get_result(conn)
@@ -191,11 +270,14 @@ pub fn revoke_family_owned_by(
     identifier: &str,
     owner: Owner<'_>,
 ) -> QueryResult<usize> {
-    crate::db::write_transaction(conn, |conn| match find(conn, identifier)? {
-        Some(row) if owner.owns(&row) => {
-            revoke_family(conn, &row.family, chrono::Utc::now().naive_utc())
-        }
-        _ => Ok(0),
+    crate::db::retry_deadlocks(|| {
+        crate::db::write_transaction(&mut *conn, |conn| match find(conn, identifier)? {
+            Some(row) if owner.owns(&row) => match &row.family {
+                Some(family) => revoke_family(conn, family, chrono::Utc::now().naive_utc()),
+                None => revoke_one(conn, row.id_oauth_refresh_token),
+            },
+            _ => Ok(0),
+        })
     })
 }
 
@@ -204,18 +286,27 @@ pub fn revoke_family_owned_by(
 /// token issued to anyone *acting as* the owner (an agent's impersonation sessions; for a
 /// customer, the agents acting for them).
 pub fn revoke_all_owned_by(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
+    crate::db::retry_deadlocks(|| revoke_all_owned_by_once(&mut *conn, owner))
+}
+
+fn revoke_all_owned_by_once(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
     let now = chrono::Utc::now().naive_utc();
+    let acting_as = |actor: &str| {
+        g::table
+            .filter(side::actor_identifier.eq(actor.to_string()))
+            .select(side::id_oauth_refresh_token)
+    };
     let target = diesel::update(t::table)
         .filter(dsl::revoked_at.is_null())
         .into_boxed();
     let target = match owner.actor_identifier {
         Some(actor) => target
             .filter(dsl::user_identifier.eq(owner.user_identifier))
-            .filter(dsl::actor_identifier.eq(actor)),
+            .filter(dsl::id_oauth_refresh_token.eq_any(acting_as(actor))),
         None => target.filter(
             dsl::user_identifier
                 .eq(owner.user_identifier)
-                .or(dsl::actor_identifier.eq(owner.user_identifier)),
+                .or(dsl::id_oauth_refresh_token.eq_any(acting_as(owner.user_identifier))),
         ),
     };
     target
@@ -223,7 +314,26 @@ pub fn revoke_all_owned_by(conn: &mut DbConnection, owner: Owner<'_>) -> QueryRe
         .execute(conn)
 }
 
-/// Deletes rows that expired before `before`.
+/// Revokes one token (a row without a family: nothing else belongs to its session).
+fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    let now = chrono::Utc::now().naive_utc();
+    diesel::update(
+        t::table
+            .filter(dsl::id_oauth_refresh_token.eq(id))
+            .filter(dsl::revoked_at.is_null()),
+    )
+    .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
+    .execute(conn)
+}
+
+/// Deletes rows that expired before `before`, and their side rows.
 pub fn purge_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
-    diesel::delete(t::table.filter(dsl::expires_at.lt(before))).execute(conn)
+    crate::db::write_transaction(conn, |conn| {
+        let expired = t::table
+            .filter(dsl::expires_at.lt(before))
+            .select(dsl::id_oauth_refresh_token);
+        diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(expired)))
+            .execute(conn)?;
+        diesel::delete(t::table.filter(dsl::expires_at.lt(before))).execute(conn)
+    })
 }

@@ -29,7 +29,7 @@ impl Accounts for Agents {
 
     fn grant(user: &User) -> Grant {
         Grant {
-            subject: UserIdentifier::agent(user.id_user),
+            subject: UserIdentifier::agent(user.id_user.into()),
             scopes: vec![SCOPE_AGENT.to_string()],
             actor: None,
         }

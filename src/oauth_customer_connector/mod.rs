@@ -33,7 +33,7 @@ impl Accounts for Customers {
         Grant {
             subject: UserIdentifier::customer(
                 customer.customer_reference.clone(),
-                customer.id_customer,
+                customer.id_customer.into(),
             ),
             scopes: vec![SCOPE_CUSTOMER.to_string()],
             actor: None,
@@ -67,7 +67,7 @@ pub fn impersonate(
     let grant = Grant {
         subject: UserIdentifier::customer(
             customer.customer_reference.clone(),
-            customer.id_customer,
+            customer.id_customer.into(),
         ),
         scopes: vec![
             SCOPE_CUSTOMER_IMPERSONATION.to_string(),

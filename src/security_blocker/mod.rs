@@ -228,11 +228,13 @@ impl SecurityBlocker {
                     Ok(Admission::Admitted(reservation))
                 }
                 Err(Refusal::Blocked(blocked)) => Ok(Admission::Blocked(blocked)),
-                // Another attempt created a counter first: start again and count on it.
+                // Another attempt created a counter first, or InnoDB chose this transaction as
+                // a deadlock victim: start again.
                 Err(Refusal::Database(DieselError::DatabaseError(
                     DatabaseErrorKind::UniqueViolation,
                     _,
                 ))) => continue,
+                Err(Refusal::Database(e)) if crate::db::is_deadlock(&e) => continue,
                 Err(Refusal::Database(e)) => Err(e),
             };
         }
@@ -243,16 +245,21 @@ impl SecurityBlocker {
     /// limit is blocked from now on.
     pub fn fail(&self, conn: &mut DbConnection, reservation: &Reservation) -> QueryResult<()> {
         let now = self.clock.now();
-        for counter in &reservation.counters {
-            let threshold = i32::try_from(counter.rule.attempts).unwrap_or(i32::MAX);
-            diesel::update(
-                this(counter)
-                    .filter(dsl::attempts.ge(threshold))
-                    .filter(dsl::blocked_until.is_null()),
-            )
-            .set(dsl::blocked_until.eq(now + seconds(counter.rule.block_s)))
-            .execute(conn)?;
-        }
+        crate::db::retry_deadlocks(|| {
+            crate::db::write_transaction(&mut *conn, |conn| {
+                for counter in &reservation.counters {
+                    let threshold = i32::try_from(counter.rule.attempts).unwrap_or(i32::MAX);
+                    diesel::update(
+                        this(counter)
+                            .filter(dsl::attempts.ge(threshold))
+                            .filter(dsl::blocked_until.is_null()),
+                    )
+                    .set(dsl::blocked_until.eq(now + seconds(counter.rule.block_s)))
+                    .execute(conn)?;
+                }
+                Ok(())
+            })
+        })?;
         self.maybe_sweep(conn)
     }
 
@@ -263,35 +270,32 @@ impl SecurityBlocker {
             return Ok(());
         }
         let now = self.clock.now();
-        for counter in &reservation.counters {
-            diesel::update(this(counter).filter(dsl::attempts.gt(0)))
-                .set(dsl::attempts.eq(dsl::attempts - 1))
-                .execute(conn)?;
-        }
-        let expires_at = now + seconds(self.settings.trusted_address_s);
-        let key = || {
-            trusted::table
-                .filter(trusted_dsl::entity_type.eq(reservation.entity.name()))
-                .filter(trusted_dsl::trust_key.eq(&reservation.trust_key))
-        };
-        let renewed = diesel::update(key())
-            .set(trusted_dsl::expires_at.eq(expires_at))
-            .execute(conn)?;
-        if renewed == 0 {
-            let inserted = diesel::insert_into(trusted::table)
-                .values((
-                    trusted_dsl::entity_type.eq(reservation.entity.name()),
-                    trusted_dsl::trust_key.eq(&reservation.trust_key),
-                    trusted_dsl::expires_at.eq(expires_at),
-                ))
-                .execute(conn);
-            match inserted {
-                // A concurrent success trusted it first: as good as ours.
-                Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-                Err(e) => return Err(e),
+        let mut tries = 0;
+        loop {
+            let settled = crate::db::retry_deadlocks(|| {
+                crate::db::write_transaction(&mut *conn, |conn| {
+                    for counter in &reservation.counters {
+                        diesel::update(this(counter).filter(dsl::attempts.gt(0)))
+                            .set(dsl::attempts.eq(dsl::attempts - 1))
+                            .execute(conn)?;
+                    }
+                    trust(
+                        conn,
+                        reservation,
+                        now + seconds(self.settings.trusted_address_s),
+                    )
+                })
+            });
+            match settled {
+                // A concurrent success trusted the address first: run again, renewing it.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+                    if tries < 3 =>
+                {
+                    tries += 1
+                }
+                other => return other,
             }
         }
-        Ok(())
     }
 
     /// Deletes expired counters at most every `sweep_interval_s` per instance, so a spray of
@@ -324,6 +328,32 @@ fn this(counter: &Counter) -> ThisCounter<'_> {
     t::table
         .filter(dsl::entity_type.eq(counter.kind))
         .filter(dsl::counter_key.eq(counter.key.as_str()))
+}
+
+/// Makes the reservation's address trusted for its username until `expires_at`.
+fn trust(
+    conn: &mut DbConnection,
+    reservation: &Reservation,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    let key = || {
+        trusted::table
+            .filter(trusted_dsl::entity_type.eq(reservation.entity.name()))
+            .filter(trusted_dsl::trust_key.eq(&reservation.trust_key))
+    };
+    let renewed = diesel::update(key())
+        .set(trusted_dsl::expires_at.eq(expires_at))
+        .execute(conn)?;
+    if renewed == 0 {
+        diesel::insert_into(trusted::table)
+            .values((
+                trusted_dsl::entity_type.eq(reservation.entity.name()),
+                trusted_dsl::trust_key.eq(&reservation.trust_key),
+                trusted_dsl::expires_at.eq(expires_at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 fn is_trusted(

@@ -254,7 +254,7 @@ struct TokenRow {
     identifier: String,
     family: String,
     successor: Option<String>,
-    scopes: String,
+    scopes: Option<String>,
     customer_reference: Option<String>,
     user_identifier: String,
     actor_identifier: Option<String>,
@@ -267,16 +267,18 @@ async fn the_refresh_token_row_holds_only_a_hash(backend: Backend) {
     let app = spawn_app(backend);
     let body = app.demo_agent_tokens().await;
     let refresh = body["data"]["attributes"]["refreshToken"].as_str().unwrap();
+    use glue::db::schema::glue_oauth_refresh_token::dsl as side;
     use glue::db::schema::spy_oauth_refresh_token::dsl::*;
     let rows: Vec<TokenRow> = spy_oauth_refresh_token
+        .inner_join(side::glue_oauth_refresh_token)
         .select((
             identifier,
-            family,
-            successor,
+            side::family,
+            side::successor,
             scopes,
             customer_reference,
             user_identifier,
-            actor_identifier,
+            side::actor_identifier,
             fk_oauth_client,
             expires_at,
             revoked_at,
@@ -293,7 +295,7 @@ async fn the_refresh_token_row_holds_only_a_hash(backend: Backend) {
     assert!(!dump.contains(refresh), "no plaintext token stored");
     assert!(!row.family.is_empty());
     assert_eq!(row.successor, None);
-    assert_eq!(row.scopes, r#"["agent"]"#);
+    assert_eq!(row.scopes.as_deref(), Some(r#"["agent"]"#));
     assert_eq!(row.customer_reference, None);
     assert_eq!(
         row.user_identifier,

@@ -334,13 +334,18 @@ async fn a_deactivated_agents_token_stops_working(backend: Backend) {
     assert_eq!(app.search("q=s", &agent).await.status(), 200);
     let response = app.impersonate(&json!("DE--1"), &agent).await;
     let (_, impersonation_refresh) = token_pair(response.json().await.unwrap());
-    glue::agent::set_status(&mut app.conn(), "leaver@example.com", "blocked").unwrap();
+    glue::agent::set_status(
+        &mut app.conn(),
+        "leaver@example.com",
+        status_code("blocked"),
+    )
+    .unwrap();
     // Neither the agent's session nor an impersonation it started can be refreshed …
     for token in [&agent_refresh, &impersonation_refresh] {
         assert_refresh_fails(&app, token).await;
     }
     // … and nothing was consumed: reactivated, the agent carries on.
-    glue::agent::set_status(&mut app.conn(), "leaver@example.com", "active").unwrap();
+    glue::agent::set_status(&mut app.conn(), "leaver@example.com", status_code("active")).unwrap();
     let response = app.refresh(&json!(agent_refresh)).await;
     assert_eq!(response.status(), 201);
     let (agent, _) = token_pair(response.json().await.unwrap());
@@ -348,7 +353,12 @@ async fn a_deactivated_agents_token_stops_working(backend: Backend) {
         app.refresh(&json!(impersonation_refresh)).await.status(),
         201
     );
-    glue::agent::set_status(&mut app.conn(), "leaver@example.com", "blocked").unwrap();
+    glue::agent::set_status(
+        &mut app.conn(),
+        "leaver@example.com",
+        status_code("blocked"),
+    )
+    .unwrap();
     assert_error(
         app.search("q=s", &agent).await,
         Some("4102"),

@@ -251,7 +251,7 @@ async fn a_failed_login_takes_as_long_for_an_unknown_user_as_for_a_costlier_hash
             last_name: "Hash",
             username: "costly@example.com",
             password: &hash,
-            status: "active",
+            status: glue::agent::STATUS_ACTIVE,
             is_agent: true,
         },
     )
@@ -456,6 +456,7 @@ async fn the_sqlite_file_and_its_directory_are_private() {
     let dir = std::env::temp_dir().join(format!("glue-perm-{}", uuid::Uuid::new_v4().simple()));
     let path = dir.join("var").join("glue.sqlite3");
     let mut conn = glue::db::ConnectionManager::new(path.to_str().unwrap(), 5000)
+        .unwrap()
         .establish()
         .unwrap();
     glue::db::run_migrations(&mut conn).unwrap();

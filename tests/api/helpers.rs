@@ -26,6 +26,7 @@ pub const JSON_API: &str = "application/vnd.api+json";
 pub enum Backend {
     Sqlite,
     Postgres,
+    Mysql,
 }
 
 /// One RSA key pair (private PEM, public PEM) for the whole test binary.
@@ -45,6 +46,15 @@ pub fn postgres_server_url() -> String {
         .ok()
         .filter(|u| !u.trim().is_empty())
         .expect("a PostgreSQL variant needs GLUE_TEST_DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
+}
+
+/// The MariaDB/MySQL server tests create their databases on.
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+pub fn mysql_server_url() -> String {
+    std::env::var("GLUE_TEST_MYSQL_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .expect("a MySQL variant needs GLUE_TEST_MYSQL_URL, e.g. mysql://root@127.0.0.1:3306/mysql")
 }
 
 /// `postgres://host/db?x` with another database name.
@@ -69,7 +79,15 @@ pub struct TestDatabase {
 
 enum Cleanup {
     Directory(PathBuf),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    Mysql {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDatabase {
@@ -97,11 +115,13 @@ impl TestDatabase {
                     cleanup: Cleanup::Postgres { admin_url, name },
                 }
             }
+            Backend::Mysql => create_mysql_database(&id),
         }
     }
 
     pub fn connect(&self) -> DbConnection {
         let mut conn = ConnectionManager::new(&self.url, 5000)
+            .unwrap()
             .establish()
             .expect("connect to the test database");
         glue::db::run_migrations(&mut conn).expect("migrations");
@@ -121,8 +141,39 @@ impl Drop for TestDatabase {
                         .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
                 }
             }
+            #[cfg(feature = "mysql")]
+            Cleanup::Mysql { admin_url, name } => {
+                if let Ok(mut admin) = diesel::MysqlConnection::establish(admin_url) {
+                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"));
+                }
+            }
+            #[cfg(not(feature = "mysql"))]
+            Cleanup::Mysql { .. } => {}
         }
     }
+}
+
+/// A fresh MariaDB database with Spryker's charset (`utf8` / `utf8_unicode_ci`).
+#[cfg(feature = "mysql")]
+fn create_mysql_database(id: &str) -> TestDatabase {
+    let admin_url = mysql_server_url();
+    let name = format!("glue_test_{id}");
+    let mut admin = diesel::MysqlConnection::establish(&admin_url)
+        .expect("GLUE_TEST_MYSQL_URL must reach a MariaDB/MySQL server");
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8 COLLATE utf8_unicode_ci"
+        ))
+        .expect("create test database");
+    TestDatabase {
+        url: with_database(&admin_url, &name),
+        cleanup: Cleanup::Mysql { admin_url, name },
+    }
+}
+
+#[cfg(not(feature = "mysql"))]
+fn create_mysql_database(_id: &str) -> TestDatabase {
+    panic!("the MySQL variants need a build with `--features mysql`")
 }
 
 /// Settings as the tests use them: `config/test.toml` plus the test's database and key.
@@ -216,6 +267,7 @@ pub fn start(settings: Settings, db: std::sync::Arc<TestDatabase>) -> Result<Tes
 
 /// A fresh database and the application on it, with `customize` applied to the settings.
 pub fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
     let db = std::sync::Arc::new(TestDatabase::create(backend));
     let mut settings = test_settings(&db.url);
     customize(&mut settings);
@@ -226,8 +278,9 @@ pub fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {})
 }
 
-/// Runs each named scenario `async fn name(backend: Backend)` once per backend: `sqlite` always,
-/// `postgres` when asked for with `--ignored` (it needs `GLUE_TEST_DATABASE_URL`).
+/// Runs each named scenario `async fn name(backend: Backend)` once per backend: `sqlite` always;
+/// `postgres` (needs `GLUE_TEST_DATABASE_URL`) and `mysql` (needs `--features mysql` and
+/// `GLUE_TEST_MYSQL_URL`) when asked for with `--ignored`.
 #[macro_export]
 macro_rules! backends {
     ($($name:ident),* $(,)?) => {
@@ -241,6 +294,11 @@ macro_rules! backends {
                 #[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
                 async fn postgres() {
                     super::$name($crate::helpers::Backend::Postgres).await;
+                }
+                #[tokio::test]
+                #[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
+                async fn mysql() {
+                    super::$name($crate::helpers::Backend::Mysql).await;
                 }
             }
         )*
@@ -302,11 +360,12 @@ impl TestApp {
                 last_name: "User",
                 username,
                 password: hash,
-                status,
+                status: status_code(status),
                 is_agent,
             },
         )
         .unwrap()
+        .into()
     }
 
     pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
@@ -333,6 +392,16 @@ impl TestApp {
         jsonwebtoken::decode::<Value>(token, &key, &validation)
             .expect("token verifies with the JWKS")
             .claims
+    }
+}
+
+/// `spy_user.status` for a status name (Propel's ENUM index).
+pub fn status_code(status: &str) -> i16 {
+    match status {
+        "active" => glue::agent::STATUS_ACTIVE,
+        "blocked" => glue::agent::STATUS_BLOCKED,
+        "deleted" => glue::agent::STATUS_DELETED,
+        other => panic!("unknown status {other}"),
     }
 }
 
@@ -459,11 +528,12 @@ impl TestApp {
             &glue::customer::NewCustomer {
                 customer_reference: reference,
                 email,
-                first_name: first,
-                last_name: last,
+                first_name: Some(first),
+                last_name: Some(last),
                 password: hash.as_deref(),
             },
         )
+        .map(i64::from)
         .unwrap()
     }
 

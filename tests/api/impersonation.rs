@@ -56,8 +56,12 @@ async fn an_agent_impersonates_a_customer_with_a_traceable_token(backend: Backen
 
     // The refresh token is stored for the customer, with the agent as actor.
     let (reference, actor): (Option<String>, Option<String>) = dsl::spy_oauth_refresh_token
+        .inner_join(glue::db::schema::glue_oauth_refresh_token::table)
         .filter(dsl::identifier.eq(glue::oauth::hash_refresh_token(&refresh)))
-        .select((dsl::customer_reference, dsl::actor_identifier))
+        .select((
+            dsl::customer_reference,
+            glue::db::schema::glue_oauth_refresh_token::actor_identifier,
+        ))
         .first(&mut app.conn())
         .unwrap();
     assert_eq!(reference.as_deref(), Some("DE--3"));

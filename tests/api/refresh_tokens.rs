@@ -3,6 +3,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use glue::db::schema::glue_oauth_refresh_token::dsl as side;
 use glue::db::schema::spy_oauth_refresh_token::dsl;
 use serde_json::{json, Value};
 
@@ -67,7 +68,8 @@ async fn a_refresh_chain_rotates_and_keeps_the_subject(backend: Backend) {
     // RT1 and RT2 are retired and linked to their successors in one family.
     let mut conn = app.conn();
     let rows: Vec<(String, String, Option<String>)> = dsl::spy_oauth_refresh_token
-        .select((dsl::identifier, dsl::family, dsl::successor))
+        .inner_join(side::glue_oauth_refresh_token)
+        .select((dsl::identifier, side::family, side::successor))
         .order(dsl::id_oauth_refresh_token)
         .load(&mut conn)
         .unwrap();
@@ -144,6 +146,7 @@ async fn expired_revoked_and_foreign_client_tokens_are_refused(backend: Backend)
         .set(dsl::expires_at.eq(past))
         .execute(&mut conn)
         .unwrap();
+    glue::oauth::ensure_client(&mut conn, "another-client").unwrap();
     diesel::update(dsl::spy_oauth_refresh_token.filter(dsl::identifier.eq(hash(&foreign))))
         .set(dsl::fk_oauth_client.eq("another-client"))
         .execute(&mut conn)
@@ -157,8 +160,9 @@ async fn expired_revoked_and_foreign_client_tokens_are_refused(backend: Backend)
     }
     // A refused token is not consumed or altered.
     let successor: Option<String> = dsl::spy_oauth_refresh_token
+        .inner_join(side::glue_oauth_refresh_token)
         .filter(dsl::identifier.eq(hash(&foreign)))
-        .select(dsl::successor)
+        .select(side::successor)
         .first(&mut conn)
         .unwrap();
     assert_eq!(successor, None);
@@ -211,12 +215,13 @@ async fn concurrent_refreshes_of_one_token_rotate_it_exactly_once(backend: Backe
             // Exactly one successor row exists.
             let mut conn = app.conn();
             let family: String = dsl::spy_oauth_refresh_token
+                .inner_join(side::glue_oauth_refresh_token)
                 .filter(dsl::identifier.eq(hash(&token)))
-                .select(dsl::family)
+                .select(side::family)
                 .first(&mut conn)
                 .unwrap();
-            let rows: i64 = dsl::spy_oauth_refresh_token
-                .filter(dsl::family.eq(family))
+            let rows: i64 = side::glue_oauth_refresh_token
+                .filter(side::family.eq(family))
                 .count()
                 .get_result(&mut conn)
                 .unwrap();

@@ -1,1 +1,0 @@
-DROP TABLE glue_login_attempt_counter;

@@ -1,1 +1,0 @@
-DROP INDEX spy_oauth_refresh_token_actor_identifier;
