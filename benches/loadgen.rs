@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo bench --bench loadgen                          # SQLite
 //! cargo bench --bench loadgen -- --postgres postgres://postgres@127.0.0.1:5432/postgres
+//! cargo bench --bench loadgen --features mysql -- --mysql mysql://root@127.0.0.1:3306/mysql
 //! cargo bench --bench loadgen -- --seconds 10 --concurrency 16
 //! ```
 //!
@@ -25,6 +26,7 @@ struct Args {
     customers: usize,
     bcrypt_cost: u32,
     postgres: Option<String>,
+    mysql: Option<String>,
     /// Extra `KEY=VALUE` environment for the service (e.g. GLUE__OAUTH__BCRYPT_NICE=19).
     env: Vec<(String, String)>,
 }
@@ -36,6 +38,7 @@ fn parse_args() -> Args {
         customers: 10_000,
         bcrypt_cost: 12,
         postgres: None,
+        mysql: None,
         env: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -47,6 +50,7 @@ fn parse_args() -> Args {
             "--customers" => args.customers = value().parse().expect("--customers N"),
             "--bcrypt-cost" => args.bcrypt_cost = value().parse().expect("--bcrypt-cost N"),
             "--postgres" => args.postgres = Some(value()),
+            "--mysql" => args.mysql = Some(value()),
             "--env" => {
                 let pair = value();
                 let (k, v) = pair.split_once('=').expect("--env KEY=VALUE");
@@ -301,14 +305,21 @@ fn seed_customers(database_url: &str, count: usize) {
         .establish()
         .expect("connect for seeding");
     glue::db::run_migrations(&mut conn).expect("migrate");
+    // PostgreSQL ids come from Propel's sequence, as Spryker writes them.
+    let (id_column, id_value) = match conn.backend() {
+        glue::db::Backend::Postgresql => ("id_customer, ", "nextval('spy_customer_pk_seq'), "),
+        _ => ("", ""),
+    };
     let mut sql = String::from("BEGIN;");
     for chunk in (1..=count).collect::<Vec<_>>().chunks(1000) {
-        sql.push_str("INSERT INTO spy_customer (customer_reference, email, first_name, last_name, search_email, search_first_name, search_last_name) VALUES ");
+        sql.push_str(&format!(
+            "INSERT INTO spy_customer ({id_column}customer_reference, email, first_name, last_name) VALUES "
+        ));
         let rows: Vec<String> = chunk
             .iter()
             .map(|i| {
                 format!(
-                    "('L-{i}','user{i}@example.com','First{f}','Last{l}','user{i}@example.com','first{f}','last{l}')",
+                    "({id_value}'L-{i}','user{i}@example.com','First{f}','Last{l}')",
                     f = i % 997,
                     l = i % 1009
                 )
@@ -319,6 +330,22 @@ fn seed_customers(database_url: &str, count: usize) {
     }
     sql.push_str("COMMIT;");
     conn.batch_execute(&sql).expect("seed customers");
+}
+
+#[cfg(feature = "mysql")]
+struct MysqlDatabase {
+    admin: String,
+    name: String,
+}
+
+#[cfg(feature = "mysql")]
+impl Drop for MysqlDatabase {
+    fn drop(&mut self) {
+        use diesel::Connection;
+        if let Ok(mut c) = diesel::MysqlConnection::establish(&self.admin) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        }
+    }
 }
 
 struct PgDatabase {
@@ -351,9 +378,29 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("glue-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut pg_guard = None;
-    let (backend, database_url) = match &args.postgres {
-        None => ("SQLite", dir.join("bench.sqlite3").display().to_string()),
-        Some(admin) => {
+    #[cfg(feature = "mysql")]
+    let mut mysql_guard = None;
+    let (backend, database_url) = match (&args.postgres, &args.mysql) {
+        (None, None) => ("SQLite", dir.join("bench.sqlite3").display().to_string()),
+        #[cfg(feature = "mysql")]
+        (None, Some(admin)) => {
+            use diesel::Connection;
+            let name = format!("glue_bench_{}", std::process::id());
+            let mut c = diesel::MysqlConnection::establish(admin).expect("MariaDB server");
+            c.batch_execute(&format!(
+                "CREATE DATABASE `{name}` CHARACTER SET utf8 COLLATE utf8_unicode_ci"
+            ))
+            .unwrap();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            mysql_guard = Some(MysqlDatabase {
+                admin: admin.clone(),
+                name: name.clone(),
+            });
+            ("MariaDB", format!("{base}/{name}"))
+        }
+        #[cfg(not(feature = "mysql"))]
+        (None, Some(_)) => panic!("--mysql needs `cargo bench --features mysql`"),
+        (Some(admin), _) => {
             use diesel::Connection;
             let name = format!("glue_bench_{}", std::process::id());
             let mut c = diesel::PgConnection::establish(admin).expect("PostgreSQL server");
@@ -480,6 +527,8 @@ fn main() {
     let rss = server.peak_rss_mib();
     drop(server);
     drop(pg_guard);
+    #[cfg(feature = "mysql")]
+    drop(mysql_guard);
     let _ = std::fs::remove_dir_all(&dir);
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

@@ -98,7 +98,7 @@ pub fn insert_with_id(
 
 diesel::define_sql_function! {
     /// SQLite's `lower(text)`, replaced by a Unicode-aware one (see `ConnectionManager`).
-    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+    fn lower(text: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
 /// The highest bcrypt cost among the `$2y$NN$` prefixes `costs` holds (`"12"`, …).
@@ -229,7 +229,9 @@ impl ConnectionManager {
                 // SQLite's own lower() folds ASCII only: glue's replaces it on every connection
                 // (deterministic, so the `lower(column)` search indexes use it) with Unicode
                 // lower-casing, the same Rust applies to the searched prefix.
-                lower_utils::register_impl(&mut conn, |text: String| text.to_lowercase())?;
+                lower_utils::register_impl(&mut conn, |text: Option<String>| {
+                    text.map(|text| text.to_lowercase())
+                })?;
                 // busy_timeout first: switching to WAL needs the lock, and parallel pool
                 // start-up fails with "database is locked" in the other order.
                 conn.batch_execute(&format!(

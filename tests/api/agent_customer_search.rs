@@ -12,7 +12,71 @@ backends!(
     bad_pagination_parameters_are_400,
     only_agents_may_search,
     a_deactivated_agents_token_stops_working,
+    customers_without_names_are_served_with_null_names,
+    emails_match_in_any_case_and_references_exactly,
 );
+
+async fn customers_without_names_are_served_with_null_names(backend: Backend) {
+    let app = spawn_app(backend);
+    glue::customer::create(
+        &mut app.conn(),
+        &glue::customer::NewCustomer {
+            customer_reference: "DE--N1",
+            email: "nameless@example.com",
+            first_name: None,
+            last_name: None,
+            password: None,
+        },
+    )
+    .unwrap();
+    let (agent, _) = app.agent_session("nulls@example.com").await;
+    let body = search_json(&app, "q=NAMELESS", &agent).await;
+    assert_eq!(
+        body["data"][0]["attributes"]["customers"],
+        json!([{"customerReference":"DE--N1","email":"nameless@example.com","firstName":null,"lastName":null}])
+    );
+}
+
+/// Emails (login and search) ignore case on every backend, as Spryker's UPPER(email) does;
+/// customer references are identifiers and match exactly, also under MySQL's case-insensitive
+/// collation.
+async fn emails_match_in_any_case_and_references_exactly(backend: Backend) {
+    let app = spawn_app(backend);
+    app.insert_customer(
+        "DE--Mx",
+        "Mixed.Case@Example.COM",
+        "Mia",
+        "Case",
+        Some("own-pass-1"),
+    );
+    for email in [
+        "mixed.case@example.com",
+        "MIXED.CASE@EXAMPLE.COM",
+        "Mixed.Case@Example.COM",
+    ] {
+        let response = app
+            .customer_login(&json!(email), &json!("own-pass-1"))
+            .await;
+        assert_eq!(response.status(), 201, "{email}");
+    }
+    let (agent, _) = app.agent_session("refs@example.com").await;
+    assert_eq!(
+        references(&search_json(&app, "q=mixed.CASE@", &agent).await),
+        ["DE--Mx"]
+    );
+    assert_eq!(
+        references(&search_json(&app, "q=DE--Mx", &agent).await),
+        ["DE--Mx"]
+    );
+    assert!(references(&search_json(&app, "q=DE--MX", &agent).await).is_empty());
+    assert_error(
+        app.impersonate(&json!("de--mx"), &agent).await,
+        Some("4104"),
+        401,
+        "Failed to impersonate a customer.",
+    )
+    .await;
+}
 
 fn references(body: &Value) -> Vec<String> {
     body["data"][0]["attributes"]["customers"]

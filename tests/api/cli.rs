@@ -388,3 +388,49 @@ async fn customer_create_makes_searchable_customers_who_can_log_in(backend: Back
 }
 
 backends!(customer_create_makes_searchable_customers_who_can_log_in);
+
+#[test]
+fn an_unknown_database_url_is_refused_naming_the_accepted_forms() {
+    let dir = std::env::temp_dir().join(format!("glue-url-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |url: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
+            .args(args)
+            .current_dir(&dir)
+            .env("GLUE_ENV", "test")
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap()
+    };
+    for url in [
+        "redis://127.0.0.1/0",
+        "mariadb://root@localhost/shop",
+        "postgres:/x",
+    ] {
+        for args in [
+            &["migrate"][..],
+            &["serve"][..],
+            &["tokens", "purge-expired"][..],
+        ] {
+            let output = run(url, args);
+            assert_eq!(output.status.code(), Some(1), "{url} {args:?}");
+            let stderr = text(&output.stderr);
+            for form in ["sqlite://", "postgres://", "mysql://"] {
+                assert!(stderr.contains(form), "{url}: {stderr}");
+            }
+        }
+    }
+    #[cfg(not(feature = "mysql"))]
+    {
+        let output = run("mysql://root@127.0.0.1:3306/shop", &["migrate"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            text(&output.stderr).contains("--features mysql"),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+    // Nothing was taken for an SQLite file name.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}

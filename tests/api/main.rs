@@ -15,5 +15,6 @@ mod openapi;
 mod process;
 mod properties;
 mod refresh_tokens;
+mod schema;
 mod security_blocker;
 mod sessions;

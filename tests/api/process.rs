@@ -396,3 +396,45 @@ fn debug_output_of_settings_redacts_secrets() {
     assert!(!debug.contains("PRIVATE KEY"), "{debug}");
     assert!(debug.contains("[redacted]"));
 }
+
+/// `DATABASE_URL=mysql://…` serves the demo agent from MariaDB: the login's `last_login` is read
+/// back from MariaDB itself.
+#[cfg(feature = "mysql")]
+#[tokio::test]
+#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
+async fn mysql_serve_uses_mariadb_for_the_demo_agent() {
+    use diesel::prelude::*;
+    let db = TestDatabase::create(Backend::Mysql);
+    assert!(db.url.starts_with("mysql://"));
+    let server = ServeProcess::start(&db.url, &[]).await;
+    let response = server
+        .post(
+            "/agent-access-tokens",
+            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let mut mariadb = diesel::MysqlConnection::establish(&db.url).unwrap();
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+        last_login: Option<chrono::NaiveDateTime>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        tokens: i64,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT last_login, (SELECT COUNT(*) FROM spy_oauth_refresh_token) AS tokens \
+         FROM spy_user WHERE username = 'admin@spryker.com'",
+    )
+    .get_result(&mut mariadb)
+    .unwrap();
+    assert!(row.last_login.is_some());
+    assert_eq!(row.tokens, 1);
+}
+
+#[cfg(not(feature = "mysql"))]
+#[tokio::test]
+#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
+async fn mysql_serve_uses_mariadb_for_the_demo_agent() {
+    panic!("build with --features mysql");
+}
