@@ -70,6 +70,28 @@ async fn agent_commands_manage_agents_that_can_log_in(backend: Backend) {
         "at least 8 characters",
     );
 
+    // Written as Spryker's back office would: status 0, is_agent, a `$2y$` hash, and on
+    // PostgreSQL an id drawn from Propel's sequence.
+    let created = glue::agent::find_by_username(&mut db.connect(), "cli@example.com")
+        .unwrap()
+        .unwrap();
+    assert_eq!(created.status, glue::agent::STATUS_ACTIVE);
+    assert_eq!(created.is_agent, Some(true));
+    assert!(created.password.starts_with("$2y$"), "{}", created.password);
+    if backend == Backend::Postgres {
+        use diesel::prelude::*;
+        let mut pg = diesel::PgConnection::establish(&db.url).unwrap();
+        let last: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT last_value FROM spy_user_pk_seq)",
+        ))
+        .get_result(&mut pg)
+        .unwrap();
+        // The seeded demo agent drew 1, this agent 2; the refused duplicate drew one more
+        // (sequences are not transactional, as in Propel).
+        assert_eq!(created.id_user, 2);
+        assert_eq!(last, 3);
+    }
+
     let db = std::sync::Arc::new(db);
     let app = start(test_settings(&db.url), db.clone()).unwrap();
     assert_eq!(
