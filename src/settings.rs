@@ -93,6 +93,10 @@ pub struct GlueSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct OAuthSettings {
     pub client_id: String,
+    /// Seconds after a rotation during which the retired token is honoured again (0 = never).
+    pub refresh_reuse_grace_s: u64,
+    /// How often, at most, within that window.
+    pub refresh_reuse_grace_uses: u32,
     pub issuer: String,
     pub access_token_ttl_s: u64,
     pub refresh_token_ttl_s: u64,
@@ -203,6 +207,12 @@ impl Settings {
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
         }
+        if self.database.statement_timeout_ms == 0 {
+            return Err(invalid(
+                "database.statement_timeout_ms",
+                "must be at least 1",
+            ));
+        }
         if self.database.connect_timeout_ms == 0 {
             return Err(invalid("database.connect_timeout_ms", "must be at least 1"));
         }
@@ -242,6 +252,18 @@ impl Settings {
         }
         if !(4..=31).contains(&self.oauth.bcrypt_cost) {
             return Err(invalid("oauth.bcrypt_cost", "must be between 4 and 31"));
+        }
+        if self.oauth.refresh_reuse_grace_s > 300 {
+            return Err(invalid(
+                "oauth.refresh_reuse_grace_s",
+                "must be at most 300 (5 minutes)",
+            ));
+        }
+        if self.oauth.refresh_reuse_grace_s > 0 && self.oauth.refresh_reuse_grace_uses == 0 {
+            return Err(invalid(
+                "oauth.refresh_reuse_grace_uses",
+                "must be at least 1 when oauth.refresh_reuse_grace_s is set",
+            ));
         }
         if self.oauth.bcrypt_queue_depth == 0 {
             return Err(invalid("oauth.bcrypt_queue_depth", "must be at least 1"));

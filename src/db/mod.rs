@@ -8,6 +8,8 @@
 
 pub mod schema;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -26,6 +28,11 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     pub connect_timeout_ms: u64,
     pub sqlite_busy_timeout_ms: u64,
+    /// The server cancels a statement that runs longer (PostgreSQL `statement_timeout`, MariaDB
+    /// `max_statement_time`, MySQL `max_execution_time`); a request's database work answers 503
+    /// once `connect_timeout_ms + statement_timeout_ms` have passed, even when the server or the
+    /// network stopped answering altogether.
+    pub statement_timeout_ms: u64,
 }
 
 /// A connection to whichever backend `DATABASE_URL` names.
@@ -60,7 +67,19 @@ impl DbConnection {
 /// The backend type diesel's `MultiConnection` derive generates (for boxed expressions).
 pub type DbBackend = <DbConnection as diesel::Connection>::Backend;
 
-pub type DbPool = r2d2::Pool<ConnectionManager>;
+/// The connection pool, with the time every request's database work must finish within.
+#[derive(Clone)]
+pub struct DbPool {
+    inner: r2d2::Pool<ConnectionManager>,
+    deadline: Duration,
+}
+
+impl DbPool {
+    /// A pooled connection (waits at most `database.connect_timeout_ms`).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, r2d2::Error> {
+        self.inner.get()
+    }
+}
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -189,6 +208,8 @@ pub struct ConnectionManager {
     url: String,
     backend: Backend,
     sqlite_busy_timeout_ms: u64,
+    statement_timeout_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
 }
 
 impl ConnectionManager {
@@ -198,7 +219,32 @@ impl ConnectionManager {
             url: url.trim().to_string(),
             backend: Backend::of_url(url)?,
             sqlite_busy_timeout_ms,
+            statement_timeout_ms: None,
+            connect_timeout_ms: None,
         })
+    }
+
+    /// Bounds every statement on the server, and (PostgreSQL) the connection handshake.
+    pub fn with_timeouts(mut self, statement_timeout_ms: u64, connect_timeout_ms: u64) -> Self {
+        self.statement_timeout_ms = Some(statement_timeout_ms);
+        self.connect_timeout_ms = Some(connect_timeout_ms);
+        self
+    }
+
+    /// The PostgreSQL URL with libpq's `connect_timeout` (whole seconds, at least 2) unless the
+    /// URL sets one.
+    fn postgres_url(&self) -> String {
+        match self.connect_timeout_ms {
+            Some(ms) if !self.url.contains("connect_timeout=") => {
+                let separator = if self.url.contains('?') { '&' } else { '?' };
+                format!(
+                    "{}{separator}connect_timeout={}",
+                    self.url,
+                    ms.div_ceil(1000).max(2)
+                )
+            }
+            _ => self.url.clone(),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -209,7 +255,10 @@ impl ConnectionManager {
     pub fn establish(&self) -> Result<DbConnection, ConnectError> {
         match self.backend {
             Backend::Postgresql => {
-                let mut conn = PgConnection::establish(&self.url)?;
+                let mut conn = PgConnection::establish(&self.postgres_url())?;
+                if let Some(ms) = self.statement_timeout_ms {
+                    conn.batch_execute(&format!("SET statement_timeout = {ms}"))?;
+                }
                 // diesel caches prepared statements; after five runs PostgreSQL may switch one
                 // to a generic plan that ignores the parameters. For customer search that plan
                 // walks the primary key for a rare prefix (67 ms instead of 0.2 ms on 100,000
@@ -314,17 +363,26 @@ impl r2d2::HandleError<ConnectError> for PoolErrorLogger {
 /// Builds the pool without waiting for a connection: a database that is down at start-up shows
 /// up as 503 on requests and as "not ready" on /readyz, not as a hung boot.
 pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, UrlError> {
-    let manager = ConnectionManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms)?;
+    let manager = ConnectionManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms)?
+        .with_timeouts(settings.statement_timeout_ms, settings.connect_timeout_ms);
     // A server connection can die with the server or the network: check it on checkout.
     // An SQLite connection is a file handle that cannot.
     let test_on_check_out = manager.backend() != Backend::Sqlite;
-    Ok(r2d2::Pool::builder()
+    let inner = r2d2::Pool::builder()
         .max_size(settings.pool_size)
         .min_idle(Some(settings.pool_size.min(2)))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
         .test_on_check_out(test_on_check_out)
         .error_handler(Box::new(PoolErrorLogger))
-        .build_unchecked(manager))
+        .build_unchecked(manager);
+    Ok(DbPool {
+        inner,
+        deadline: Duration::from_millis(
+            settings
+                .connect_timeout_ms
+                .saturating_add(settings.statement_timeout_ms),
+        ),
+    })
 }
 
 /// Runs every pending migration of the connection's backend. On PostgreSQL an advisory lock
@@ -380,6 +438,13 @@ where
                     std::panic::resume_unwind(panic);
                 }
             };
+            let result = result.and_then(|value| {
+                if abandoned() {
+                    Err(diesel::result::Error::RollbackTransaction.into())
+                } else {
+                    Ok(value)
+                }
+            });
             match result {
                 Ok(value) => match conn.batch_execute("COMMIT") {
                     Ok(()) => Ok(value),
@@ -395,7 +460,13 @@ where
             }
         }
         // Row locks and re-checked conditions do the job on the servers.
-        _ => conn.transaction(f),
+        _ => conn.transaction(|conn| {
+            let value = f(conn)?;
+            if abandoned() {
+                return Err(diesel::result::Error::RollbackTransaction.into());
+            }
+            Ok(value)
+        }),
     }
 }
 
@@ -457,6 +528,8 @@ pub enum DbError {
     Query(#[source] diesel::result::Error),
     #[error("the database task stopped before finishing")]
     Task,
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 impl From<diesel::result::Error> for DbError {
@@ -475,21 +548,53 @@ impl From<r2d2::Error> for DbError {
     }
 }
 
+thread_local! {
+    /// Set on a blocking thread while it runs one request's database work: true once the
+    /// request has given up waiting for it.
+    static ABANDONED: std::cell::RefCell<Option<Arc<AtomicBool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// True when the request this thread works for has already answered 503 (its deadline passed
+/// while the database did not answer): a transaction must not commit then.
+fn abandoned() -> bool {
+    ABANDONED.with(|flag| {
+        flag.borrow()
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    })
+}
+
 /// Runs `f` with a pooled connection on the blocking thread pool, never on an async worker:
-/// pool checkout and every query of a request happen inside one such call.
+/// pool checkout and every query of a request happen inside one such call. When the database
+/// does not finish within the pool's deadline (a hung server, a black-holed network) the
+/// request gets `Unavailable` at once; the stuck work goes on in the background and any write
+/// transaction in it rolls back instead of committing when the database answers again.
 pub async fn run<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: From<DbError> + Send + 'static,
 {
-    let pool = pool.clone();
-    actix_web::rt::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(DbError::from)?;
-        f(&mut conn)
-    })
-    .await
-    .unwrap_or_else(|_| Err(DbError::Task.into()))
+    let inner = pool.inner.clone();
+    let flag = Arc::new(AtomicBool::new(false));
+    let worker_flag = flag.clone();
+    let work = actix_web::rt::task::spawn_blocking(move || {
+        ABANDONED.with(|slot| *slot.borrow_mut() = Some(worker_flag));
+        let result = inner
+            .get()
+            .map_err(|e| DbError::from(e).into())
+            .and_then(|mut conn| f(&mut conn));
+        ABANDONED.with(|slot| *slot.borrow_mut() = None);
+        result
+    });
+    match actix_web::rt::time::timeout(pool.deadline, work).await {
+        Ok(joined) => joined.unwrap_or_else(|_| Err(DbError::Task.into())),
+        Err(_) => {
+            flag.store(true, Ordering::SeqCst);
+            Err(DbError::TimedOut(pool.deadline).into())
+        }
+    }
 }
 
 /// False for text no backend can hold or match: PostgreSQL refuses NUL bytes in text, so

@@ -61,6 +61,7 @@ diesel::table! {
         family -> Text,
         successor -> Nullable<Text>,
         actor_identifier -> Nullable<Text>,
+        grace_uses -> Integer,
     }
 }
 

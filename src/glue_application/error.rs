@@ -13,7 +13,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use super::response::JSON_API_CONTENT_TYPE;
+/// The media type of every JSON:API answer.
+pub const JSON_API_CONTENT_TYPE: &str = "application/vnd.api+json";
 
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -208,7 +209,9 @@ impl ResponseError for GlueError {
 impl From<crate::db::DbError> for GlueError {
     fn from(e: crate::db::DbError) -> Self {
         match e {
-            crate::db::DbError::Unavailable(_) => GlueError::Unavailable(Box::new(e)),
+            crate::db::DbError::Unavailable(_) | crate::db::DbError::TimedOut(_) => {
+                GlueError::Unavailable(Box::new(e))
+            }
             other => GlueError::Internal(Box::new(other)),
         }
     }

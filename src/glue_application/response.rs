@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 use serde_json::Value;
 
-pub const JSON_API_CONTENT_TYPE: &str = "application/vnd.api+json";
+pub use super::error::JSON_API_CONTENT_TYPE;
 
 /// `{"type", "id", "attributes", "links": {"self"}}`; `id` may be null (token resources).
 #[derive(Debug, Serialize)]

@@ -129,12 +129,16 @@ pub enum RefreshRejection {
     Unreadable,
     /// The user or the acting agent may no longer get tokens (e.g. a deactivated agent).
     Inactive,
+    /// The immediately previous token came back within the grace window more often than
+    /// allowed (refused without revoking anything).
+    GraceExhausted,
 }
 
 impl From<Refusal> for RefreshOutcome {
     fn from(refusal: Refusal) -> Self {
         RefreshOutcome::Rejected(match refusal {
             Refusal::Unknown => RefreshRejection::Unknown,
+            Refusal::GraceExhausted => RefreshRejection::GraceExhausted,
             Refusal::Expired => RefreshRejection::Expired,
             Refusal::Revoked => RefreshRejection::Revoked,
             Refusal::WrongClient => RefreshRejection::WrongClient,
@@ -282,11 +286,19 @@ impl OAuthServer {
         let Some(current) = refresh_token::find(conn, &presented_hash)? else {
             return Ok(RefreshOutcome::Rejected(RefreshRejection::Unknown));
         };
+        let grace = self.grace();
         match refresh_token::refusal(&current, &self.settings.client_id, now_naive()) {
+            // A token retired within the grace window may still be honoured: the exchange
+            // decides under the row lock.
+            Some(Refusal::Retired) if grace.covers(&current, now_naive()) => {}
             Some(Refusal::Retired) => {
                 if let Some(family) = &current.family {
+                    // In a transaction, so that a request that already answered 503 (its
+                    // database hung) cannot revoke a family once the database answers again.
                     crate::db::retry_deadlocks(|| {
-                        refresh_token::revoke_family(&mut *conn, family, now_naive())
+                        crate::db::write_transaction(&mut *conn, |conn| {
+                            refresh_token::revoke_family(conn, family, now_naive())
+                        })
                     })?;
                 }
                 return Ok(RefreshOutcome::Reused);
@@ -309,12 +321,26 @@ impl OAuthServer {
         let (tokens, successor) =
             self.new_pair(&grant, &current.user_identifier, scopes, family)?;
         Ok(
-            match refresh_token::exchange(conn, &current, &successor, &self.settings.client_id)? {
+            match refresh_token::exchange(
+                conn,
+                &current,
+                &successor,
+                &self.settings.client_id,
+                grace,
+            )? {
                 Exchange::Rotated => RefreshOutcome::Rotated(tokens),
                 Exchange::Reused => RefreshOutcome::Reused,
                 Exchange::Refused(refusal) => refusal.into(),
             },
         )
+    }
+
+    /// The refresh grace window of the settings.
+    fn grace(&self) -> refresh_token::Grace {
+        refresh_token::Grace {
+            window_s: self.settings.refresh_reuse_grace_s,
+            max_uses: self.settings.refresh_reuse_grace_uses,
+        }
     }
 
     /// True while the session an access token belongs to has not ended (logout, reuse

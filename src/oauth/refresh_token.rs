@@ -54,6 +54,8 @@ pub struct RefreshTokenRow {
     pub family: Option<String>,
     pub successor: Option<String>,
     pub actor_identifier: Option<String>,
+    /// How often this retired token was honoured within the grace window.
+    pub grace_uses: Option<i32>,
 }
 
 /// The columns of [`RefreshTokenRow`] over `spy_oauth_refresh_token LEFT JOIN
@@ -72,6 +74,7 @@ macro_rules! row_columns {
             side::family.nullable(),
             side::successor.nullable(),
             side::actor_identifier.nullable(),
+            side::grace_uses.nullable(),
         )
     };
 }
@@ -130,6 +133,24 @@ fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<RefreshTok
         .optional()
 }
 
+/// The refresh grace window (`oauth.refresh_reuse_grace_s`, `oauth.refresh_reuse_grace_uses`):
+/// for a client that sends one token twice (two tabs, a retry after a lost answer), the token a
+/// rotation retired is honoured again — a new pair in the same family — up to `max_uses` times
+/// within `window_s` seconds, as long as its successor is still the live head of the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grace {
+    pub window_s: u64,
+    pub max_uses: u32,
+}
+
+impl Grace {
+    /// True when `row` was retired within the window (0 = no window).
+    pub fn covers(&self, row: &RefreshTokenRow, now: NaiveDateTime) -> bool {
+        let window = chrono::TimeDelta::seconds(i64::try_from(self.window_s).unwrap_or(0));
+        self.window_s > 0 && row.revoked_at.is_some_and(|retired| retired + window > now)
+    }
+}
+
 /// Why a stored token cannot be exchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -140,6 +161,8 @@ pub enum Refusal {
     Retired,
     Revoked,
     Expired,
+    /// Retired within the grace window, but honoured as often as allowed already.
+    GraceExhausted,
 }
 
 /// The one rule for "exchangeable": `None` when `client_id` may exchange the row at `now`,
@@ -177,6 +200,7 @@ pub fn exchange(
     current: &RefreshTokenRow,
     successor: &NewRefreshToken,
     client_id: &str,
+    grace: Grace,
 ) -> QueryResult<Exchange> {
     let id = current.id_oauth_refresh_token;
     crate::db::retry_deadlocks(|| {
@@ -190,6 +214,19 @@ pub fn exchange(
             };
             let now = chrono::Utc::now().naive_utc();
             match refusal(&row, client_id, now) {
+                Some(Refusal::Retired)
+                    if grace.covers(&row, now) && head_is_live(conn, &row, client_id, now)? =>
+                {
+                    let allowed = i32::try_from(grace.max_uses).unwrap_or(i32::MAX);
+                    if row.grace_uses.unwrap_or(0) >= allowed {
+                        return Ok(Exchange::Refused(Refusal::GraceExhausted));
+                    }
+                    diesel::update(g::table.find(id))
+                        .set(side::grace_uses.eq(side::grace_uses + 1))
+                        .execute(conn)?;
+                    insert(conn, successor)?;
+                    Ok(Exchange::Rotated)
+                }
                 Some(Refusal::Retired) => {
                     if let Some(family) = &row.family {
                         revoke_family(conn, family, now)?;
@@ -210,6 +247,20 @@ pub fn exchange(
             }
         })
     })
+}
+
+/// True when the token that replaced `row` is still exchangeable: `row` is the immediately
+/// previous generation, not an older one.
+fn head_is_live(
+    conn: &mut DbConnection,
+    row: &RefreshTokenRow,
+    client_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let Some(successor) = &row.successor else {
+        return Ok(false);
+    };
+    Ok(find(conn, successor)?.is_some_and(|head| refusal(&head, client_id, now).is_none()))
 }
 
 /// Revokes every live token of a family.

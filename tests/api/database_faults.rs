@@ -1,5 +1,6 @@
-//! Database outages: PostgreSQL behind an in-test TCP proxy that can cut every connection and
-//! refuse new ones, then let them through again.
+//! Database outages: the database server behind an in-test TCP proxy that can cut every
+//! connection and refuse new ones, or keep every connection open and stop forwarding bytes (a
+//! hung server, a network partition), then let traffic through again.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,15 +16,40 @@ use crate::helpers::*;
 struct FaultProxy {
     port: u16,
     up: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+/// Copies `from` to `to`, holding every chunk back while `stalled` is set.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl FaultProxy {
     fn start(upstream: SocketAddr) -> Self {
         let up = Arc::new(AtomicBool::new(true));
+        let stalled = Arc::new(AtomicBool::new(false));
         let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
-        let (thread_up, thread_connections) = (up.clone(), connections.clone());
+        let (thread_up, thread_stalled, thread_connections) =
+            (up.clone(), stalled.clone(), connections.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -33,16 +59,22 @@ impl FaultProxy {
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap().port()).unwrap();
                 loop {
-                    let Ok((mut client, _)) = listener.accept().await else {
+                    let Ok((client, _)) = listener.accept().await else {
                         continue;
                     };
                     if !thread_up.load(Ordering::SeqCst) {
                         drop(client);
                         continue;
                     }
+                    let stalled = thread_stalled.clone();
                     let task = tokio::spawn(async move {
-                        if let Ok(mut server) = TcpStream::connect(upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        if let Ok(server) = TcpStream::connect(upstream).await {
+                            let (client_read, client_write) = client.into_split();
+                            let (server_read, server_write) = server.into_split();
+                            tokio::join!(
+                                pump(client_read, server_write, stalled.clone()),
+                                pump(server_read, client_write, stalled),
+                            );
                         }
                     });
                     thread_connections.lock().unwrap().push(task.abort_handle());
@@ -52,8 +84,18 @@ impl FaultProxy {
         FaultProxy {
             port: rx.recv().unwrap(),
             up,
+            stalled,
             connections,
         }
+    }
+
+    /// Keeps every connection (and accepts new ones) but forwards nothing.
+    fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    fn resume(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
     }
 
     /// Closes every open connection and refuses new ones.
@@ -84,10 +126,15 @@ fn upstream_address(url: &str) -> SocketAddr {
     let rest = url.split_once("://").unwrap().1;
     let authority = rest.split('/').next().unwrap();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let default_port = if url.starts_with("mysql://") {
+        3306
+    } else {
+        5432
+    };
     let host_port = if host_port.contains(':') {
         host_port.to_string()
     } else {
-        format!("{host_port}:5432")
+        format!("{host_port}:{default_port}")
     };
     use std::net::ToSocketAddrs;
     host_port.to_socket_addrs().unwrap().next().unwrap()
@@ -106,80 +153,14 @@ async fn postgres_outage_is_503_with_retry_after_and_heals_without_a_restart() {
     let (access, refresh) = app.agent_session("outage@example.com").await;
     proxy.cut();
 
-    let login = json!({"data":{"type":"agent-access-tokens","attributes":{"username":"outage@example.com","password":"agent-pass"}}});
-    let refresh_body =
-        json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":refresh}}});
     for round in 0..2 {
-        let requests: Vec<(&str, reqwest::RequestBuilder)> = vec![
-            (
-                "login",
-                app.client
-                    .post(app.url("/agent-access-tokens"))
-                    .header("Content-Type", JSON_API)
-                    .body(login.to_string()),
-            ),
-            (
-                "refresh",
-                app.client
-                    .post(app.url("/refresh-tokens"))
-                    .header("Content-Type", JSON_API)
-                    .body(refresh_body.to_string()),
-            ),
-            (
-                "search",
-                app.client
-                    .get(app.url("/agent-customer-search?q=a"))
-                    .bearer_auth(&access),
-            ),
-            (
-                "logout",
-                app.client
-                    .delete(app.url("/refresh-tokens/mine"))
-                    .bearer_auth(&access),
-            ),
-            ("readyz", app.client.get(app.url("/readyz"))),
-        ];
-        for (name, request) in requests {
-            let started = Instant::now();
-            let response = request.send().await.unwrap();
-            let elapsed = started.elapsed();
-            assert_eq!(response.status(), 503, "{name}, round {round}");
-            // Bounded by connect_timeout_ms (500 ms) plus slack for a noisy machine: the point
-            // is that nobody waits for r2d2's default 30 s.
-            assert!(
-                elapsed < Duration::from_millis(2500),
-                "{name} took {elapsed:?}"
-            );
-            assert_eq!(response.headers()["retry-after"], "5");
-            assert_eq!(response.headers()["content-type"], JSON_API);
-            let body: Value = response.json().await.unwrap();
-            assert_eq!(
-                body,
-                json!({"errors":[{"status":503,"detail":"Service temporarily unavailable. Please try again later."}]}),
-                "{name}"
-            );
-        }
-        // What needs no database keeps answering.
-        for path in ["/healthz", "/.well-known/jwks.json", "/nope"] {
-            let status = app.client.get(app.url(path)).send().await.unwrap().status();
-            assert!(status == 200 || status == 404, "{path}: {status}");
-        }
+        let requests = requests_needing_the_database(&app, "outage@example.com", &access, &refresh);
+        assert_all_unavailable(requests, Duration::from_millis(2500), round).await;
+        assert_answers_without_the_database(&app).await;
     }
 
     proxy.restore();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(Instant::now() < deadline, "no recovery");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_ready(&app, Duration::from_secs(10)).await;
     // The refresh attempted during the outage consumed nothing.
     let response = app.refresh(&json!(refresh)).await;
     assert_eq!(response.status(), 201);
@@ -190,6 +171,143 @@ async fn postgres_outage_is_503_with_retry_after_and_heals_without_a_restart() {
         201
     );
     assert_eq!(app.search("q=a", &access).await.status(), 200);
+}
+
+/// Login, refresh, search, logout and `/readyz`: everything that needs the database.
+fn requests_needing_the_database(
+    app: &TestApp,
+    username: &str,
+    access: &str,
+    refresh: &str,
+) -> Vec<(&'static str, reqwest::RequestBuilder)> {
+    let login = json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":"agent-pass"}}});
+    let refresh = json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":refresh}}});
+    vec![
+        (
+            "login",
+            app.client
+                .post(app.url("/agent-access-tokens"))
+                .header("Content-Type", JSON_API)
+                .body(login.to_string()),
+        ),
+        (
+            "refresh",
+            app.client
+                .post(app.url("/refresh-tokens"))
+                .header("Content-Type", JSON_API)
+                .body(refresh.to_string()),
+        ),
+        (
+            "search",
+            app.client
+                .get(app.url("/agent-customer-search?q=a"))
+                .bearer_auth(access),
+        ),
+        (
+            "logout",
+            app.client
+                .delete(app.url("/refresh-tokens/mine"))
+                .bearer_auth(access),
+        ),
+        ("readyz", app.client.get(app.url("/readyz"))),
+    ]
+}
+
+/// Each request is answered 503 + `Retry-After: 5` with the JSON:API body within `bound`.
+async fn assert_all_unavailable(
+    requests: Vec<(&str, reqwest::RequestBuilder)>,
+    bound: Duration,
+    round: usize,
+) {
+    for (name, request) in requests {
+        let started = Instant::now();
+        let response = request.send().await.unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), 503, "{name}, round {round}");
+        assert!(elapsed < bound, "{name} took {elapsed:?}");
+        assert_eq!(response.headers()["retry-after"], "5");
+        assert_eq!(response.headers()["content-type"], JSON_API);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"errors":[{"status":503,"detail":"Service temporarily unavailable. Please try again later."}]}),
+            "{name}"
+        );
+    }
+}
+
+/// What needs no database keeps answering.
+async fn assert_answers_without_the_database(app: &TestApp) {
+    for (path, expected) in [
+        ("/healthz", 200),
+        ("/.well-known/jwks.json", 200),
+        ("/nope", 404),
+    ] {
+        let status = app.client.get(app.url(path)).send().await.unwrap().status();
+        assert_eq!(status, expected, "{path}");
+    }
+}
+
+/// Polls `/readyz` until it answers 200 (the pool recovered without a restart).
+async fn wait_until_ready(app: &TestApp, within: Duration) {
+    let deadline = Instant::now() + within;
+    while app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "no recovery within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A server that accepts and then never answers: every request that needs the database answers
+/// 503 within connect_timeout_ms + statement_timeout_ms, `/readyz` says so, the pool recovers
+/// without a restart once bytes flow again, and the refresh tried meanwhile consumed nothing
+/// (its transaction rolled back when the server finally answered).
+async fn a_hung_database_is_503_within_the_bound_and_heals(backend: Backend) {
+    let db = Arc::new(TestDatabase::create(backend));
+    drop(db.connect()); // migrated before the proxy gets in the way
+    let proxy = FaultProxy::start(upstream_address(&db.url));
+    let mut settings = test_settings(&through_proxy(&db.url, proxy.port));
+    settings.database.connect_timeout_ms = 500;
+    settings.database.statement_timeout_ms = 1000;
+    settings.database.pool_size = 4;
+    let app = start(settings, db.clone()).unwrap();
+    let (access, refresh) = app.agent_session("hung@example.com").await;
+
+    proxy.stall();
+    for round in 0..2 {
+        let requests = requests_needing_the_database(&app, "hung@example.com", &access, &refresh);
+        // The bound is 1.5 s; slack for a noisy machine.
+        assert_all_unavailable(requests, Duration::from_millis(3500), round).await;
+        assert_answers_without_the_database(&app).await;
+    }
+
+    proxy.resume();
+    wait_until_ready(&app, Duration::from_secs(20)).await;
+    // Let the stuck work finish before judging what it left behind.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Not consumed, and not taken for a replay either.
+    let response = app.refresh(&json!(refresh)).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(app.search("q=a", &access).await.status(), 200);
+}
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
+async fn postgres_hung_database_is_503_within_the_bound_and_heals() {
+    a_hung_database_is_503_within_the_bound_and_heals(Backend::Postgres).await;
+}
+
+#[tokio::test]
+#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
+async fn mysql_hung_database_is_503_within_the_bound_and_heals() {
+    a_hung_database_is_503_within_the_bound_and_heals(Backend::Mysql).await;
 }
 
 #[tokio::test]

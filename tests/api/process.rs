@@ -113,6 +113,18 @@ impl Drop for ServeProcess {
     }
 }
 
+/// Logs the demo agent in on `server`; (access, refresh).
+async fn demo_login(server: &ServeProcess) -> (String, String) {
+    let response = server
+        .post(
+            "/agent-access-tokens",
+            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    token_pair(response.json().await.unwrap())
+}
+
 fn login_body(username: &str, password: &str) -> Value {
     json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":password}}})
 }
@@ -246,23 +258,7 @@ async fn no_password_or_token_reaches_the_logs() {
             &login_body(DEMO_USERNAME, "wrong-password-123"),
         )
         .await;
-    let body: Value = server
-        .post(
-            "/agent-access-tokens",
-            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let access = body["data"]["attributes"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let refresh = body["data"]["attributes"]["refreshToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (access, refresh) = demo_login(&server).await;
     secrets.push(access.clone());
     secrets.push(refresh.clone());
     let body: Value = server
@@ -293,26 +289,9 @@ async fn no_password_or_token_reaches_the_logs() {
         )
         .await;
     // The replay ended that session: search and impersonate in a new one.
-    let body: Value = server
-        .post(
-            "/agent-access-tokens",
-            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let access = body["data"]["attributes"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (access, refresh3) = demo_login(&server).await;
     secrets.push(access.clone());
-    secrets.push(
-        body["data"]["attributes"]["refreshToken"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    );
+    secrets.push(refresh3);
     let search = server
         .client
         .get(server.url("/agent-customer-search?q=mar"))

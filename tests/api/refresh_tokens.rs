@@ -402,3 +402,99 @@ async fn purge_expired_deletes_only_long_expired_rows(backend: Backend) {
 }
 
 backends!(purge_expired_deletes_only_long_expired_rows);
+
+backends!(
+    with_a_grace_window_parallel_refreshes_of_one_token_keep_the_session,
+    with_a_grace_window_older_generations_and_late_replays_are_still_reuse,
+);
+
+fn with_grace(settings: &mut glue::settings::Settings) {
+    settings.oauth.refresh_reuse_grace_s = 30;
+    settings.oauth.refresh_reuse_grace_uses = 4;
+}
+
+/// `n` refreshes of `token` at once: the bodies of the 201s and the number of 401/004s.
+async fn parallel_refreshes(app: &TestApp, token: &str, n: usize) -> (Vec<Value>, usize) {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let request = app
+                .client
+                .post(app.url("/refresh-tokens"))
+                .header("Content-Type", JSON_API)
+                .body(
+                    json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":token}}})
+                        .to_string(),
+                );
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let (mut created, mut refused) = (Vec::new(), 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            (201, body) => created.push(body),
+            (401, body) => {
+                assert_eq!(
+                    body,
+                    error_body(Some("004"), 401, "Failed to refresh token.")
+                );
+                refused += 1;
+            }
+            (status, body) => panic!("unexpected {status}: {body}"),
+        }
+    }
+    (created, refused)
+}
+
+async fn with_a_grace_window_parallel_refreshes_of_one_token_keep_the_session(backend: Backend) {
+    let app = spawn_app_with(backend, with_grace);
+    // Two tabs: both get a pair. Eight: one rotation plus at most four honoured replays.
+    for (parallel, succeed) in [(2usize, 2usize), (8, 5)] {
+        let (_, token) = app.agent_session("tabs@example.com").await;
+        let (created, refused) = parallel_refreshes(&app, &token, parallel).await;
+        assert_eq!(created.len(), succeed, "{parallel} parallel");
+        assert_eq!(refused, parallel - succeed);
+        // Nothing was revoked: every pair handed out keeps working.
+        for body in created {
+            let (access, refresh) = token_pair(body);
+            assert_eq!(app.search("q=sonia", &access).await.status(), 200);
+            refresh_ok(&app, &refresh).await;
+        }
+    }
+}
+
+async fn with_a_grace_window_older_generations_and_late_replays_are_still_reuse(backend: Backend) {
+    let app = spawn_app_with(backend, with_grace);
+    // A grandparent inside the window is reuse: the family ends.
+    let (_, first) = app.agent_session("generations@example.com").await;
+    let (_, second) = refresh_ok(&app, &first).await;
+    let (_, third) = refresh_ok(&app, &second).await;
+    assert_refresh_fails(&app, &first).await;
+    assert_refresh_fails(&app, &third).await;
+
+    // The immediately previous token after the window is reuse too.
+    let (_, first) = app.agent_session("generations@example.com").await;
+    let (_, second) = refresh_ok(&app, &first).await;
+    let long_ago = chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(60);
+    diesel::update(dsl::spy_oauth_refresh_token.filter(dsl::identifier.eq(hash(&first))))
+        .set(dsl::revoked_at.eq(Some(long_ago)))
+        .execute(&mut app.conn())
+        .unwrap();
+    assert_refresh_fails(&app, &first).await;
+    assert_refresh_fails(&app, &second).await;
+
+    // Pairs honoured within the window stay one family: ending one session ends all of it.
+    let (_, first) = app.agent_session("generations@example.com").await;
+    let (_, second) = refresh_ok(&app, &first).await;
+    let (replayed_access, replayed) = refresh_ok(&app, &first).await;
+    assert_eq!(
+        app.delete_refresh_token(&replayed, Some(&replayed_access))
+            .await
+            .status(),
+        204
+    );
+    assert_refresh_fails(&app, &second).await;
+}
