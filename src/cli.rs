@@ -23,7 +23,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve,
+    Serve(ServeArgs),
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Apply pending database migrations.
     Migrate,
     /// Manage agents (back-office users allowed to assist customers).
@@ -38,6 +41,26 @@ pub enum Command {
     /// Housekeeping of stored tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+}
+
+/// Overrides of the settings for one `serve`.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Listen address (overrides `server.host`).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Listen port (overrides `server.port`; 0 = any free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// An extra configuration file, layered like `GLUE_CONFIG_FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (every layer applied) as JSON, secrets redacted.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,7 +282,12 @@ fn require_agent(changed: usize, username: &str) -> Result<(), CliError> {
 /// Runs a command other than `serve`; returns what to print on success.
 pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
     match command {
-        Command::Serve => unreachable!("serve is dispatched by main"),
+        Command::Serve(_) => unreachable!("serve is dispatched by main"),
+        Command::Config(ConfigCommand::Show) => {
+            let mut shown = serde_json::to_value(settings).map_err(|e| refused(e.to_string()))?;
+            shown["environment"] = settings.environment.as_str().into();
+            serde_json::to_string_pretty(&shown).map_err(|e| refused(e.to_string()))
+        }
         Command::Migrate => migrate(settings),
         Command::Agent(AgentCommand::Create {
             username,

@@ -1,19 +1,35 @@
 //! Thin entry point: logging, settings, CLI dispatch.
 
 use clap::Parser;
-use glue::cli::{Cli, Command};
+use glue::cli::{Cli, Command, ServeArgs};
 use glue::settings::Settings;
 use glue::startup::Application;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    let settings = match Settings::load() {
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeArgs::default()));
+    if let Command::Serve(ServeArgs {
+        config: Some(file), ..
+    }) = &command
+    {
+        // Layered exactly like GLUE_CONFIG_FILE (read by Settings::load below).
+        std::env::set_var("GLUE_CONFIG_FILE", file);
+    }
+    let mut settings = match Settings::load() {
         Ok(settings) => settings,
         Err(e) => fail(&e),
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    match command {
+        Command::Serve(args) => {
+            if let Some(host) = args.host {
+                settings.server.host = host;
+            }
+            if let Some(port) = args.port {
+                settings.server.port = port;
+            }
             let result = actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings)?;
                 app.run_until_stopped().await?;

@@ -9,10 +9,10 @@ use config::{Config, File, FileFormat};
 
 pub use crate::db::DatabaseSettings;
 pub use crate::secret::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Which layer file applies, from `GLUE_ENV` (default `development`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     Development,
@@ -56,7 +56,8 @@ impl Environment {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(skip, default = "default_environment")]
     pub environment: Environment,
@@ -71,7 +72,8 @@ fn default_environment() -> Environment {
     Environment::Development
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
@@ -80,7 +82,8 @@ pub struct ServerSettings {
     pub shutdown_timeout_s: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct GlueSettings {
     pub base_url: String,
     pub locale: String,
@@ -90,7 +93,8 @@ pub struct GlueSettings {
     pub customer_reference_prefix: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct OAuthSettings {
     pub client_id: String,
     /// Seconds after a rotation during which the retired token is honoured again (0 = never).
@@ -117,7 +121,8 @@ pub struct OAuthSettings {
     pub password_min_length: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecurityBlockerSettings {
     pub enabled: bool,
     pub sweep_interval_s: u64,
@@ -131,7 +136,8 @@ pub struct SecurityBlockerSettings {
 }
 
 /// `attempts` failures within `window_s` seconds block the key for `block_s` seconds.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlockRule {
     pub attempts: u32,
     pub window_s: u64,

@@ -21,7 +21,8 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::secret::Secret;
 
 /// The `[database]` settings.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// May hold a password (postgres://user:secret@host/db), hence `Secret`.
     pub url: Secret,

@@ -456,3 +456,101 @@ fn an_unknown_database_url_is_refused_naming_the_accepted_forms() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn an_unknown_setting_stops_every_command_naming_it() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
+            .args(args)
+            .env("GLUE_ENV", "test")
+            .env("DATABASE_URL", &db.url)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let typo = run(&["serve"], &[("GLUE__SERVR__PORT", "1")]);
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(
+        text(&typo.stderr).contains("unknown field `servr`"),
+        "{}",
+        text(&typo.stderr)
+    );
+    let nested = run(&["migrate"], &[("GLUE__OAUTH__CLIENT_IDD", "x")]);
+    assert_eq!(nested.status.code(), Some(1));
+    assert!(text(&nested.stderr).contains("unknown field `client_idd`"));
+    let file = std::env::temp_dir().join(format!("glue-{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, "[security_blocker.agent]\nattempt = 3\n").unwrap();
+    let in_file = run(
+        &["migrate"],
+        &[("GLUE_CONFIG_FILE", file.to_str().unwrap())],
+    );
+    assert_eq!(in_file.status.code(), Some(1));
+    assert!(text(&in_file.stderr).contains("unknown field `attempt`"));
+    std::fs::remove_file(file).unwrap();
+}
+
+#[test]
+fn config_show_prints_the_effective_settings_with_secrets_redacted() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(["config", "show"])
+        .env("GLUE_ENV", "test")
+        .env("DATABASE_URL", "postgres://glue:s3cret-pw@127.0.0.1/glue")
+        .env("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key())
+        .env("GLUE__SECURITY_BLOCKER__AGENT__ATTEMPTS", "7")
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["environment"], "test");
+    assert_eq!(shown["database"]["url"], "[redacted]");
+    assert_eq!(shown["oauth"]["private_key_pem"], "[redacted]");
+    assert_eq!(shown["security_blocker"]["agent"]["attempts"], 7);
+    let printed = text(&output.stdout);
+    assert!(!printed.contains("s3cret-pw") && !printed.contains("PRIVATE KEY"));
+    drop(db);
+}
+
+#[tokio::test]
+async fn serve_takes_host_port_and_config_overrides() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = std::env::temp_dir().join(format!("glue-{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, "[glue]\nlocale = \"de_DE\"\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--config", file.to_str().unwrap()])
+        .env("GLUE_ENV", "test")
+        .env("DATABASE_URL", &db.url)
+        .env("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let response = loop {
+        if let Ok(response) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            break response;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-language"], "de_DE");
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_file(file).unwrap();
+}
