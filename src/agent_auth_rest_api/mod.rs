@@ -27,17 +27,18 @@ pub struct AgentAccessTokensResourceRoutePlugin;
 impl ResourceRoutePlugin for AgentAccessTokensResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
-            resource(&format!("/{RESOURCE_AGENT_ACCESS_TOKENS}"))
+            resource(&format!("/{RESOURCE_AGENT_ACCESS_TOKENS}"), "POST")
                 .route(web::post().to(post_agent_access_tokens)),
         )
         .service(
-            resource(&format!("/{RESOURCE_AGENT_CUSTOMER_SEARCH}"))
+            resource(&format!("/{RESOURCE_AGENT_CUSTOMER_SEARCH}"), "GET")
                 .route(web::get().to(customer_search::get_agent_customer_search)),
         )
         .service(
-            resource(&format!(
-                "/{RESOURCE_AGENT_CUSTOMER_IMPERSONATION_ACCESS_TOKENS}"
-            ))
+            resource(
+                &format!("/{RESOURCE_AGENT_CUSTOMER_IMPERSONATION_ACCESS_TOKENS}"),
+                "POST",
+            )
             .route(web::post().to(impersonation::post_impersonation_access_tokens)),
         );
     }

@@ -28,7 +28,7 @@ pub struct AccessTokensResourceRoutePlugin;
 impl ResourceRoutePlugin for AccessTokensResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
-            resource(&format!("/{RESOURCE_ACCESS_TOKENS}"))
+            resource(&format!("/{RESOURCE_ACCESS_TOKENS}"), "POST")
                 .route(web::post().to(post_access_tokens)),
         );
     }
@@ -39,12 +39,15 @@ pub struct RefreshTokensResourceRoutePlugin;
 impl ResourceRoutePlugin for RefreshTokensResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
-            resource(&format!("/{RESOURCE_REFRESH_TOKENS}"))
+            resource(&format!("/{RESOURCE_REFRESH_TOKENS}"), "POST")
                 .route(web::post().to(post_refresh_tokens)),
         )
         .service(
-            resource(&format!("/{RESOURCE_REFRESH_TOKENS}/{{refreshToken}}"))
-                .route(web::delete().to(delete_refresh_tokens)),
+            resource(
+                &format!("/{RESOURCE_REFRESH_TOKENS}/{{refreshToken}}"),
+                "DELETE",
+            )
+            .route(web::delete().to(delete_refresh_tokens)),
         );
     }
 }

@@ -24,6 +24,7 @@ pub const RETRY_AFTER_S: u32 = 5;
 pub const DETAIL_INTERNAL: &str = "Internal server error.";
 pub const DETAIL_UNAVAILABLE: &str = "Service temporarily unavailable. Please try again later.";
 pub const DETAIL_NOT_FOUND: &str = "Not Found";
+pub const DETAIL_METHOD_NOT_ALLOWED: &str = "Method not allowed.";
 pub const DETAIL_POST_DATA_INVALID: &str = "Post data is invalid.";
 pub const DETAIL_INVALID_TYPE: &str = "Invalid type.";
 pub const DETAIL_UNSUPPORTED_MEDIA_TYPE: &str = "Unsupported media type.";
@@ -51,6 +52,8 @@ impl RestErrorMessage {
 pub enum GlueError {
     /// Errors the client caused, answered as they are.
     Rest(Vec<RestErrorMessage>),
+    /// 405 with `Allow`: the resource exists, the method does not.
+    MethodNotAllowed { allow: &'static str },
     /// 429 with `Retry-After`: the client must wait this many seconds.
     Throttled {
         error: RestErrorMessage,
@@ -102,6 +105,7 @@ impl fmt::Debug for GlueError {
         match self {
             GlueError::Rest(errors) => f.debug_tuple("Rest").field(errors).finish(),
             GlueError::Throttled { error, .. } => f.debug_tuple("Throttled").field(error).finish(),
+            GlueError::MethodNotAllowed { allow } => write!(f, "MethodNotAllowed({allow})"),
             GlueError::Unavailable(e) => write!(f, "Unavailable({})", chain(e.as_ref())),
             GlueError::Internal(e) => write!(f, "Internal({})", chain(e.as_ref())),
         }
@@ -116,6 +120,7 @@ impl fmt::Display for GlueError {
                 write!(f, "{}", details.join("; "))
             }
             GlueError::Throttled { error, .. } => f.write_str(&error.detail),
+            GlueError::MethodNotAllowed { .. } => f.write_str(DETAIL_METHOD_NOT_ALLOWED),
             GlueError::Unavailable(_) => f.write_str(DETAIL_UNAVAILABLE),
             GlueError::Internal(_) => f.write_str(DETAIL_INTERNAL),
         }
@@ -168,6 +173,7 @@ impl ResponseError for GlueError {
                 .and_then(|e| StatusCode::from_u16(e.status).ok())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             GlueError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GlueError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GlueError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GlueError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -184,6 +190,17 @@ impl ResponseError for GlueError {
                 if let Ok(value) = header::HeaderValue::from_str(&retry_after_s.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
+                response
+            }
+            GlueError::MethodNotAllowed { allow } => {
+                let mut response = error_response(&[RestErrorMessage::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    None,
+                    DETAIL_METHOD_NOT_ALLOWED,
+                )]);
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, header::HeaderValue::from_static(allow));
                 response
             }
             GlueError::Unavailable(cause) => {

@@ -17,11 +17,17 @@ pub struct HealthResourceRoutePlugin {
 
 impl ResourceRoutePlugin for HealthResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
-        let pool = self.pool.clone();
-        cfg.service(operational_resource("/healthz").route(web::get().to(healthz)))
-            .service(
-                operational_resource("/readyz").route(web::get().to(move || readyz(pool.clone()))),
-            );
+        let (get_pool, head_pool) = (self.pool.clone(), self.pool.clone());
+        cfg.service(
+            operational_resource("/healthz", "GET, HEAD")
+                .route(web::get().to(healthz))
+                .route(web::head().to(healthz)),
+        )
+        .service(
+            operational_resource("/readyz", "GET, HEAD")
+                .route(web::get().to(move || readyz(get_pool.clone())))
+                .route(web::head().to(move || readyz(head_pool.clone()))),
+        );
     }
 }
 

@@ -55,15 +55,19 @@ pub struct GlueCore {
 /// validators for it.
 const OPERATIONAL: &str = "operational:";
 
-/// An API resource: negotiation and validators apply; unsupported methods answer the JSON:API
-/// 404 (Spryker's legacy behaviour) instead of actix's bare 405.
-pub fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(not_found))
+/// An API resource: negotiation and validators apply; any method but `allow` (e.g. `"POST"`)
+/// answers 405 with `Allow` and a JSON:API body.
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || method_not_allowed(allow)))
 }
 
 /// An operational resource (health, key set, API document): served to any client as it is.
-pub fn operational_resource(path: &str) -> actix_web::Resource {
-    resource(path).name(&format!("{OPERATIONAL}{path}"))
+pub fn operational_resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    resource(path, allow).name(&format!("{OPERATIONAL}{path}"))
+}
+
+async fn method_not_allowed(allow: &'static str) -> Result<actix_web::HttpResponse, GlueError> {
+    Err(GlueError::MethodNotAllowed { allow })
 }
 
 /// True when the request's path belongs to an operational resource.

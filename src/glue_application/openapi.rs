@@ -5,7 +5,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
-use super::response::JSON_API_CONTENT_TYPE;
 use super::{operational_resource, ResourceRoutePlugin};
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -15,12 +14,16 @@ pub struct OpenApiResourceRoutePlugin;
 
 impl ResourceRoutePlugin for OpenApiResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.service(operational_resource(OPENAPI_PATH).route(web::get().to(get_openapi)));
+        cfg.service(
+            operational_resource(OPENAPI_PATH, "GET, HEAD")
+                .route(web::get().to(get_openapi))
+                .route(web::head().to(get_openapi)),
+        );
     }
 }
 
 async fn get_openapi() -> HttpResponse {
     HttpResponse::build(StatusCode::OK)
-        .insert_header(("content-type", JSON_API_CONTENT_TYPE))
+        .insert_header(("content-type", "application/json"))
         .body(OPENAPI_DOCUMENT)
 }

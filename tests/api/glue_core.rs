@@ -96,28 +96,53 @@ async fn envelope_errors_are_400_with_the_exact_body(backend: Backend) {
 
 async fn unknown_paths_and_methods_are_json_api_404s(backend: Backend) {
     let app = spawn_app(backend);
-    let cases = [
-        (reqwest::Method::GET, "/nope"),
-        (reqwest::Method::GET, "/"),
-        (reqwest::Method::POST, "/agent-access-token"),
-        (reqwest::Method::GET, "/agent-access-tokens"),
-        (reqwest::Method::PATCH, "/agent-access-tokens"),
-        (reqwest::Method::DELETE, "/agent-access-tokens"),
-        (reqwest::Method::PUT, "/agent-access-tokens"),
-        (reqwest::Method::POST, "/agent-access-tokens/1"),
-        (reqwest::Method::POST, "/healthz"),
-    ];
-    for (method, path) in cases {
-        let response = app
-            .client
-            .request(method.clone(), app.url(path))
+    let send = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, app.url(path))
             .header("Content-Type", JSON_API)
             .body("{}")
             .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 404, "{method} {path}");
+    };
+    for (method, path) in [
+        (reqwest::Method::GET, "/nope"),
+        (reqwest::Method::GET, "/"),
+        (reqwest::Method::POST, "/agent-access-token"),
+        (reqwest::Method::POST, "/agent-access-tokens/1"),
+    ] {
+        let response = send(method.clone(), path).await.unwrap();
         assert_error(response, None, 404, "Not Found").await;
+    }
+    // A known resource with another method: 405 with `Allow`.
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/agent-access-tokens", "POST"),
+        (reqwest::Method::PATCH, "/agent-access-tokens", "POST"),
+        (reqwest::Method::DELETE, "/agent-access-tokens", "POST"),
+        (reqwest::Method::PUT, "/agent-access-tokens", "POST"),
+        (reqwest::Method::POST, "/agent-customer-search", "GET"),
+        (reqwest::Method::GET, "/refresh-tokens/mine", "DELETE"),
+        (reqwest::Method::POST, "/healthz", "GET, HEAD"),
+    ] {
+        let response = send(method.clone(), path).await.unwrap();
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        assert_error(response, None, 405, "Method not allowed.").await;
+    }
+    // HEAD on the operational endpoints; the key set and the API document are plain JSON.
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/.well-known/jwks.json",
+        "/openapi.json",
+    ] {
+        let response = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "HEAD {path}");
+    }
+    for path in ["/.well-known/jwks.json", "/openapi.json"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{path}"
+        );
     }
 }
 

@@ -21,7 +21,7 @@ impl Spec {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], JSON_API);
+        assert_eq!(response.headers()["content-type"], "application/json");
         let document: Value = response.json().await.unwrap();
         assert_eq!(document["openapi"], "3.1.0");
         Spec { document }
