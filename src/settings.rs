@@ -201,6 +201,7 @@ impl Settings {
         }
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.environment = environment;
+
         settings.validate()?;
         Ok(settings)
     }
@@ -227,7 +228,7 @@ impl Settings {
         }
         for (key, url) in [
             ("glue.base_url", &self.glue.base_url),
-            ("oauth.issuer", &self.oauth.issuer),
+            ("oauth.issuer", &self.issuer().to_string()),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid(key, "must be an http:// or https:// URL"));
@@ -344,6 +345,15 @@ impl Settings {
             .iter()
             .filter_map(|entry| parse_network(entry))
             .collect()
+    }
+
+    /// The issuer of every token: `oauth.issuer`, or `glue.base_url` when that is empty.
+    pub fn issuer(&self) -> &str {
+        if self.oauth.issuer.trim().is_empty() {
+            self.base_url()
+        } else {
+            &self.oauth.issuer
+        }
     }
 
     /// `base_url` without a trailing slash.

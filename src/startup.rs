@@ -19,6 +19,7 @@ use crate::glue_application::{self, middleware::glue_core, GlueCore, ResourceRou
 use crate::login::LoginDeps;
 use crate::oauth::keys::{KeyError, KeySet};
 use crate::oauth::OAuthServer;
+use crate::oauth_api::discovery::DiscoveryResourceRoutePlugin;
 use crate::oauth_api::jwks::JwksResourceRoutePlugin;
 use crate::oauth_api::BearerAuthorization;
 use crate::password::{self, PasswordError, PasswordVerifier};
@@ -34,6 +35,7 @@ fn resource_route_plugins(pool: &DbPool) -> Vec<Arc<dyn ResourceRoutePlugin>> {
         Arc::new(HealthResourceRoutePlugin { pool: pool.clone() }),
         Arc::new(OpenApiResourceRoutePlugin),
         Arc::new(JwksResourceRoutePlugin),
+        Arc::new(DiscoveryResourceRoutePlugin),
         Arc::new(agent_auth_rest_api::AgentAccessTokensResourceRoutePlugin),
         Arc::new(auth_rest_api::AccessTokensResourceRoutePlugin),
         Arc::new(auth_rest_api::RefreshTokensResourceRoutePlugin),
@@ -117,7 +119,9 @@ impl Application {
             log::info!(target: "glue::password", "every failed login costs one bcrypt verification at cost {}", passwords.target_cost());
         }
 
-        let oauth = Arc::new(OAuthServer::new(Arc::new(keys), settings.oauth.clone()));
+        let mut oauth_settings = settings.oauth.clone();
+        oauth_settings.issuer = settings.issuer().to_string();
+        let oauth = Arc::new(OAuthServer::new(Arc::new(keys), oauth_settings));
         let core = web::Data::new(GlueCore {
             locale: settings.glue.locale.clone(),
             trusted_proxies: TrustedProxies::new(settings.trusted_proxy_networks()),

@@ -3,6 +3,7 @@
 //! extractor, the token resource, the 429 of a blocked login, the JWK Set, and the one place
 //! where the domain errors below (login, OAuth, passwords) become HTTP answers.
 
+pub mod discovery;
 pub mod jwks;
 
 use std::future::{ready, Ready};

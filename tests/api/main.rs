@@ -8,6 +8,7 @@ mod agent_customer_search;
 mod bearer_auth;
 mod cli;
 mod database_faults;
+mod discovery;
 mod glue_core;
 mod hardening;
 mod impersonation;
