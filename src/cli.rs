@@ -395,8 +395,14 @@ fn agent_set_status(settings: &Settings, username: &str, status: i16) -> Result<
         require_agent(agent::set_status(&mut conn, username, status)?, username)?;
         return Ok(format!("activated agent {username}"));
     }
-    require_agent(agent::set_status(&mut conn, username, status)?, username)?;
-    let ended = crate::oauth::end_agent_sessions(&mut conn, user.id_user.into())?;
+    let (changed, ended) = db::retry_deadlocks(|| {
+        db::write_transaction(&mut conn, |conn| {
+            let changed = agent::set_status(conn, username, status)?;
+            let ended = crate::oauth::end_agent_sessions(conn, user.id_user.into())?;
+            Ok((changed, ended))
+        })
+    })?;
+    require_agent(changed, username)?;
     Ok(format!(
         "deactivated agent {username} (ended {ended} session token(s))"
     ))
@@ -416,13 +422,16 @@ fn agent_set_password(
     }
     let secret = read_password(settings, input)?;
     let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
-    let (changed, ended) = db::write_transaction(&mut conn, |conn| {
-        let changed = agent::set_password(conn, username, &hash)?;
-        let ended = match agent::find_by_username(conn, username)? {
-            Some(user) => crate::oauth::end_agent_sessions(conn, user.id_user.into())?,
-            None => 0,
-        };
-        Ok::<_, CliError>((changed, ended))
+    // The new hash and the end of every session commit together, retried whole on a deadlock.
+    let (changed, ended) = db::retry_deadlocks(|| {
+        db::write_transaction(&mut conn, |conn| {
+            let changed = agent::set_password(conn, username, &hash)?;
+            let ended = match agent::find_by_username(conn, username)? {
+                Some(user) => crate::oauth::end_agent_sessions(conn, user.id_user.into())?,
+                None => 0,
+            };
+            Ok((changed, ended))
+        })
     })?;
     require_agent(changed, username)?;
     Ok(format!(

@@ -95,8 +95,14 @@ pub trait Accounts: Send + 'static {
     fn logged_in(_conn: &mut DbConnection, _user: &Self::User) -> QueryResult<()> {
         Ok(())
     }
-    /// Stores a new hash of the user's password (its old one was below the configured cost).
-    fn rehash(conn: &mut DbConnection, user: &Self::User, hash: &str) -> QueryResult<()>;
+    /// Stores a new hash of the user's password (its old one was below the configured cost),
+    /// only if `old_hash` is still the stored one.
+    fn rehash(
+        conn: &mut DbConnection,
+        user: &Self::User,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> QueryResult<()>;
 }
 
 /// What a login needs; cheap to clone (everything is shared).
@@ -157,6 +163,7 @@ pub async fn password_grant<A: Accounts>(
             hash,
         } => (reservation, user, hash),
     };
+    let verified_hash = hash.clone();
     let verification = deps
         .passwords
         .verify(
@@ -167,26 +174,32 @@ pub async fn password_grant<A: Accounts>(
         )
         .await?;
     let blocker = deps.blocker.clone();
-    match user {
-        Some(user) if verification.matched => {
-            let oauth = deps.oauth.clone();
-            db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+    let username = attempt.username.clone();
+    let oauth = deps.oauth.clone();
+    db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+        // The hash must still be the one verified: a password changed meanwhile (which ends
+        // every session) must not be undone by a rehash nor answered with a new session.
+        let still_current = match (&user, &username) {
+            (Some(_), Some(username)) if verification.matched => {
+                A::find(conn, username)?.and_then(|(_, hash)| hash) == verified_hash
+            }
+            _ => false,
+        };
+        match user {
+            Some(user) if still_current => {
                 blocker.succeed(conn, &reservation)?;
-                if let Some(hash) = &verification.rehashed {
-                    A::rehash(conn, &user, hash)?;
+                if let (Some(new_hash), Some(old_hash)) = (&verification.rehashed, &verified_hash) {
+                    A::rehash(conn, &user, old_hash, new_hash)?;
                 }
                 let tokens = oauth.issue(conn, &A::grant(&user))?;
                 A::logged_in(conn, &user)?;
                 Ok(LoginOutcome::Issued { user, tokens })
-            })
-            .await
-        }
-        _ => {
-            db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+            }
+            _ => {
                 blocker.fail(conn, &reservation)?;
                 Ok(LoginOutcome::InvalidCredentials)
-            })
-            .await
+            }
         }
-    }
+    })
+    .await
 }

@@ -157,10 +157,19 @@ pub fn find_active_agent_by_id(conn: &mut DbConnection, id_user: i64) -> QueryRe
         .optional()
 }
 
-/// Replaces the password hash of the user with this id (a rehash at login).
-pub fn replace_hash(conn: &mut DbConnection, id_user: i32, hash: &str) -> QueryResult<usize> {
-    diesel::update(t::table.find(id_user))
-        .set((dsl::password.eq(hash), dsl::updated_at.eq(now())))
+/// Replaces the password hash of the user with this id (a rehash at login), only if it is
+/// still `old_hash`.
+pub fn replace_hash(
+    conn: &mut DbConnection,
+    id_user: i32,
+    old_hash: &str,
+    new_hash: &str,
+) -> QueryResult<usize> {
+    diesel::update(t::table.find(id_user).filter(dsl::password.eq(old_hash)))
+        .set((
+            dsl::password.eq(new_hash),
+            dsl::updated_at.eq(chrono::Utc::now().naive_utc()),
+        ))
         .execute(conn)
 }
 

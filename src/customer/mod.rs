@@ -2,12 +2,13 @@
 //! reference and by email, creation — on Spryker's columns only.
 //!
 //! Case-insensitive matching is each backend's own:
-//! - PostgreSQL: `lower(column) COLLATE "C"`, compared as a byte-order range: a prefix `p`
-//!   matches exactly the values `v` with `p <= v < successor(p)` (UTF-8 byte order is code-point
-//!   order), which the expression indexes glue creates (and `glue db search-indexes` prints for a
-//!   shop's database) serve as index range scans with bound parameters; `%`/`_` are ordinary.
-//! - SQLite: the same range on `lower(column)`, with glue's Unicode-aware `lower()` (registered
-//!   on every connection in place of SQLite's ASCII-only one).
+//! - PostgreSQL: `lower(column) COLLATE "C" LIKE lower('p%')` with `%`, `_` escaped: PostgreSQL
+//!   folds both sides, and with custom plans turns the constant prefix into a byte-order range
+//!   over the `lower(column) COLLATE "C"` expression indexes glue creates.
+//! - SQLite: a prefix `p` matches exactly the values with `p <= lower(column) < successor(p)`
+//!   (UTF-8 byte order is code-point order) over `lower(column)` indexes, with glue's
+//!   Unicode-aware `lower()` (registered on every connection in place of SQLite's ASCII-only
+//!   one, so Rust's folding of `p` agrees with the index); `%`/`_` are ordinary characters.
 //! - MySQL/MariaDB: Spryker's `utf8_unicode_ci` collation ignores case (and accents) in `=` and
 //!   `LIKE`, so `column LIKE 'p%'` with `%`, `_` and the escape character escaped is served by the
 //!   plain indexes Spryker already has.
@@ -102,13 +103,27 @@ fn fold(q: &str) -> String {
 
 /// One column starts with `q`, in any case.
 fn starts_with(backend: Backend, column: &str, q: &str) -> Filter {
-    if backend == Backend::Mysql {
-        return Box::new(
-            sql::<Bool>(&format!("{column} LIKE "))
-                .bind::<Text, _>(format!("{}%", like_literal(q)))
-                .sql(" ESCAPE '!'"),
-        );
+    let pattern = format!("{}%", like_literal(q));
+    match backend {
+        Backend::Mysql => {
+            return Box::new(
+                sql::<Bool>(&format!("{column} LIKE "))
+                    .bind::<Text, _>(pattern)
+                    .sql(" ESCAPE '!'"),
+            )
+        }
+        // The database folds both sides (Rust's and PostgreSQL's lower-casing differ for a few
+        // characters); the planner turns the constant prefix into an index range.
+        Backend::Postgresql => {
+            return Box::new(
+                sql::<Bool>(&format!("{} LIKE lower(", folded(backend, column)))
+                    .bind::<Text, _>(pattern)
+                    .sql(") ESCAPE '!'"),
+            )
+        }
+        Backend::Sqlite => {}
     }
+    // SQLite's lower() is glue's own (Rust's), so folding here agrees with the index.
     let lower = fold(q);
     let column = folded(backend, column);
     match prefix_successor(&lower) {
@@ -194,8 +209,11 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
     let same_email: Filter = match backend {
         // The collation ignores case.
         Backend::Mysql => Box::new(dsl::email.eq(email.to_string())),
+        // Folded by the database on both sides.
         _ => Box::new(
-            sql::<Bool>(&format!("{} = ", folded(backend, "email"))).bind::<Text, _>(fold(email)),
+            sql::<Bool>(&format!("{} = lower(", folded(backend, "email")))
+                .bind::<Text, _>(email.to_string())
+                .sql(")"),
         ),
     };
     t::table
@@ -227,14 +245,24 @@ pub fn create(conn: &mut DbConnection, customer: &NewCustomer<'_>) -> QueryResul
     Ok(id as i32)
 }
 
-/// Replaces the password hash of the customer with this id (a rehash at login).
-pub fn replace_hash(conn: &mut DbConnection, id_customer: i32, hash: &str) -> QueryResult<usize> {
-    diesel::update(t::table.find(id_customer))
-        .set((
-            dsl::password.eq(hash),
-            dsl::updated_at.eq(chrono::Utc::now().naive_utc()),
-        ))
-        .execute(conn)
+/// Replaces the password hash of the customer with this id (a rehash at login), only if it is
+/// still `old_hash`.
+pub fn replace_hash(
+    conn: &mut DbConnection,
+    id_customer: i32,
+    old_hash: &str,
+    new_hash: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        t::table
+            .find(id_customer)
+            .filter(dsl::password.eq(old_hash)),
+    )
+    .set((
+        dsl::password.eq(new_hash),
+        dsl::updated_at.eq(chrono::Utc::now().naive_utc()),
+    ))
+    .execute(conn)
 }
 
 /// The highest bcrypt cost of any stored hash (one scan, at start-up).

@@ -297,6 +297,21 @@ impl ConnectionManager {
                 conn.batch_execute(
                     "SET NAMES utf8 COLLATE utf8_unicode_ci; SET time_zone = '+00:00'",
                 )?;
+                if let Some(ms) = self.statement_timeout_ms {
+                    // MariaDB counts seconds, MySQL 8 milliseconds (and bounds SELECTs only);
+                    // a lock wait gives up no later than the statement would.
+                    let seconds = (ms as f64 / 1000.0).max(0.001);
+                    if conn
+                        .batch_execute(&format!("SET SESSION max_statement_time = {seconds}"))
+                        .is_err()
+                    {
+                        conn.batch_execute(&format!("SET SESSION max_execution_time = {ms}"))?;
+                    }
+                    let lock_wait_s = ms.div_ceil(1000).max(1);
+                    conn.batch_execute(&format!(
+                        "SET SESSION innodb_lock_wait_timeout = {lock_wait_s}"
+                    ))?;
+                }
                 Ok(DbConnection::Mysql(conn))
             }
             #[cfg(not(feature = "mysql"))]
@@ -346,8 +361,11 @@ impl r2d2::ManageConnection for ConnectionManager {
         conn.batch_execute("SELECT 1").map_err(ConnectError::Query)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection a panic left inside a transaction must not go back to the pool.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        use diesel::connection::TransactionManager;
+        std::thread::panicking()
+            || <DbConnection as diesel::Connection>::TransactionManager::is_broken_transaction_manager(conn)
     }
 }
 
@@ -476,11 +494,10 @@ where
 /// same keys deadlock where PostgreSQL and SQLite would wait. Each attempt must be a whole
 /// transaction (it was rolled back).
 pub fn retry_deadlocks<T>(mut attempt: impl FnMut() -> QueryResult<T>) -> QueryResult<T> {
-    use diesel::result::{DatabaseErrorKind, Error};
     let mut tries = 0;
     loop {
         match attempt() {
-            Err(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) if tries < 8 => {
+            Err(error) if tries < 8 && is_deadlock(&error) => {
                 tries += 1;
                 // Victims that retry in step deadlock again: spread them out a little.
                 let jitter = u64::from(rand::random::<u8>() % 8);
@@ -491,15 +508,15 @@ pub fn retry_deadlocks<T>(mut attempt: impl FnMut() -> QueryResult<T>) -> QueryR
     }
 }
 
-/// True when the error only asks for the transaction to be run again (see [`retry_deadlocks`]).
+/// True when the error only asks for the transaction to be run again (see [`retry_deadlocks`]):
+/// a serialization failure (MySQL reports its deadlocks so) or PostgreSQL's "deadlock detected".
 pub fn is_deadlock(error: &diesel::result::Error) -> bool {
-    matches!(
-        error,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::SerializationFailure,
-            _
-        )
-    )
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
 }
 
 /// Exact (byte-wise) equality of a text column with `value` where the collation ignores case:
@@ -625,6 +642,10 @@ fn is_unavailable(error: &diesel::result::Error) -> bool {
                 || message.contains("connection to server")
                 || message.contains("SSL SYSCALL error")
                 || message.contains("server has gone away")
+                || message.contains("canceling statement due to statement timeout")
+                || message.contains("canceling statement due to lock timeout")
+                || message.contains("max_statement_time exceeded")
+                || message.contains("maximum statement execution time exceeded")
                 || message.contains("Lost connection to")
                 || message.contains("Can't connect to")
                 || message.contains("Lock wait timeout exceeded")

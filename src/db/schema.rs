@@ -70,7 +70,10 @@ diesel::table! {
         id_login_attempt_counter -> BigInt,
         entity_type -> Text,
         counter_key -> Text,
+        /// Places taken: failures plus attempts still being verified.
         attempts -> Integer,
+        /// Settled failures (what blocks).
+        failures -> Integer,
         window_expires_at -> Timestamp,
         blocked_until -> Nullable<Timestamp>,
     }

@@ -3,9 +3,10 @@
 //! verification) asks [`ClientConnection::is_open`] first and is skipped when it is not.
 //!
 //! `startup` registers [`on_connect`], which keeps each plain-TCP connection's socket
-//! descriptor in the connection data; the check peeks at the socket without reading: end of
-//! stream or a reset means the client is gone. The dispatcher owns the socket for as long as
-//! the handler runs, so the descriptor stays valid while it matters.
+//! descriptor in the connection data; the extractor duplicates it (so the number cannot be
+//! reused by another socket while the check may still run) and the check peeks at the socket
+//! without reading: end of stream or a reset means the client is gone. (A client that
+//! half-closes after sending its request reads as gone too; HTTP clients do not.)
 
 use std::any::Any;
 use std::future::{ready, Ready};
@@ -32,26 +33,28 @@ pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
 
 /// The request's connection, as an extractor; cheap to clone into other threads.
 #[derive(Debug, Clone)]
-pub struct ClientConnection(Option<Arc<PeerSocket>>);
+pub struct ClientConnection(#[cfg(unix)] Option<Arc<std::os::fd::OwnedFd>>);
 
 impl ClientConnection {
     /// False once the client has closed or reset the connection; true when it cannot tell.
     pub fn is_open(&self) -> bool {
-        match &self.0 {
-            Some(socket) => !peer_closed(socket),
-            None => true,
+        #[cfg(unix)]
+        if let Some(socket) = &self.0 {
+            use std::os::fd::AsRawFd;
+            return !peer_closed(socket.as_raw_fd());
         }
+        true
     }
 }
 
 #[cfg(unix)]
-fn peer_closed(socket: &PeerSocket) -> bool {
+fn peer_closed(socket: std::os::fd::RawFd) -> bool {
     let mut byte = 0u8;
-    // SAFETY: a non-blocking peek of at most one byte into a local buffer; the descriptor
-    // belongs to the connection the handler is serving, which outlives the handler.
+    // SAFETY: a non-blocking peek of at most one byte into a local buffer, on a descriptor
+    // this value owns (a duplicate of the connection's).
     let received = unsafe {
         libc::recv(
-            socket.0,
+            socket,
             (&mut byte as *mut u8).cast(),
             1,
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
@@ -70,18 +73,24 @@ fn peer_closed(socket: &PeerSocket) -> bool {
     }
 }
 
-#[cfg(not(unix))]
-fn peer_closed(_socket: &PeerSocket) -> bool {
-    false
-}
-
 impl FromRequest for ClientConnection {
     type Error = GlueError;
     type Future = Ready<Result<Self, GlueError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        #[cfg(unix)]
+        let owned = req.conn_data::<PeerSocket>().and_then(|socket| {
+            use std::os::fd::{FromRawFd, OwnedFd};
+            // SAFETY: dup() of a descriptor the dispatcher keeps open for this request; the
+            // duplicate is owned (and closed) by the value built from it.
+            let duplicate = unsafe { libc::dup(socket.0) };
+            (duplicate >= 0).then(|| Arc::new(unsafe { OwnedFd::from_raw_fd(duplicate) }))
+        });
+        #[cfg(not(unix))]
+        let _ = req;
         ready(Ok(ClientConnection(
-            req.conn_data::<PeerSocket>().copied().map(Arc::new),
+            #[cfg(unix)]
+            owned,
         )))
     }
 }

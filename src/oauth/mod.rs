@@ -150,16 +150,17 @@ impl From<Refusal> for RefreshOutcome {
 
 /// Ends every session of the agent `id_agent`: its own logins and the impersonations it
 /// started (after a password change or a deactivation); their access tokens stop working at
-/// once. Returns how many refresh tokens it revoked.
-pub fn end_agent_sessions(conn: &mut DbConnection, id_agent: i64) -> Result<usize, OAuthError> {
+/// once. Returns how many refresh tokens it revoked. Runs inside the caller's transaction (no
+/// deadlock retry of its own: the caller retries its whole transaction).
+pub fn end_agent_sessions(conn: &mut DbConnection, id_agent: i64) -> diesel::QueryResult<usize> {
     let owner = UserIdentifier::agent(id_agent).to_json();
-    Ok(refresh_token::revoke_all_owned_by(
+    refresh_token::revoke_all_owned_by_in(
         conn,
         refresh_token::Owner {
             user_identifier: &owner,
             actor_identifier: None,
         },
-    )?)
+    )
 }
 
 /// Makes sure the `spy_oauth_client` row of `client_id` exists (refresh tokens reference it),

@@ -269,17 +269,34 @@ pub fn revoke_family(
     family: &str,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(
-        t::table.filter(dsl::revoked_at.is_null()).filter(
-            dsl::id_oauth_refresh_token.eq_any(
-                g::table
-                    .filter(side::family.eq(family))
-                    .select(side::id_oauth_refresh_token),
+    until_settled(|| {
+        diesel::update(
+            t::table.filter(dsl::revoked_at.is_null()).filter(
+                dsl::id_oauth_refresh_token.eq_any(
+                    g::table
+                        .filter(side::family.eq(family))
+                        .select(side::id_oauth_refresh_token),
+                ),
             ),
-        ),
-    )
-    .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
-    .execute(conn)
+        )
+        .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
+        .execute(&mut *conn)
+    })
+}
+
+/// Runs a revoking UPDATE at least twice, until a pass changes nothing. Under PostgreSQL's READ
+/// COMMITTED an UPDATE that waited for a row a concurrent rotation held re-checks only that
+/// row: the successor the rotation inserted is invisible to it, and only a later statement
+/// sees (and revokes) it.
+fn until_settled(mut pass: impl FnMut() -> QueryResult<usize>) -> QueryResult<usize> {
+    let mut total = pass()?;
+    loop {
+        let more = pass()?;
+        if more == 0 {
+            return Ok(total);
+        }
+        total += more;
+    }
 }
 
 /// Whose tokens a caller may revoke: its `sub` JSON and, for an impersonation session, the
@@ -337,10 +354,15 @@ pub fn revoke_family_owned_by(
 /// token issued to anyone *acting as* the owner (an agent's impersonation sessions; for a
 /// customer, the agents acting for them).
 pub fn revoke_all_owned_by(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
-    crate::db::retry_deadlocks(|| revoke_all_owned_by_once(&mut *conn, owner))
+    crate::db::retry_deadlocks(|| revoke_all_owned_by_in(&mut *conn, owner))
 }
 
-fn revoke_all_owned_by_once(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
+/// [`revoke_all_owned_by`] without its deadlock retry, for a caller's own transaction.
+pub fn revoke_all_owned_by_in(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
+    until_settled(|| revoke_all_owned_by_pass(&mut *conn, owner))
+}
+
+fn revoke_all_owned_by_pass(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
     let now = chrono::Utc::now().naive_utc();
     let acting_as = |actor: &str| {
         g::table

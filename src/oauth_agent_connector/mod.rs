@@ -39,8 +39,13 @@ impl Accounts for Agents {
         agent::touch_last_login(conn, user.id_user).map(|_| ())
     }
 
-    fn rehash(conn: &mut DbConnection, user: &User, hash: &str) -> diesel::QueryResult<()> {
-        agent::replace_hash(conn, user.id_user, hash).map(|_| ())
+    fn rehash(
+        conn: &mut DbConnection,
+        user: &User,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> diesel::QueryResult<()> {
+        agent::replace_hash(conn, user.id_user, old_hash, new_hash).map(|_| ())
     }
 }
 

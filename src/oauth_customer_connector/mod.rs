@@ -40,8 +40,13 @@ impl Accounts for Customers {
         }
     }
 
-    fn rehash(conn: &mut DbConnection, customer: &Customer, hash: &str) -> diesel::QueryResult<()> {
-        customer::replace_hash(conn, customer.id_customer, hash).map(|_| ())
+    fn rehash(
+        conn: &mut DbConnection,
+        customer: &Customer,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> diesel::QueryResult<()> {
+        customer::replace_hash(conn, customer.id_customer, old_hash, new_hash).map(|_| ())
     }
 }
 

@@ -241,17 +241,22 @@ impl SecurityBlocker {
         Err(DieselError::RollbackTransaction)
     }
 
-    /// Settles a failed attempt: its places stay taken, and a counter that has reached its
-    /// limit is blocked from now on.
+    /// Settles a failed attempt: its places stay taken and count as failures; a counter whose
+    /// failures reached its limit is blocked from now on.
     pub fn fail(&self, conn: &mut DbConnection, reservation: &Reservation) -> QueryResult<()> {
         let now = self.clock.now();
         crate::db::retry_deadlocks(|| {
             crate::db::write_transaction(&mut *conn, |conn| {
                 for counter in &reservation.counters {
                     let threshold = i32::try_from(counter.rule.attempts).unwrap_or(i32::MAX);
+                    // Settled failures block, not places still held by attempts in bcrypt
+                    // (which may well succeed).
+                    diesel::update(this(counter))
+                        .set(dsl::failures.eq(dsl::failures + 1))
+                        .execute(conn)?;
                     diesel::update(
                         this(counter)
-                            .filter(dsl::attempts.ge(threshold))
+                            .filter(dsl::failures.ge(threshold))
                             .filter(dsl::blocked_until.is_null()),
                     )
                     .set(dsl::blocked_until.eq(now + seconds(counter.rule.block_s)))
@@ -312,7 +317,11 @@ impl SecurityBlocker {
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            sweep(conn, self.clock.now())?;
+            // Housekeeping: a busy or locked table must not turn the login's answer into a 5xx;
+            // the next sweep (or `glue tokens purge-expired`) catches up.
+            if let Err(e) = sweep(conn, self.clock.now()) {
+                log::warn!(target: "glue::security_blocker", "sweeping expired counters failed: {e}");
+            }
         }
         Ok(())
     }

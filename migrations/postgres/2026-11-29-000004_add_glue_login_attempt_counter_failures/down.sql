@@ -1,0 +1,1 @@
+ALTER TABLE "glue_login_attempt_counter" DROP COLUMN "failures";
