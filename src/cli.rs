@@ -102,27 +102,39 @@ pub fn parse_duration(text: &str) -> Result<chrono::TimeDelta, String> {
 pub enum AgentCommand {
     /// Create an active agent.
     Create {
+        /// The login name (at most 45 characters in Spryker's spy_user).
         #[arg(long)]
         username: String,
+        /// The agent's first name.
         #[arg(long)]
         first_name: String,
+        /// The agent's last name.
         #[arg(long)]
         last_name: String,
         #[command(flatten)]
         password: PasswordInput,
     },
-    /// Block an agent: it can no longer log in.
+    /// Block an agent: it can no longer log in, and every session it has ends.
     Deactivate {
+        /// The agent's login name.
         #[arg(long)]
         username: String,
     },
     /// Allow a blocked agent to log in again.
     Activate {
+        /// The agent's login name.
         #[arg(long)]
         username: String,
     },
-    /// Replace an agent's password.
+    /// List the agents (all spy_user rows with is_agent).
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an agent's password; every session it has ends.
     SetPassword {
+        /// The agent's login name.
         #[arg(long)]
         username: String,
         #[command(flatten)]
@@ -135,13 +147,17 @@ pub enum CustomerCommand {
     /// Create a customer. Without --password-stdin the customer has no password: it can be
     /// searched and impersonated but not log in itself.
     Create {
+        /// The customer's email (unique in any case; the login name).
         #[arg(long)]
         email: String,
+        /// The customer's first name.
         #[arg(long)]
         first_name: String,
+        /// The customer's last name.
         #[arg(long)]
         last_name: String,
-        /// Defaults to the next free `{glue.customer_reference_prefix}{n}`, e.g. DE--7.
+        /// The customer reference; by default the next free one made of
+        /// glue.customer_reference_prefix and a number, e.g. DE--7.
         #[arg(long)]
         customer_reference: Option<String>,
         /// Read the customer's password from the first line of standard input.
@@ -301,6 +317,7 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
         Command::Agent(AgentCommand::Activate { username }) => {
             agent_set_status(settings, &username, agent::STATUS_ACTIVE)
         }
+        Command::Agent(AgentCommand::List { json }) => agent_list(settings, json),
         Command::Agent(AgentCommand::SetPassword { username, password }) => {
             agent_set_password(settings, &username, &password)
         }
@@ -406,6 +423,68 @@ fn agent_set_status(settings: &Settings, username: &str, status: i16) -> Result<
     Ok(format!(
         "deactivated agent {username} (ended {ended} session token(s))"
     ))
+}
+
+fn agent_list(settings: &Settings, json: bool) -> Result<String, CliError> {
+    let agents = agent::list_agents(&mut connect(settings)?)?;
+    let status = |code: i16| match code {
+        agent::STATUS_ACTIVE => "active",
+        agent::STATUS_BLOCKED => "blocked",
+        agent::STATUS_DELETED => "deleted",
+        _ => "unknown",
+    };
+    let last_login = |user: &agent::User| {
+        user.last_login
+            .map_or_else(|| "never".to_string(), |t| format!("{t} UTC"))
+    };
+    if json {
+        let rows: Vec<_> = agents
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "id_user": a.id_user,
+                    "username": a.username,
+                    "first_name": a.first_name,
+                    "last_name": a.last_name,
+                    "status": status(a.status),
+                    "last_login": a.last_login.map(|t| t.to_string()),
+                })
+            })
+            .collect();
+        return serde_json::to_string_pretty(&rows).map_err(|e| refused(e.to_string()));
+    }
+    let mut rows = vec![[
+        "ID".to_string(),
+        "USERNAME".to_string(),
+        "NAME".to_string(),
+        "STATUS".to_string(),
+        "LAST LOGIN".to_string(),
+    ]];
+    for a in &agents {
+        rows.push([
+            a.id_user.to_string(),
+            a.username.clone(),
+            format!("{} {}", a.first_name, a.last_name),
+            status(a.status).to_string(),
+            last_login(a),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        })
+        .collect();
+    Ok(lines.join("\n"))
 }
 
 fn agent_set_password(

@@ -92,6 +92,15 @@ pub fn find_active_agent(conn: &mut DbConnection, username: &str) -> QueryResult
     query.select(User::as_select()).first(conn).optional()
 }
 
+/// Every agent (`is_agent` true), by id.
+pub fn list_agents(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
+    t::table
+        .filter(dsl::is_agent.eq(true))
+        .order(dsl::id_user.asc())
+        .select(User::as_select())
+        .load(conn)
+}
+
 /// Inserts a user as Spryker's back office would (a Propel sequence id on PostgreSQL); a
 /// duplicate username is a `UniqueViolation` error.
 pub fn create(conn: &mut DbConnection, agent: &NewAgent<'_>) -> QueryResult<i32> {

@@ -554,3 +554,41 @@ async fn serve_takes_host_port_and_config_overrides() {
     let _ = child.wait();
     std::fs::remove_file(file).unwrap();
 }
+
+#[test]
+fn agent_list_shows_every_agent_with_its_status() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let create = [
+        "agent",
+        "create",
+        "--username",
+        "listed@example.com",
+        "--first-name",
+        "Lis",
+        "--last-name",
+        "Ted",
+        "--password-stdin",
+    ];
+    assert_ok(&glue(&db, &create, Some("a-good-password\n")));
+    assert_ok(&glue(
+        &db,
+        &["agent", "deactivate", "--username", "listed@example.com"],
+        None,
+    ));
+    let table = glue(&db, &["agent", "list"], None);
+    assert_ok(&table);
+    let lines: Vec<String> = text(&table.stdout).lines().map(String::from).collect();
+    assert!(lines[0].starts_with("ID  USERNAME"), "{lines:?}");
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("admin@spryker.com") && l.contains("active")));
+    assert!(lines.iter().any(|l| l.contains("listed@example.com")
+        && l.contains("Lis Ted")
+        && l.contains("blocked")
+        && l.contains("never")));
+    let json = glue(&db, &["agent", "list", "--json"], None);
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(rows[1]["username"], "listed@example.com");
+    assert_eq!(rows[1]["status"], "blocked");
+    assert_eq!(rows[1]["last_login"], serde_json::Value::Null);
+}
