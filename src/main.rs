@@ -6,7 +6,14 @@ use glue::settings::Settings;
 use glue::startup::Application;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // GLUE_LOG_FORMAT=json: one JSON object per line; every line written while a request is
+    // served carries its request id and client address.
+    let json = std::env::var("GLUE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format(move |out, record| {
+            glue::glue_application::context::write_log_line(out, record, json)
+        })
+        .init();
     let cli = Cli::parse();
     let command = cli
         .command

@@ -16,8 +16,14 @@ pub fn cors(allowed_origins: &[String]) -> Cors {
             header::ACCEPT,
             header::ACCEPT_LANGUAGE,
             header::HeaderName::from_static("x-agent-authorization"),
+            header::HeaderName::from_static("x-request-id"),
         ])
-        .expose_headers([header::RETRY_AFTER, header::CONTENT_LANGUAGE])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::CONTENT_LANGUAGE,
+            header::WWW_AUTHENTICATE,
+            header::HeaderName::from_static("x-request-id"),
+        ])
         .max_age(3600)
         .block_on_origin_mismatch(false);
     for origin in allowed_origins {

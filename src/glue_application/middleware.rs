@@ -5,7 +5,9 @@
 //!    hold a valid token);
 //! 3. Spryker's security headers and `Content-Language` on every response;
 //! 4. one access-log line per request with the *route pattern* (never a token from the path),
-//!    status and duration; no body, no header values.
+//!    status and duration; no body, no header values;
+//! 5. the request id (`X-Request-Id`, see [`super::context`]) echoed in the answer and, with
+//!    the client address, on every log line written while the request is served.
 //!
 //! Operational resources (registered with [`super::operational_resource`]) skip steps 1 and 2.
 
@@ -17,6 +19,8 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 
+use super::client_ip::ClientIp;
+use super::context::{RequestContext, REQUEST_ID_HEADER};
 use super::error::GlueError;
 use super::{is_operational, GlueCore};
 
@@ -65,6 +69,21 @@ fn negotiate(req: &ServiceRequest) -> Result<(), GlueError> {
     Ok(())
 }
 
+/// An unmatched path as the access log shows it: its first segment, every later one as `*`
+/// (a later segment may be a token).
+fn unmatched_path(path: &str) -> String {
+    let mut segments = path.trim_start_matches('/').split('/');
+    let first: String = segments
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    let rest: String = segments.map(|_| "/*").collect();
+    format!("/{first}{rest}")
+}
+
 async fn validate(req: &ServiceRequest, core: &GlueCore) -> Result<(), GlueError> {
     negotiate(req)?;
     for validator in &core.validators {
@@ -83,18 +102,34 @@ pub async fn glue_core(
         .cloned()
         .ok_or_else(|| actix_web::error::ErrorInternalServerError("core state missing"))?;
     let method = req.method().clone();
-    let early = if is_operational(req.request()) {
-        Ok(())
-    } else {
-        validate(&req, &core).await
-    };
-    let mut response = match early {
-        Ok(()) => next.call(req).await?.map_into_boxed_body(),
-        Err(error) => {
-            let response = actix_web::ResponseError::error_response(&error);
-            req.into_response(response).map_into_boxed_body()
-        }
-    };
+    let context = RequestContext::of(
+        req.request(),
+        ClientIp(core.trusted_proxies.client_ip(req.request())),
+    );
+    let request_id = context.header_value();
+    let access_context = context.clone();
+    let validating = core.clone();
+    let mut response = super::context::scope(context, async move {
+        let early = if is_operational(req.request()) {
+            Ok(())
+        } else {
+            validate(&req, &validating).await
+        };
+        let response = match early {
+            Ok(()) => next.call(req).await?.map_into_boxed_body(),
+            Err(error) => {
+                let response = actix_web::ResponseError::error_response(&error);
+                req.into_response(response).map_into_boxed_body()
+            }
+        };
+        Ok::<_, actix_web::Error>(response)
+    })
+    .await?;
+    if let Some(id) = request_id {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
+    }
 
     let headers = response.headers_mut();
     for (name, value) in [
@@ -116,21 +151,35 @@ pub async fn glue_core(
     let route = response
         .request()
         .match_pattern()
-        .unwrap_or_else(|| "(unmatched)".to_string());
-    log::info!(
-        target: "glue::access",
-        "{} {} {} {:.1}ms",
-        method,
-        route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+        .unwrap_or_else(|| unmatched_path(response.request().path()));
+    let status = response.status().as_u16();
+    super::context::scope(access_context, async {
+        log::info!(
+            target: "glue::access",
+            "{} {} {} {:.1}ms",
+            method,
+            route,
+            status,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    })
+    .await;
     Ok(response)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unmatched_path_shows_only_its_first_segment() {
+        assert_eq!(unmatched_path("/nope"), "/nope");
+        assert_eq!(unmatched_path("/"), "/");
+        assert_eq!(
+            unmatched_path("/refresh-tokens/secret/x"),
+            "/refresh-tokens/*/*"
+        );
+    }
 
     #[test]
     fn accept_must_allow_a_json_answer() {

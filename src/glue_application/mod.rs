@@ -11,6 +11,7 @@
 
 pub mod client_ip;
 pub mod connection;
+pub mod context;
 pub mod cors;
 pub mod error;
 pub mod health;

@@ -417,3 +417,75 @@ async fn mysql_serve_uses_mariadb_for_the_demo_agent() {
 async fn mysql_serve_uses_mariadb_for_the_demo_agent() {
     panic!("build with --features mysql");
 }
+
+/// `GLUE_LOG_FORMAT=json`: one JSON object per line; the access line carries the request id
+/// (the client's when it is sane, else a new one, echoed in `X-Request-Id`) and client address.
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_client_address() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let mut server = ServeProcess::start(&db.url, &[("GLUE_LOG_FORMAT", "json")]).await;
+    let client = reqwest::Client::new();
+    let offered = client
+        .get(server.url("/healthz"))
+        .header("X-Request-Id", "trace-42.a:b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(offered.headers()["x-request-id"], "trace-42.a:b");
+    let generated = client
+        .get(server.url("/nope/secret-looking/part"))
+        .header("X-Request-Id", "not allowed because of spaces")
+        .send()
+        .await
+        .unwrap();
+    let generated_id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(generated_id.len(), 24);
+    assert!(generated_id.chars().all(|c| c.is_ascii_hexdigit()));
+    let failed = server
+        .post(
+            "/agent-access-tokens",
+            &login_body(DEMO_USERNAME, "wrong-password-123"),
+        )
+        .await;
+    let failed_id = failed.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (_, output) = server.terminate();
+    let lines: Vec<Value> = output
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let access = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l["target"] == "glue::access" && l["request_id"] == id)
+            .unwrap_or_else(|| panic!("no access line for {id}: {output}"))
+            .clone()
+    };
+    assert_eq!(
+        access("trace-42.a:b")["msg"].as_str().unwrap(),
+        access("trace-42.a:b")["msg"]
+    );
+    assert!(access("trace-42.a:b")["msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("GET /healthz 200"));
+    assert_eq!(access("trace-42.a:b")["client_ip"], "127.0.0.1");
+    assert!(access(&generated_id)["msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("GET /nope/*/* 404"));
+    // The audit line of the failed login carries the same request id.
+    assert!(lines.iter().any(|l| l["target"] == "security"
+        && l["request_id"] == failed_id.as_str()
+        && l["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed Login (Agent)")));
+    assert!(!output.contains("secret-looking"));
+}
