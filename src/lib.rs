@@ -15,7 +15,7 @@
 //!    [Oauth, OauthRevoke]; [`security_blocker`] failed-login counters [SecurityBlocker];
 //!    [`password`] bcrypt compatible with PHP's `password_hash`
 //! 5. repositories: [`agent`] `spy_user` [User, Agent], [`customer`] `spy_customer` [Customer]
-//! 6. [`db`] pool, SQLite/PostgreSQL connection, migrations [Propel]; [`settings`], [`secret`]; [`clock`]
+//! 6. [`db`] pool, SQLite/PostgreSQL connection, migrations [Propel]; [`settings`], [`secret`]; [`clock`], [`metrics`]
 //!
 //! [`glue_application`], the REST core (envelope, errors, negotiation, headers, client address,
 //! plugin and validator traits) [GlueApplication], is used by the resources and `startup` and
@@ -30,6 +30,7 @@ pub mod customer;
 pub mod db;
 pub mod glue_application;
 pub mod login;
+pub mod metrics;
 pub mod oauth;
 pub mod oauth_agent_connector;
 pub mod oauth_api;

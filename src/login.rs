@@ -112,6 +112,33 @@ pub struct LoginDeps {
     pub blocker: Arc<SecurityBlocker>,
     pub passwords: Arc<PasswordVerifier>,
     pub oauth: Arc<OAuthServer>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// [`password_grant`], counted into `glue_logins_total{kind, outcome}`.
+pub async fn counted_password_grant<A: Accounts>(
+    deps: &LoginDeps,
+    attempt: LoginAttempt,
+) -> Result<LoginOutcome<A::User>, LoginError> {
+    let result = password_grant::<A>(deps, attempt).await;
+    let outcome = match &result {
+        Ok(LoginOutcome::Issued { .. }) => Some("issued"),
+        Ok(LoginOutcome::InvalidCredentials) => Some("invalid"),
+        Ok(LoginOutcome::Blocked(_)) => Some("blocked"),
+        Err(LoginError::Password(PasswordError::Overloaded)) => Some("shed"),
+        Err(_) => None,
+    };
+    if let Some(outcome) = outcome {
+        let kind = match A::ENTITY {
+            EntityType::Agent => "agent",
+            EntityType::Customer => "customer",
+        };
+        deps.metrics
+            .logins
+            .with_label_values(&[kind, outcome])
+            .inc();
+    }
+    result
 }
 
 /// The first step's result.

@@ -136,6 +136,8 @@ pub struct PasswordVerifier {
     queue_depth: usize,
     /// Raise the target when a verification meets a costlier hash.
     learn_costs: bool,
+    /// How long jobs waited for a thread (seconds).
+    waits: Option<prometheus::Histogram>,
 }
 
 impl PasswordVerifier {
@@ -179,7 +181,19 @@ impl PasswordVerifier {
             queued: Arc::new(AtomicUsize::new(0)),
             queue_depth,
             learn_costs,
+            waits: None,
         })
+    }
+
+    /// Observes every job's wait for a thread into `histogram`.
+    pub fn observing(mut self, histogram: prometheus::Histogram) -> Self {
+        self.waits = Some(histogram);
+        self
+    }
+
+    /// Logins waiting for or in bcrypt right now.
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
     }
 
     /// The cost every verification takes as long as.
@@ -221,9 +235,16 @@ impl PasswordVerifier {
         let template = self.dummy_template.clone();
         let configured = self.cost;
         let learn_costs = self.learn_costs;
+        let waits = self.waits.clone();
+        let enqueued = std::time::Instant::now();
         let job: Job = Box::new(move || {
-            let _slot = slot;
+            // Held until the verification is done; given back before the answer goes out.
+            let slot = slot;
+            if let Some(waits) = &waits {
+                waits.observe(enqueued.elapsed().as_secs_f64());
+            }
             if done.is_closed() || !still_wanted() {
+                drop(slot);
                 let _ = done.send(None);
                 return;
             }
@@ -253,6 +274,7 @@ impl PasswordVerifier {
                 }
                 _ => None,
             };
+            drop(slot);
             let _ = done.send(Some(Verification { matched, rehashed }));
         });
         self.jobs

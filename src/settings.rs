@@ -66,6 +66,14 @@ pub struct Settings {
     pub glue: GlueSettings,
     pub oauth: OAuthSettings,
     pub security_blocker: SecurityBlockerSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// Where `/metrics` is served: an address of its own (empty = not served).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub listen: String,
 }
 
 fn default_environment() -> Environment {

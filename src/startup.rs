@@ -15,8 +15,11 @@ use crate::db::{self, ConnectError, DbPool};
 use crate::glue_application::client_ip::TrustedProxies;
 use crate::glue_application::health::HealthResourceRoutePlugin;
 use crate::glue_application::openapi::OpenApiResourceRoutePlugin;
-use crate::glue_application::{self, middleware::glue_core, GlueCore, ResourceRoutePlugin};
+use crate::glue_application::{
+    self, middleware::glue_core, GlueCore, ResourceRoutePlugin, ResponseObserver,
+};
 use crate::login::LoginDeps;
+use crate::metrics::Metrics;
 use crate::oauth::keys::{KeyError, KeySet};
 use crate::oauth::OAuthServer;
 use crate::oauth_api::discovery::DiscoveryResourceRoutePlugin;
@@ -65,6 +68,59 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The `/metrics` listener's port and server, when `metrics.listen` is set.
+    metrics: Option<(u16, Server)>,
+}
+
+/// Request latency into `glue_http_request_duration_seconds`.
+struct Latency(Arc<Metrics>);
+
+impl ResponseObserver for Latency {
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.0
+            .http_latency
+            .with_label_values(&[method, route, &status.to_string()])
+            .observe(seconds);
+    }
+}
+
+/// `GET /metrics` in the Prometheus text format, on a listener of its own. The gauges are read
+/// when scraped.
+fn metrics_server(
+    address: &str,
+    metrics: Arc<Metrics>,
+    pool: DbPool,
+    passwords: Arc<PasswordVerifier>,
+) -> Result<(u16, Server), StartupError> {
+    let listener = TcpListener::bind(address)?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        let (metrics, pool, passwords) = (metrics.clone(), pool.clone(), passwords.clone());
+        App::new().route(
+            "/metrics",
+            web::get().to(move || {
+                let (open, idle) = pool.state();
+                metrics.pool_open.set(i64::from(open));
+                metrics
+                    .pool_in_use
+                    .set(i64::from(open.saturating_sub(idle)));
+                metrics
+                    .bcrypt_queue_depth
+                    .set(i64::try_from(passwords.queue_depth()).unwrap_or(i64::MAX));
+                let body = metrics.render();
+                async move {
+                    actix_web::HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(body)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    log::info!(target: "glue::startup", "metrics on http://{address}/metrics (port {port})");
+    Ok((port, server))
 }
 
 impl Application {
@@ -81,14 +137,19 @@ impl Application {
         let keys = KeySet::load(&settings)?;
         crate::oauth::jwt::self_test(&keys)?;
 
-        let passwords = Arc::new(PasswordVerifier::new(
-            settings.oauth.bcrypt_cost,
-            settings.bcrypt_concurrency(),
-            settings.oauth.bcrypt_nice,
-            settings.oauth.bcrypt_queue_depth,
-            settings.oauth.bcrypt_pad_to_stored_cost,
-        )?);
-        let pool = db::build_pool(&settings.database).map_err(ConnectError::from)?;
+        let metrics = Arc::new(Metrics::new());
+        let passwords = Arc::new(
+            PasswordVerifier::new(
+                settings.oauth.bcrypt_cost,
+                settings.bcrypt_concurrency(),
+                settings.oauth.bcrypt_nice,
+                settings.oauth.bcrypt_queue_depth,
+                settings.oauth.bcrypt_pad_to_stored_cost,
+            )?
+            .observing(metrics.bcrypt_wait.clone()),
+        );
+        let pool =
+            db::build_pool(&settings.database, metrics.clone()).map_err(ConnectError::from)?;
         {
             let mut conn = pool.get()?;
             let applied = db::run_migrations(&mut conn)?;
@@ -129,6 +190,7 @@ impl Application {
                 oauth: oauth.clone(),
                 pool: pool.clone(),
             })],
+            observers: vec![Arc::new(Latency(metrics.clone()))],
         });
         let plugins = resource_route_plugins(&pool);
         let state = web::Data::new(AppState {
@@ -138,13 +200,19 @@ impl Application {
                     settings.security_blocker.clone(),
                     clock,
                 )),
-                passwords,
+                passwords: passwords.clone(),
                 oauth: oauth.clone(),
+                metrics: metrics.clone(),
             },
             oauth,
-            pool,
+            pool: pool.clone(),
             settings: settings.clone(),
+            metrics: metrics.clone(),
         });
+        let metrics_server = match settings.metrics.listen.trim() {
+            "" => None,
+            address => Some(metrics_server(address, metrics, pool, passwords)?),
+        };
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
@@ -173,7 +241,11 @@ impl Application {
             settings.server.host,
             settings.environment.as_str()
         );
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            metrics: metrics_server,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -186,7 +258,27 @@ impl Application {
 
     /// Serves until stopped (SIGINT/SIGTERM stop it gracefully).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.metrics {
+            // Both servers run only while polled: drive them together; when the API stops
+            // (e.g. SIGTERM) the metrics listener follows.
+            Some((_, metrics)) => {
+                let handle = metrics.handle();
+                match futures_util::future::select(self.server, metrics).await {
+                    futures_util::future::Either::Left((served, metrics)) => {
+                        handle.stop(true).await;
+                        let _ = metrics.await;
+                        served
+                    }
+                    futures_util::future::Either::Right((_, server)) => server.await,
+                }
+            }
+            None => self.server.await,
+        }
+    }
+
+    /// The `/metrics` listener's port, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 }
 

@@ -14,4 +14,5 @@ pub struct AppState {
     /// What the login flow needs (the pool and the OAuth server again, the security blocker,
     /// the bcrypt verifier).
     pub login: LoginDeps,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

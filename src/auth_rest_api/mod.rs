@@ -158,6 +158,12 @@ async fn post_refresh_tokens(
         oauth.refresh(conn, &presented)
     })
     .await?;
+    let counted = match &outcome {
+        RefreshOutcome::Rotated(_) => "rotated",
+        RefreshOutcome::Reused => "reused",
+        RefreshOutcome::Rejected(_) => "rejected",
+    };
+    state.metrics.refreshes.with_label_values(&[counted]).inc();
     match outcome {
         RefreshOutcome::Rotated(tokens) => Ok(created_with_tokens(&token_resource(
             state.settings.base_url(),

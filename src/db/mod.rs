@@ -80,6 +80,28 @@ impl DbPool {
     pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, r2d2::Error> {
         self.inner.get()
     }
+
+    /// (open connections, idle connections).
+    pub fn state(&self) -> (u32, u32) {
+        let state = self.inner.state();
+        (state.connections, state.idle_connections)
+    }
+}
+
+/// Counts the pool's waits and timeouts into the metrics.
+#[derive(Debug)]
+struct PoolEvents(Arc<crate::metrics::Metrics>);
+
+impl r2d2::HandleEvent for PoolEvents {
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        if event.duration() >= Duration::from_millis(1) {
+            self.0.pool_waits.inc();
+        }
+    }
+
+    fn handle_timeout(&self, _event: r2d2::event::TimeoutEvent) {
+        self.0.pool_timeouts.inc();
+    }
 }
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -381,7 +403,10 @@ impl r2d2::HandleError<ConnectError> for PoolErrorLogger {
 
 /// Builds the pool without waiting for a connection: a database that is down at start-up shows
 /// up as 503 on requests and as "not ready" on /readyz, not as a hung boot.
-pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, UrlError> {
+pub fn build_pool(
+    settings: &DatabaseSettings,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<DbPool, UrlError> {
     let manager = ConnectionManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms)?
         .with_timeouts(settings.statement_timeout_ms, settings.connect_timeout_ms);
     // A server connection can die with the server or the network: check it on checkout.
@@ -393,6 +418,7 @@ pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, UrlError> {
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
         .test_on_check_out(test_on_check_out)
         .error_handler(Box::new(PoolErrorLogger))
+        .event_handler(Box::new(PoolEvents(metrics)))
         .build_unchecked(manager);
     Ok(DbPool {
         inner,

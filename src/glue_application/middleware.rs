@@ -153,6 +153,10 @@ pub async fn glue_core(
         .match_pattern()
         .unwrap_or_else(|| unmatched_path(response.request().path()));
     let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    for observer in &core.observers {
+        observer.observe(method.as_str(), &route, status, seconds);
+    }
     super::context::scope(access_context, async {
         log::info!(
             target: "glue::access",
@@ -160,7 +164,7 @@ pub async fn glue_core(
             method,
             route,
             status,
-            started.elapsed().as_secs_f64() * 1000.0
+            seconds * 1000.0
         );
     })
     .await;

@@ -44,12 +44,18 @@ pub trait RequestValidator: Send + Sync {
     fn validate(&self, req: &HttpRequest) -> ValidationFuture;
 }
 
+/// Told about every answered request (e.g. to record latency), by the middleware.
+pub trait ResponseObserver: Send + Sync {
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64);
+}
+
 /// What the core itself needs at run time; registered as app data by `startup`.
 pub struct GlueCore {
     /// `Content-Language` of every response.
     pub locale: String,
     pub trusted_proxies: TrustedProxies,
     pub validators: Vec<Arc<dyn RequestValidator>>,
+    pub observers: Vec<Arc<dyn ResponseObserver>>,
 }
 
 /// The prefix of an operational resource's name: the middleware skips negotiation and the

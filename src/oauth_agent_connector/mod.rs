@@ -54,5 +54,5 @@ pub async fn authenticate(
     deps: &LoginDeps,
     attempt: LoginAttempt,
 ) -> Result<LoginOutcome<User>, LoginError> {
-    login::password_grant::<Agents>(deps, attempt).await
+    login::counted_password_grant::<Agents>(deps, attempt).await
 }

@@ -55,7 +55,7 @@ pub async fn authenticate(
     deps: &LoginDeps,
     attempt: LoginAttempt,
 ) -> Result<LoginOutcome<Customer>, LoginError> {
-    login::password_grant::<Customers>(deps, attempt).await
+    login::counted_password_grant::<Customers>(deps, attempt).await
 }
 
 /// A customer token pair for the customer with `reference`, acting as the agent whose `sub`

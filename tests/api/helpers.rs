@@ -221,6 +221,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub clock: std::sync::Arc<ManualClock>,
+    /// The `/metrics` listener, when `metrics.listen` was set.
+    pub metrics_port: Option<u16>,
     handle: actix_web::dev::ServerHandle,
     // Dropped after the server is told to stop.
     pub db: std::sync::Arc<TestDatabase>,
@@ -243,7 +245,7 @@ pub fn start(settings: Settings, db: std::sync::Arc<TestDatabase>) -> Result<Tes
         actix_web::rt::System::new().block_on(async move {
             match Application::build_with_clock(server_settings, server_clock) {
                 Ok(app) => {
-                    let _ = tx.send(Ok((app.port(), app.handle())));
+                    let _ = tx.send(Ok((app.port(), app.metrics_port(), app.handle())));
                     let _ = app.run_until_stopped().await;
                 }
                 Err(e) => {
@@ -252,7 +254,7 @@ pub fn start(settings: Settings, db: std::sync::Arc<TestDatabase>) -> Result<Tes
             }
         });
     });
-    let (port, handle) = rx.recv().map_err(|e| e.to_string())??;
+    let (port, metrics_port, handle) = rx.recv().map_err(|e| e.to_string())??;
     Ok(TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()
@@ -260,6 +262,7 @@ pub fn start(settings: Settings, db: std::sync::Arc<TestDatabase>) -> Result<Tes
             .build()
             .unwrap(),
         clock,
+        metrics_port,
         handle,
         db,
     })

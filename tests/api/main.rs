@@ -12,6 +12,7 @@ mod discovery;
 mod glue_core;
 mod hardening;
 mod impersonation;
+mod metrics;
 mod openapi;
 mod process;
 mod properties;

@@ -1,0 +1,62 @@
+//! `/metrics` on its own listener: the counters move with the traffic.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// The value of the sample line that starts with `series` (`name{labels}`), 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_logins_refreshes_latency_and_the_pool() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.metrics.listen = "127.0.0.1:0".into());
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", app.metrics_port.unwrap());
+    let scrape = || async {
+        let response = app.client.get(&metrics_url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    let before = scrape().await;
+    assert_eq!(
+        sample(
+            &before,
+            r#"glue_logins_total{kind="agent",outcome="issued"}"#
+        ),
+        0.0
+    );
+
+    let (_, refresh) = token_pair(app.demo_agent_tokens().await);
+    assert_eq!(app.agent_login_status(DEMO_USERNAME, "wrong").await, 401);
+    assert_eq!(app.refresh(&json!(refresh)).await.status(), 201);
+    assert_eq!(app.refresh(&json!("unknown")).await.status(), 401);
+
+    let after = scrape().await;
+    for (series, expected) in [
+        (r#"glue_logins_total{kind="agent",outcome="issued"}"#, 1.0),
+        (r#"glue_logins_total{kind="agent",outcome="invalid"}"#, 1.0),
+        (r#"glue_refreshes_total{outcome="rotated"}"#, 1.0),
+        (r#"glue_refreshes_total{outcome="rejected"}"#, 1.0),
+        (
+            r#"glue_http_request_duration_seconds_count{method="POST",route="/agent-access-tokens",status="201"}"#,
+            1.0,
+        ),
+        (
+            r#"glue_http_request_duration_seconds_count{method="POST",route="/refresh-tokens",status="401"}"#,
+            1.0,
+        ),
+        ("glue_bcrypt_wait_seconds_count", 2.0),
+    ] {
+        assert_eq!(sample(&after, series), expected, "{series}\n{after}");
+    }
+    assert!(sample(&after, "glue_db_pool_connections") >= 1.0, "{after}");
+    assert_eq!(sample(&after, "glue_bcrypt_queue_depth"), 0.0);
+    assert!(after.contains("glue_db_pool_timeouts_total 0"), "{after}");
+    // Not on the public API port.
+    let public = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+}
