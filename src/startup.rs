@@ -226,6 +226,7 @@ impl Application {
                 // Inner: CORS answers preflights; outer: the core adds its headers to them too.
                 .wrap(glue_application::cors::cors(&origins))
                 .wrap(from_fn(glue_core))
+                .wrap(glue_application::middleware::security_headers())
                 .configure(|cfg| glue_application::configure(cfg, &plugins))
                 .default_service(web::to(glue_application::not_found))
         })

@@ -1,8 +1,6 @@
 //! `GET /agent-customer-search` (Spryker's `AgentCustomerSearchResource`): one resource whose
 //! `customers` are a page of matches, with Spryker's pagination links.
 
-use std::fmt::Write;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -82,18 +80,15 @@ struct SearchAttributes {
 
 /// Percent-encodes a query value, leaving RFC 3986 unreserved characters and `@` as they are.
 fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
-                out.push(byte as char)
-            }
-            _ => {
-                let _ = write!(out, "%{byte:02X}");
-            }
-        }
-    }
-    out
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    /// Everything but RFC 3986's unreserved characters and `@`.
+    const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'@');
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 /// `self`, then — when anything matched — `last`, `first`, `prev` (offset > 0) and `next`

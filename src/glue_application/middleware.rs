@@ -3,7 +3,8 @@
 //!    `Content-Type`, when present, must be JSON — 415 otherwise;
 //! 2. the request validators `startup` registered (e.g. a present `Authorization` header must
 //!    hold a valid token);
-//! 3. Spryker's security headers and `Content-Language` on every response;
+//! 3. `Content-Language` on every response (Spryker's security headers come from
+//!    [`security_headers`], which `startup` wraps around everything);
 //! 4. one access-log line per request with the *route pattern* (never a token from the path),
 //!    status and duration; no body, no header values;
 //! 5. the request id (`X-Request-Id`, see [`super::context`]) echoed in the answer and, with
@@ -92,6 +93,16 @@ async fn validate(req: &ServiceRequest, core: &GlueCore) -> Result<(), GlueError
     Ok(())
 }
 
+/// Spryker's security headers, on every response (`startup` wraps the whole app in it).
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("x-frame-options", "SAMEORIGIN"))
+        .add(("content-security-policy", "frame-ancestors 'self'"))
+        .add(("x-content-type-options", "nosniff"))
+        .add(("x-xss-protection", "1; mode=block"))
+        .add(("referrer-policy", "same-origin"))
+}
+
 pub async fn glue_core(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -131,21 +142,10 @@ pub async fn glue_core(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
     }
 
-    let headers = response.headers_mut();
-    for (name, value) in [
-        ("x-frame-options", "SAMEORIGIN"),
-        ("content-security-policy", "frame-ancestors 'self'"),
-        ("x-content-type-options", "nosniff"),
-        ("x-xss-protection", "1; mode=block"),
-        ("referrer-policy", "same-origin"),
-    ] {
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
-    }
     if let Ok(locale) = HeaderValue::from_str(&core.locale) {
-        headers.insert(header::CONTENT_LANGUAGE, locale);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LANGUAGE, locale);
     }
 
     let route = response

@@ -12,8 +12,6 @@ use aws_lc_rs::signature::KeyPair as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::DecodingKey;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::settings::{Environment, Settings};
 
@@ -80,22 +78,8 @@ pub struct KeySet {
     pub verification: Vec<VerificationKey>,
 }
 
-/// One entry of the JWK Set (RFC 7517 / 7518 §6.3.1).
-#[derive(Debug, Clone, Serialize)]
-pub struct Jwk {
-    pub kty: &'static str,
-    #[serde(rename = "use")]
-    pub use_: &'static str,
-    pub alg: &'static str,
-    pub kid: String,
-    pub n: String,
-    pub e: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct JwkSet<'a> {
-    pub keys: Vec<&'a Jwk>,
-}
+/// The JWK Set document (RFC 7517), jsonwebtoken's own types.
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 
 impl KeySet {
     /// Loads the keys the settings name; in development, generates (once) and reuses a key
@@ -151,9 +135,9 @@ impl KeySet {
     }
 
     /// The public JWK Set document.
-    pub fn jwks(&self) -> JwkSet<'_> {
+    pub fn jwks(&self) -> JwkSet {
         JwkSet {
-            keys: self.verification.iter().map(|k| &k.jwk).collect(),
+            keys: self.verification.iter().map(|k| k.jwk.clone()).collect(),
         }
     }
 
@@ -284,24 +268,35 @@ fn parse_public(pem_bytes: &[u8]) -> Result<PublicKey, KeyError> {
 }
 
 fn verification_key(public: &PublicKey) -> Result<VerificationKey, KeyError> {
+    use jsonwebtoken::jwk::{
+        AlgorithmParameters, CommonParameters, KeyAlgorithm, PublicKeyUse, RSAKeyParameters,
+        RSAKeyType, ThumbprintHash,
+    };
     let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
     let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
-    // RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace.
-    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-    let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
     let decoding_key = DecodingKey::from_rsa_components(&n, &e)
         .map_err(|_| KeyError::Parse("a public key".into()))?;
-    Ok(VerificationKey {
-        kid: kid.clone(),
-        decoding_key,
-        jwk: Jwk {
-            kty: "RSA",
-            use_: "sig",
-            alg: "RS256",
-            kid,
+    let mut jwk = Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::RS256),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
+            key_type: RSAKeyType::RSA,
             n,
             e,
-        },
+        }),
+    };
+    // RFC 7638: SHA-256 over the required members in lexicographic order.
+    let kid = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|_| KeyError::Parse("a public key".into()))?;
+    jwk.common.key_id = Some(kid.clone());
+    Ok(VerificationKey {
+        kid,
+        decoding_key,
+        jwk,
     })
 }
 
