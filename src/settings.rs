@@ -96,6 +96,8 @@ pub struct GlueSettings {
     pub base_url: String,
     pub locale: String,
     pub cors_allowed_origins: Vec<String>,
+    /// Request headers a browser page may send.
+    pub cors_allowed_headers: Vec<String>,
     pub trusted_proxies: Vec<String>,
     pub max_page_limit: i64,
     pub customer_reference_prefix: String,
@@ -160,6 +162,25 @@ pub enum SettingsError {
     Invalid { key: String, message: String },
 }
 
+/// True for `*` or an origin `http(s)://host[:port]` (a trailing `/` is allowed).
+pub fn is_valid_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    !authority.is_empty()
+        && !authority.contains(['/', '?', '#', '@', ' '])
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+}
+
 /// Parses `10.0.0.1` or `10.0.0.0/8` (IPv4 or IPv6) into a network.
 fn parse_network(text: &str) -> Option<ipnet::IpNet> {
     let text = text.trim();
@@ -201,6 +222,7 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("glue.cors_allowed_origins")
+                .with_list_parse_key("glue.cors_allowed_headers")
                 .with_list_parse_key("glue.trusted_proxies")
                 .with_list_parse_key("oauth.verification_key_paths"),
         );
@@ -335,6 +357,22 @@ impl Settings {
                 ));
             }
         }
+        for origin in &self.glue.cors_allowed_origins {
+            if !is_valid_origin(origin) {
+                return Err(invalid(
+                    "glue.cors_allowed_origins",
+                    format!("{origin:?} is not an origin like https://shop.example or http://localhost:3000 (or \"*\")"),
+                ));
+            }
+        }
+        for name in &self.glue.cors_allowed_headers {
+            if actix_web::http::header::HeaderName::try_from(name.as_str()).is_err() {
+                return Err(invalid(
+                    "glue.cors_allowed_headers",
+                    format!("{name:?} is not a header name"),
+                ));
+            }
+        }
         for proxy in &self.glue.trusted_proxies {
             if parse_network(proxy).is_none() {
                 return Err(invalid(
@@ -384,6 +422,32 @@ impl Settings {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             self.oauth.bcrypt_concurrency
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_origin;
+
+    #[test]
+    fn an_origin_is_a_scheme_and_an_authority() {
+        for good in [
+            "*",
+            "https://shop.example",
+            "http://localhost:3000",
+            "https://a.b/",
+        ] {
+            assert!(is_valid_origin(good), "{good}");
+        }
+        for bad in [
+            "shop.example",
+            "https://",
+            "https://shop.example/path",
+            "ftp://x",
+            "https://a b",
+        ] {
+            assert!(!is_valid_origin(bad), "{bad}");
         }
     }
 }

@@ -218,13 +218,14 @@ impl Application {
         let port = listener.local_addr()?.port();
         let max_body = settings.server.max_body_bytes;
         let origins = settings.glue.cors_allowed_origins.clone();
+        let cors_headers = settings.glue.cors_allowed_headers.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(core.clone())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 // Inner: CORS answers preflights; outer: the core adds its headers to them too.
-                .wrap(glue_application::cors::cors(&origins))
+                .wrap(glue_application::cors::cors(&origins, &cors_headers))
                 .wrap(from_fn(glue_core))
                 .wrap(glue_application::middleware::security_headers())
                 .configure(|cfg| glue_application::configure(cfg, &plugins))

@@ -1,23 +1,24 @@
 //! CORS for browser storefronts (Spryker's `GlueApplication` CORS settings). The allowed
 //! request headers include `X-Agent-Authorization`, which Spryker forgets, so browser agents
-//! can send it. A request from an origin that is not allowed is served without CORS headers
-//! (the browser then withholds the answer) rather than answered with a non-JSON:API error.
+//! can send it. A simple request from an origin that is not allowed is served without CORS
+//! headers (the browser then withholds the answer).
 
 use actix_cors::Cors;
 use actix_web::http::{header, Method};
 
-/// The CORS middleware for `allowed_origins` (`["*"]` = any origin; empty = none).
-pub fn cors(allowed_origins: &[String]) -> Cors {
+/// The CORS middleware for `allowed_origins` (`["*"]` = any origin; empty = none) and the
+/// request headers a browser may send (`X-Agent-Authorization`, `X-Request-Id` and tracing
+/// headers by default). `Retry-After`, `Content-Language`, `WWW-Authenticate` and `X-Request-Id`
+/// are readable by the page. A refused preflight is answered with a JSON:API 400 by the core
+/// middleware.
+pub fn cors(allowed_origins: &[String], allowed_headers: &[String]) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            header::ACCEPT_LANGUAGE,
-            header::HeaderName::from_static("x-agent-authorization"),
-            header::HeaderName::from_static("x-request-id"),
-        ])
+        .allowed_headers(
+            allowed_headers
+                .iter()
+                .filter_map(|name| header::HeaderName::try_from(name.as_str()).ok()),
+        )
         .expose_headers([
             header::RETRY_AFTER,
             header::CONTENT_LANGUAGE,

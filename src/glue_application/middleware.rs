@@ -93,6 +93,47 @@ async fn validate(req: &ServiceRequest, core: &GlueCore) -> Result<(), GlueError
     Ok(())
 }
 
+/// An error of an inner middleware as a JSON:API error: a client error keeps its status and
+/// text (e.g. "Origin is not allowed to make this request"), anything else is a generic 500.
+fn enveloped(error: &actix_web::Error) -> GlueError {
+    let status = error.as_response_error().status_code();
+    if status.is_client_error() {
+        GlueError::one(status, None, error.to_string())
+    } else {
+        GlueError::internal(error.to_string())
+    }
+}
+
+/// A client error answered by an inner middleware in plain text (actix-cors refusing a
+/// preflight: "Origin is not allowed to make this request") in the JSON:API envelope, same
+/// status and text.
+async fn enveloped_refusal(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let plain = response.status().is_client_error()
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|t| t.to_str().is_ok_and(|t| t.starts_with("text/plain")));
+    if !plain {
+        return response;
+    }
+    let (request, answer) = response.into_parts();
+    let status = answer.status();
+    let body = actix_web::body::to_bytes(answer.into_body())
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let detail = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("Bad request")
+            .to_string()
+    } else {
+        text
+    };
+    let error = GlueError::one(status, None, detail);
+    ServiceResponse::new(request, actix_web::ResponseError::error_response(&error))
+}
+
 /// Spryker's security headers, on every response (`startup` wraps the whole app in it).
 pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new()
@@ -127,7 +168,12 @@ pub async fn glue_core(
             validate(&req, &validating).await
         };
         let response = match early {
-            Ok(()) => next.call(req).await?.map_into_boxed_body(),
+            // An error from an inner middleware (e.g. a refused CORS preflight) is answered in
+            // the JSON:API envelope too (actix renders the returned GlueError).
+            Ok(()) => match next.call(req).await {
+                Ok(response) => enveloped_refusal(response.map_into_boxed_body()).await,
+                Err(error) => return Err(enveloped(&error).into()),
+            },
             Err(error) => {
                 let response = actix_web::ResponseError::error_response(&error);
                 req.into_response(response).map_into_boxed_body()

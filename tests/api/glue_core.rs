@@ -347,3 +347,72 @@ async fn cors_is_off_unless_configured() {
         .get("access-control-allow-origin")
         .is_none());
 }
+
+#[tokio::test]
+async fn cors_refusals_are_json_api_and_tracing_headers_are_allowed() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.glue.cors_allowed_origins = vec!["https://shop.example".into()];
+        s.glue.cors_allowed_headers.push("x-shop-tenant".into());
+    });
+    let preflight = |origin: &'static str, headers: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/agent-customer-search"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", headers)
+            .send()
+    };
+    for headers in [
+        "x-request-id,traceparent",
+        "x-agent-authorization",
+        "x-shop-tenant",
+    ] {
+        let response = preflight("https://shop.example", headers).await.unwrap();
+        assert_eq!(response.status(), 200, "{headers}");
+    }
+    // What the page may read of an actual answer.
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("Origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["www-authenticate", "retry-after", "x-request-id"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
+    for (origin, headers) in [
+        ("https://evil.example", "x-agent-authorization"),
+        ("https://shop.example", "x-not-allowed"),
+    ] {
+        let response = preflight(origin, headers).await.unwrap();
+        assert_eq!(response.status(), 400, "{origin} {headers}");
+        assert_eq!(response.headers()["content-type"], JSON_API);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["status"], 400);
+        assert!(body["errors"][0]["detail"].as_str().unwrap().len() > 5);
+    }
+}
+
+#[test]
+fn an_origin_without_a_scheme_is_refused_at_start_up() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
+        .args(["config", "show"])
+        .env("GLUE_ENV", "test")
+        .env(
+            "GLUE__GLUE__CORS_ALLOWED_ORIGINS",
+            "https://ok.example,shop.example",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("glue.cors_allowed_origins") && stderr.contains("\"shop.example\""),
+        "{stderr}"
+    );
+}
