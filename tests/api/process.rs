@@ -386,13 +386,7 @@ async fn mysql_serve_uses_mariadb_for_the_demo_agent() {
     let db = TestDatabase::create(Backend::Mysql);
     assert!(db.url.starts_with("mysql://"));
     let server = ServeProcess::start(&db.url, &[]).await;
-    let response = server
-        .post(
-            "/agent-access-tokens",
-            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
+    demo_login(&server).await;
     let mut mariadb = diesel::MysqlConnection::establish(&db.url).unwrap();
     #[derive(QueryableByName)]
     struct Row {
