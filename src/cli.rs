@@ -41,6 +41,16 @@ pub enum Command {
     /// Housekeeping of stored tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Database tools for a DBA.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Print the DDL of the expression indexes that make customer search index-backed on a
+    /// shop's PostgreSQL database (never run by glue; used when present).
+    SearchIndexes,
 }
 
 /// Overrides of the settings for one `serve`.
@@ -227,16 +237,22 @@ fn unless_duplicate(e: DieselError, duplicate: String) -> CliError {
     }
 }
 
-/// A connection to the configured database, migrated.
+/// A connection to the configured database, checked and migrated as `serve` does.
 fn connect(settings: &Settings) -> Result<DbConnection, CliError> {
-    let manager = ConnectionManager::new(
-        settings.database.url.expose(),
-        settings.database.sqlite_busy_timeout_ms,
-    )
-    .map_err(ConnectError::from)?;
-    let mut conn = manager.establish()?;
-    db::run_migrations(&mut conn)?;
-    Ok(conn)
+    let manager = ConnectionManager::for_settings(&settings.database)?;
+    db::migrate(&manager)?;
+    Ok(manager.establish()?)
+}
+
+/// In `spryker` mode the shop's back office creates users and its storefront registers
+/// customers (with the rows, sequences and events glue does not know): glue refuses.
+fn refuse_on_shop_database(settings: &Settings, what: &str, instead: &str) -> Result<(), CliError> {
+    if settings.database.schema_owner == db::SchemaOwner::Spryker {
+        return Err(refused(format!(
+            "database.schema_owner = \"spryker\": glue does not create {what} in a shop's database; {instead}"
+        )));
+    }
+    Ok(())
 }
 
 /// One line of standard input without its line ending.
@@ -305,6 +321,11 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
             serde_json::to_string_pretty(&shown).map_err(|e| refused(e.to_string()))
         }
         Command::Migrate => migrate(settings),
+        Command::Db(DbCommand::SearchIndexes) => {
+            let backend =
+                db::Backend::of_url(settings.database.url.expose()).map_err(ConnectError::from)?;
+            Ok(db::layout::search_index_ddl(backend))
+        }
         Command::Agent(AgentCommand::Create {
             username,
             first_name,
@@ -350,12 +371,8 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
 }
 
 fn migrate(settings: &Settings) -> Result<String, CliError> {
-    let manager = ConnectionManager::new(
-        settings.database.url.expose(),
-        settings.database.sqlite_busy_timeout_ms,
-    )
-    .map_err(ConnectError::from)?;
-    let applied = db::run_migrations(&mut manager.establish()?)?;
+    let manager = ConnectionManager::for_settings(&settings.database)?;
+    let applied = db::migrate(&manager)?;
     Ok(format!("applied {applied} migration(s)"))
 }
 
@@ -366,6 +383,11 @@ fn agent_create(
     last_name: &str,
     input: &PasswordInput,
 ) -> Result<String, CliError> {
+    refuse_on_shop_database(
+        settings,
+        "agents",
+        "create the user in the shop's back office (Zed: Users > Create user, with \"This user is an agent\" ticked), then use `glue agent set-password`, `activate` or `deactivate` here",
+    )?;
     if username.trim().is_empty() {
         return Err(refused("the username must not be empty"));
     }
@@ -526,6 +548,11 @@ fn customer_create(
     customer_reference: Option<&str>,
     password_stdin: bool,
 ) -> Result<String, CliError> {
+    refuse_on_shop_database(
+        settings,
+        "customers",
+        "customers register in the shop's storefront or are created in its back office (Zed: Customers > Add customer)",
+    )?;
     if !customer::is_valid_email(email) {
         return Err(refused(format!("{email:?} is not a valid email address")));
     }

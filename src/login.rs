@@ -91,6 +91,10 @@ pub trait Accounts: Send + 'static {
     ) -> QueryResult<Option<(Self::User, Option<String>)>>;
     /// What the new token pair grants.
     fn grant(user: &Self::User) -> Grant;
+    /// The form of the password bcrypt sees (the shop's hasher may transform it first).
+    fn password_form(password: Password) -> Password {
+        password
+    }
     /// Bookkeeping after a successful login (e.g. `last_login`).
     fn logged_in(_conn: &mut DbConnection, _user: &Self::User) -> QueryResult<()> {
         Ok(())
@@ -196,7 +200,7 @@ pub async fn password_grant<A: Accounts>(
         .verify(
             slot,
             attempt.still_wanted.clone(),
-            attempt.password.clone(),
+            attempt.password.clone().map(A::password_form),
             hash,
         )
         .await?;

@@ -56,7 +56,27 @@ impl Password {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The password as Symfony's `NativePasswordHasher` (Spryker's customers) hands it to
+    /// bcrypt: one longer than 72 bytes or holding a NUL byte (bcrypt would cut it) becomes
+    /// base64(SHA-512(password)), of which bcrypt reads the first 72 bytes. Symfony refuses
+    /// passwords over 4096 bytes outright; those stay as they are and so never verify.
+    pub fn symfony_native(self) -> Self {
+        use base64::Engine;
+        use sha2::Digest;
+        let long = self.0.len() > BCRYPT_MAX_BYTES;
+        if self.0.len() > SYMFONY_MAX_BYTES || !(long || self.0.contains('\0')) {
+            return self;
+        }
+        let digest = sha2::Sha512::digest(self.0.as_bytes());
+        let mut encoded = base64::engine::general_purpose::STANDARD.encode(digest);
+        encoded.truncate(BCRYPT_MAX_BYTES);
+        Password(encoded)
+    }
 }
+
+/// Symfony's `PasswordHasherInterface::MAX_PASSWORD_LENGTH`.
+pub const SYMFONY_MAX_BYTES: usize = 4096;
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,6 +156,8 @@ pub struct PasswordVerifier {
     queue_depth: usize,
     /// Raise the target when a verification meets a costlier hash.
     learn_costs: bool,
+    /// Rehash a matched password whose hash is cheaper than `cost`.
+    rehash: bool,
     /// How long jobs waited for a thread (seconds).
     waits: Option<prometheus::Histogram>,
 }
@@ -181,8 +203,16 @@ impl PasswordVerifier {
             queued: Arc::new(AtomicUsize::new(0)),
             queue_depth,
             learn_costs,
+            rehash: true,
             waits: None,
         })
+    }
+
+    /// Whether a successful login replaces a hash cheaper than the configured cost (not on a
+    /// shop's database, whose back office owns its users' hashes).
+    pub fn rehashing(mut self, rehash: bool) -> Self {
+        self.rehash = rehash;
+        self
     }
 
     /// Observes every job's wait for a thread into `histogram`.
@@ -235,6 +265,7 @@ impl PasswordVerifier {
         let template = self.dummy_template.clone();
         let configured = self.cost;
         let learn_costs = self.learn_costs;
+        let rehash = self.rehash;
         let waits = self.waits.clone();
         let enqueued = std::time::Instant::now();
         let job: Job = Box::new(move || {
@@ -269,7 +300,7 @@ impl PasswordVerifier {
                 }
             }
             let rehashed = match spent {
-                Some(cost) if matched && cost < configured => {
+                Some(cost) if rehash && matched && cost < configured => {
                     self::hash(candidate, configured).ok()
                 }
                 _ => None,

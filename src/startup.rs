@@ -146,25 +146,36 @@ impl Application {
                 settings.oauth.bcrypt_queue_depth,
                 settings.oauth.bcrypt_pad_to_stored_cost,
             )?
-            .observing(metrics.bcrypt_wait.clone()),
+            .observing(metrics.bcrypt_wait.clone())
+            .rehashing(settings.database.schema_owner == db::SchemaOwner::Glue),
         );
-        let pool =
-            db::build_pool(&settings.database, metrics.clone()).map_err(ConnectError::from)?;
+        let manager = db::ConnectionManager::for_settings(&settings.database)?;
+        let applied = db::migrate(&manager)?;
+        if applied > 0 {
+            log::info!(target: "glue::db", "applied {applied} migration(s)");
+        }
+        let pool = db::build_pool(&settings.database, metrics.clone())?;
         {
             let mut conn = pool.get()?;
-            let applied = db::run_migrations(&mut conn)?;
-            if applied > 0 {
-                log::info!(target: "glue::db", "applied {applied} migration(s)");
-            }
             if settings.environment == Environment::Production {
                 production_guard(&mut conn)?;
             }
-            crate::oauth::ensure_client(&mut conn, &settings.oauth.client_id).map_err(
-                |e| match e {
+            let client = &settings.oauth.client_id;
+            let client_ready = if manager.layout().is_spryker() {
+                // The shop's installer made its clients; glue adds no row to its tables.
+                crate::oauth::client_exists(&mut conn, client)?
+            } else {
+                crate::oauth::ensure_client(&mut conn, client).map_err(|e| match e {
                     crate::oauth::OAuthError::Database(db) => StartupError::Db(db),
                     other => StartupError::Db(crate::db::DbError::Unavailable(Box::new(other))),
-                },
-            )?;
+                })?;
+                true
+            };
+            if !client_ready {
+                return Err(StartupError::Database(ConnectError::Setup(format!(
+                    "the shop's spy_oauth_client has no row with identifier {client:?} (oauth.client_id); Spryker's installer creates `frontend`"
+                ))));
+            }
             // Failed logins take as long as a verification of the costliest stored hash.
             if settings.oauth.bcrypt_pad_to_stored_cost {
                 for cost in [

@@ -6,7 +6,10 @@
 //! Queries live with their modules (`agent`, `oauth::refresh_token`, …) as plain functions that
 //! take `&mut DbConnection` first and return `QueryResult`.
 
+pub mod layout;
 pub mod schema;
+
+pub use layout::{Layout, SchemaOwner};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,6 +37,12 @@ pub struct DatabaseSettings {
     /// once `connect_timeout_ms + statement_timeout_ms` have passed, even when the server or the
     /// network stopped answering altogether.
     pub statement_timeout_ms: u64,
+    /// Who owns the `spy_*` tables: glue (creates and seeds them) or the shop's Spryker (glue
+    /// only reads and writes rows, and keeps its own tables in `glue_schema`). See [`layout`].
+    pub schema_owner: SchemaOwner,
+    /// `spryker` mode: the PostgreSQL schema (in the shop's database) or MySQL database (on the
+    /// shop's server) of glue's own tables; empty = `glue` / `<shop database>_glue`.
+    pub glue_schema: String,
 }
 
 /// A connection to whichever backend `DATABASE_URL` names.
@@ -108,6 +117,12 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 #[cfg(feature = "mysql")]
 pub const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+/// `schema_owner = "spryker"`: glue's own tables only (see [`layout`]).
+pub const POSTGRES_SPRYKER_MIGRATIONS: EmbeddedMigrations =
+    embed_migrations!("migrations/postgres-spryker");
+#[cfg(feature = "mysql")]
+pub const MYSQL_SPRYKER_MIGRATIONS: EmbeddedMigrations =
+    embed_migrations!("migrations/mysql-spryker");
 
 diesel::define_sql_function! {
     /// SQL `substr(text, start, length)` (1-based), on every backend.
@@ -233,6 +248,7 @@ pub struct ConnectionManager {
     sqlite_busy_timeout_ms: u64,
     statement_timeout_ms: Option<u64>,
     connect_timeout_ms: Option<u64>,
+    layout: Layout,
 }
 
 impl ConnectionManager {
@@ -244,7 +260,30 @@ impl ConnectionManager {
             sqlite_busy_timeout_ms,
             statement_timeout_ms: None,
             connect_timeout_ms: None,
+            layout: Layout::Glue,
         })
+    }
+
+    /// The manager the settings describe: URL, timeouts and layout.
+    pub fn for_settings(settings: &DatabaseSettings) -> Result<Self, ConnectError> {
+        let url = settings.url.expose();
+        let layout = Layout::resolve(settings.schema_owner, &settings.glue_schema, url)
+            .map_err(ConnectError::Setup)?;
+        Ok(
+            ConnectionManager::new(url, settings.sqlite_busy_timeout_ms)?
+                .with_timeouts(settings.statement_timeout_ms, settings.connect_timeout_ms)
+                .with_layout(layout),
+        )
+    }
+
+    /// Where glue's own tables are (see [`layout`]).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Bounds every statement on the server, and (PostgreSQL) the connection handshake.
@@ -287,7 +326,9 @@ impl ConnectionManager {
                 // walks the primary key for a rare prefix (67 ms instead of 0.2 ms on 100,000
                 // customers). Our statements are small: planning each run costs microseconds.
                 conn.batch_execute("SET plan_cache_mode = force_custom_plan")?;
-                Ok(DbConnection::Postgresql(conn))
+                let mut conn = DbConnection::Postgresql(conn);
+                self.layout.on_connect(&mut conn)?;
+                Ok(conn)
             }
             Backend::Sqlite => {
                 let path = sqlite_path(&self.url);
@@ -334,7 +375,9 @@ impl ConnectionManager {
                         "SET SESSION innodb_lock_wait_timeout = {lock_wait_s}"
                     ))?;
                 }
-                Ok(DbConnection::Mysql(conn))
+                let mut conn = DbConnection::Mysql(conn);
+                self.layout.on_connect(&mut conn)?;
+                Ok(conn)
             }
             #[cfg(not(feature = "mysql"))]
             Backend::Mysql => Err(UrlError::MysqlNotBuilt.into()),
@@ -406,9 +449,8 @@ impl r2d2::HandleError<ConnectError> for PoolErrorLogger {
 pub fn build_pool(
     settings: &DatabaseSettings,
     metrics: Arc<crate::metrics::Metrics>,
-) -> Result<DbPool, UrlError> {
-    let manager = ConnectionManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms)?
-        .with_timeouts(settings.statement_timeout_ms, settings.connect_timeout_ms);
+) -> Result<DbPool, ConnectError> {
+    let manager = ConnectionManager::for_settings(settings)?;
     // A server connection can die with the server or the network: check it on checkout.
     // An SQLite connection is a file handle that cannot.
     let test_on_check_out = manager.backend() != Backend::Sqlite;
@@ -430,33 +472,93 @@ pub fn build_pool(
     })
 }
 
-/// Runs every pending migration of the connection's backend. On PostgreSQL an advisory lock
-/// keeps two instances that start together from migrating at the same time.
+/// Checks, prepares and migrates the database `manager` connects to, as its layout asks:
+/// everything `glue migrate` and `glue serve` do before serving. Returns the migrations applied.
+///
+/// `spryker` layout: refuses (naming each piece) when the shop's tables lack what glue needs,
+/// and otherwise creates only glue's own schema or database and tables — never a `spy_*` one.
+/// `glue` layout: refuses a database that already holds Spryker tables glue did not create.
+pub fn migrate(manager: &ConnectionManager) -> Result<usize, ConnectError> {
+    let layout = manager.layout().clone();
+    // On MySQL glue's database may not exist yet: connect to the shop's and move over.
+    let mut conn = match &layout {
+        Layout::Spryker { .. } if manager.backend() == Backend::Mysql => {
+            manager.clone().with_layout(Layout::Glue).establish()?
+        }
+        _ => manager.establish()?,
+    };
+    if layout.is_spryker() {
+        let problems = layout::check_shop(&mut conn, &layout)?;
+        if !problems.is_empty() {
+            return Err(ConnectError::Setup(format!(
+                "the shop's database lacks what glue needs (database.schema_owner = \"spryker\"): {}",
+                problems.join("; ")
+            )));
+        }
+    } else if layout::holds_foreign_spryker_tables(&mut conn)? {
+        return Err(ConnectError::Setup(
+            "the database already holds Spryker tables that glue did not create: to serve a shop's own database set database.schema_owner = \"spryker\" (GLUE__DATABASE__SCHEMA_OWNER=spryker)".into(),
+        ));
+    }
+    run_migrations_in(&mut conn, &layout)
+}
+
+/// Runs every pending migration of the connection's backend in the glue-owned layout (tests
+/// and tools that connect by hand; services go through [`migrate`]).
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, ConnectError> {
+    run_migrations_in(conn, &Layout::Glue)
+}
+
+/// Runs every pending migration of `layout`. An advisory lock (PostgreSQL) or named lock
+/// (MySQL) keeps two instances that start together from migrating at the same time.
+fn run_migrations_in(conn: &mut DbConnection, layout: &Layout) -> Result<usize, ConnectError> {
     const MIGRATION_LOCK: i64 = 0x676c_7565; // "glue"
+    let spryker = layout.is_spryker();
     let applied = match conn {
-        DbConnection::Postgresql(pg) => {
-            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
-            let result = pg
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|v| v.len());
-            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+        DbConnection::Postgresql(_) => {
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let result = layout::prepare(conn, layout).and_then(|()| {
+                let DbConnection::Postgresql(pg) = conn else {
+                    unreachable!()
+                };
+                let migrations = if spryker {
+                    POSTGRES_SPRYKER_MIGRATIONS
+                } else {
+                    POSTGRES_MIGRATIONS
+                };
+                pg.run_pending_migrations(migrations)
+                    .map(|v| v.len())
+                    .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
+            });
+            conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
             result
         }
         DbConnection::Sqlite(sqlite) => sqlite
             .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|v| v.len()),
+            .map(|v| v.len())
+            .map_err(|e| ConnectError::Setup(format!("migration failed: {e}"))),
         #[cfg(feature = "mysql")]
-        DbConnection::Mysql(mysql) => {
-            mysql.batch_execute("DO GET_LOCK('glue_migrations', 60)")?;
-            let result = mysql
-                .run_pending_migrations(MYSQL_MIGRATIONS)
-                .map(|v| v.len());
-            mysql.batch_execute("DO RELEASE_LOCK('glue_migrations')")?;
+        DbConnection::Mysql(_) => {
+            conn.batch_execute("DO GET_LOCK('glue_migrations', 60)")?;
+            let result = layout::prepare(conn, layout).and_then(|()| {
+                let DbConnection::Mysql(mysql) = conn else {
+                    unreachable!()
+                };
+                let migrations = if spryker {
+                    MYSQL_SPRYKER_MIGRATIONS
+                } else {
+                    MYSQL_MIGRATIONS
+                };
+                mysql
+                    .run_pending_migrations(migrations)
+                    .map(|v| v.len())
+                    .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
+            });
+            conn.batch_execute("DO RELEASE_LOCK('glue_migrations')")?;
             result
         }
     };
-    applied.map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
+    applied
 }
 
 /// Runs `f` in a transaction that holds the write lock from its first statement: `BEGIN

@@ -165,14 +165,20 @@ pub fn end_agent_sessions(conn: &mut DbConnection, id_agent: i64) -> diesel::Que
 
 /// Makes sure the `spy_oauth_client` row of `client_id` exists (refresh tokens reference it),
 /// creating it as Spryker's installer does for `frontend`.
+/// True when `spy_oauth_client` has the client `client_id`.
+pub fn client_exists(conn: &mut DbConnection, client_id: &str) -> diesel::QueryResult<bool> {
+    use crate::db::schema::spy_oauth_client::{self as clients, dsl};
+    use diesel::prelude::*;
+    diesel::select(diesel::dsl::exists(
+        clients::table.filter(dsl::identifier.eq(client_id)),
+    ))
+    .get_result(conn)
+}
+
 pub fn ensure_client(conn: &mut DbConnection, client_id: &str) -> Result<(), OAuthError> {
     use crate::db::schema::spy_oauth_client::{self as clients, dsl};
     use diesel::prelude::*;
-    let exists: bool = diesel::select(diesel::dsl::exists(
-        clients::table.filter(dsl::identifier.eq(client_id)),
-    ))
-    .get_result(conn)?;
-    if !exists {
+    if !client_exists(conn, client_id)? {
         let values = (
             dsl::identifier.eq(client_id),
             dsl::name.eq(client_id),

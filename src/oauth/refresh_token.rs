@@ -399,14 +399,37 @@ fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     .execute(conn)
 }
 
-/// Deletes rows that expired before `before`, and their side rows.
+/// Rows deleted per transaction by [`purge_expired`]: each batch holds its locks briefly.
+const PURGE_BATCH: i64 = 1000;
+
+/// Deletes the rows glue wrote (those with a side row) that expired before `before`, with
+/// their side rows, in batches of [`PURGE_BATCH`]; then side rows whose token row is gone
+/// (deleted by the shop). Rows the shop's own PHP Glue wrote are the shop's to purge.
 pub fn purge_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
-    crate::db::write_transaction(conn, |conn| {
-        let expired = t::table
-            .filter(dsl::expires_at.lt(before))
-            .select(dsl::id_oauth_refresh_token);
-        diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(expired)))
-            .execute(conn)?;
-        diesel::delete(t::table.filter(dsl::expires_at.lt(before))).execute(conn)
-    })
+    let mut deleted = 0;
+    loop {
+        let batch = crate::db::write_transaction(conn, |conn| {
+            let ids: Vec<i64> = t::table
+                .inner_join(g::table)
+                .filter(dsl::expires_at.lt(before))
+                .select(dsl::id_oauth_refresh_token)
+                .limit(PURGE_BATCH)
+                .load(conn)?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(&ids)))
+                .execute(conn)?;
+            diesel::delete(t::table.filter(dsl::id_oauth_refresh_token.eq_any(&ids))).execute(conn)
+        })?;
+        deleted += batch;
+        if batch == 0 {
+            break;
+        }
+    }
+    diesel::delete(g::table.filter(diesel::dsl::not(diesel::dsl::exists(
+        t::table.filter(dsl::id_oauth_refresh_token.eq(side::id_oauth_refresh_token)),
+    ))))
+    .execute(conn)?;
+    Ok(deleted)
 }

@@ -10,6 +10,7 @@ use crate::oauth::jwt::UserIdentifier;
 use crate::oauth::{
     Grant, IssuedTokens, OAuthError, OAuthServer, SCOPE_CUSTOMER, SCOPE_CUSTOMER_IMPERSONATION,
 };
+use crate::password::Password;
 use crate::security_blocker::EntityType;
 
 /// Customers: `spy_customer` rows, found by email in any case.
@@ -38,6 +39,11 @@ impl Accounts for Customers {
             scopes: vec![SCOPE_CUSTOMER.to_string()],
             actor: None,
         }
+    }
+
+    /// Spryker hashes customer passwords with Symfony's `NativePasswordHasher`.
+    fn password_form(password: Password) -> Password {
+        password.symfony_native()
     }
 
     fn rehash(

@@ -145,6 +145,8 @@ impl Drop for TestDatabase {
             Cleanup::Mysql { admin_url, name } => {
                 if let Ok(mut admin) = diesel::MysqlConnection::establish(admin_url) {
                     let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"));
+                    // glue's own database beside a shop's (schema_owner = "spryker").
+                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}_glue`"));
                 }
             }
             #[cfg(not(feature = "mysql"))]
@@ -623,11 +625,23 @@ pub fn glue_in(
     args: &[&str],
     stdin: Option<&str>,
 ) -> std::process::Output {
+    glue_with_env(environment, db, &[], args, stdin)
+}
+
+/// [`glue_in`] with more environment variables.
+pub fn glue_with_env(
+    environment: &str,
+    db: &TestDatabase,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
         .args(args)
         .env("GLUE_ENV", environment)
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -20,3 +20,4 @@ mod refresh_tokens;
 mod schema;
 mod security_blocker;
 mod sessions;
+mod spryker_shop;

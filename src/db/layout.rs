@@ -1,0 +1,444 @@
+//! Who owns the `spy_*` tables, and where glue keeps its own.
+//!
+//! - `schema_owner = "glue"` (the default): glue's migrations create Spryker's four tables, seed
+//!   them, and create glue's own tables beside them, in the database `DATABASE_URL` names.
+//! - `schema_owner = "spryker"`: the database is a live shop's; its Propel migrations own every
+//!   `spy_*` table, and `propel:diff` proposes to drop whatever its XML does not declare. glue
+//!   never creates, alters, drops or seeds a `spy_*` table or index there; its own tables live
+//!   where Propel does not look:
+//!   - PostgreSQL: a schema of their own in the shop's database (`glue_schema`, default `glue`),
+//!     first on the search path of glue's connections, so unqualified names find glue's tables
+//!     there and the shop's tables in the shop's schema;
+//!   - MySQL/MariaDB: a database of their own on the shop's server (`glue_schema`, default
+//!     `<shop database>_glue`), the default database of glue's connections, holding glue's
+//!     tables and one view per shop table glue works with (`SELECT *` from the shop's table,
+//!     `MERGE` algorithm, so the shop's indexes and collations serve every query unchanged);
+//!   - SQLite: refused (a shop never runs Spryker on SQLite).
+//!
+//! Before it touches anything, `spryker` mode checks the shop's tables (see [`check_shop`]) and
+//! refuses to start naming every missing or incompatible piece.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use super::{Backend, ConnectError, DbConnection};
+
+/// `database.schema_owner`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaOwner {
+    /// glue creates and seeds Spryker's tables itself.
+    #[default]
+    Glue,
+    /// The shop's Propel migrations own every `spy_*` table.
+    Spryker,
+}
+
+/// Where glue's tables are, resolved from the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Every table in the database the URL names.
+    Glue,
+    /// The shop's tables where the URL points; glue's in `glue_schema`.
+    Spryker {
+        /// The PostgreSQL schema or MySQL database of glue's own tables.
+        glue_schema: String,
+        /// MySQL: the shop's database (from the URL), which the views point into.
+        shop_database: String,
+    },
+}
+
+/// The shop tables glue reads and writes (the views on MySQL).
+pub const SHOP_TABLES: [&str; 4] = [
+    "spy_oauth_client",
+    "spy_user",
+    "spy_customer",
+    "spy_oauth_refresh_token",
+];
+
+/// A name glue puts into DDL without quoting it any further: letters, digits, `_` (and `$`,
+/// `-` on MySQL, whose database names allow them), at most 63 bytes.
+fn is_identifier(name: &str, backend: Backend) -> bool {
+    let extra: &[char] = match backend {
+        Backend::Mysql => &['_', '$', '-'],
+        _ => &['_'],
+    };
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The database a `mysql://…/name?…` URL names.
+fn mysql_database(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let path = &rest[rest.find('/')? + 1..];
+    let name = path.split(['?', '#']).next().unwrap_or("");
+    (!name.is_empty()).then_some(name)
+}
+
+impl Layout {
+    /// The layout `owner` and `glue_schema` ask for on the database at `url`.
+    pub fn resolve(owner: SchemaOwner, glue_schema: &str, url: &str) -> Result<Layout, String> {
+        if owner == SchemaOwner::Glue {
+            return Ok(Layout::Glue);
+        }
+        let backend = Backend::of_url(url).map_err(|e| e.to_string())?;
+        let (default, shop_database) = match backend {
+            Backend::Sqlite => {
+                return Err(
+                    "database.schema_owner = \"spryker\" needs the shop's PostgreSQL or MariaDB/MySQL database; SQLite is only for glue-owned tables".into(),
+                )
+            }
+            Backend::Postgresql => ("glue".to_string(), String::new()),
+            Backend::Mysql => {
+                let shop = mysql_database(url.trim()).ok_or(
+                    "database.schema_owner = \"spryker\" on MySQL needs the shop's database in the URL (mysql://user@host:3306/<database>)",
+                )?;
+                if !is_identifier(shop, backend) {
+                    return Err(format!("the shop's database name {shop:?} has characters glue does not quote (letters, digits, _, $, - only)"));
+                }
+                (format!("{shop}_glue"), shop.to_string())
+            }
+        };
+        let glue_schema = match glue_schema.trim() {
+            "" => default,
+            name => name.to_string(),
+        };
+        if !is_identifier(&glue_schema, backend) {
+            return Err(format!(
+                "database.glue_schema {glue_schema:?}: letters, digits and _ only, at most 63 bytes, not starting with a digit"
+            ));
+        }
+        if glue_schema == shop_database || glue_schema == "public" {
+            return Err(format!(
+                "database.glue_schema {glue_schema:?} is where the shop's tables are: glue's must be elsewhere, or Propel drops them"
+            ));
+        }
+        Ok(Layout::Spryker {
+            glue_schema,
+            shop_database,
+        })
+    }
+
+    pub fn is_spryker(&self) -> bool {
+        matches!(self, Layout::Spryker { .. })
+    }
+
+    /// What every new connection runs first (after the backend's own settings).
+    pub(super) fn on_connect(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
+        let Layout::Spryker { glue_schema, .. } = self else {
+            return Ok(());
+        };
+        match conn.backend() {
+            Backend::Postgresql => conn.batch_execute(&format!(
+                "SELECT set_config('search_path', '\"{glue_schema}\", ' || current_setting('search_path'), false)"
+            ))?,
+            Backend::Mysql => conn.batch_execute(&format!("USE `{glue_schema}`")).map_err(|e| {
+                ConnectError::Setup(format!(
+                    "cannot use glue's database `{glue_schema}` ({e}); `glue migrate` creates it"
+                ))
+            })?,
+            Backend::Sqlite => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(QueryableByName)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    data_type: String,
+    #[diesel(sql_type = Text)]
+    is_nullable: String,
+    #[diesel(sql_type = Text)]
+    extra: String,
+}
+
+/// A column type as glue reads and writes it.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Int,
+    BigInt,
+    SmallInt,
+    Text,
+    Bool,
+    Timestamp,
+}
+
+impl Kind {
+    /// The `information_schema`/`format_type` names that hold this kind on `backend`.
+    fn accepts(self, backend: Backend, data_type: &str) -> bool {
+        let names: &[&str] = match (backend, self) {
+            (Backend::Mysql, Kind::Int) => &["int"],
+            (Backend::Mysql, Kind::BigInt) => &["bigint"],
+            (Backend::Mysql, Kind::SmallInt) => &["tinyint", "smallint"],
+            (Backend::Mysql, Kind::Text) => &["varchar", "text", "mediumtext", "longtext", "char"],
+            (Backend::Mysql, Kind::Bool) => &["tinyint"],
+            (Backend::Mysql, Kind::Timestamp) => &["datetime", "timestamp"],
+            (_, Kind::Int) => &["integer"],
+            (_, Kind::BigInt) => &["bigint"],
+            (_, Kind::SmallInt) => &["smallint"],
+            (_, Kind::Text) => &["character varying", "text"],
+            (_, Kind::Bool) => &["boolean"],
+            (_, Kind::Timestamp) => &["timestamp without time zone"],
+        };
+        names.contains(&data_type.to_ascii_lowercase().as_str())
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Int => "INTEGER",
+            Kind::BigInt => "BIGINT",
+            Kind::SmallInt => "SMALLINT/TINYINT",
+            Kind::Text => "VARCHAR/TEXT",
+            Kind::Bool => "BOOLEAN/TINYINT(1)",
+            Kind::Timestamp => "TIMESTAMP/DATETIME (without time zone)",
+        }
+    }
+}
+
+/// The shop columns glue reads or writes: (table, column, type, must be NOT NULL — glue reads
+/// it as never NULL). The columns of `db::schema`.
+const NEEDED: &[(&str, &str, Kind, bool)] = &[
+    ("spy_oauth_client", "id_oauth_client", Kind::Int, true),
+    ("spy_oauth_client", "identifier", Kind::Text, true),
+    ("spy_oauth_client", "is_confidential", Kind::Bool, false),
+    ("spy_oauth_client", "name", Kind::Text, true),
+    ("spy_user", "id_user", Kind::Int, true),
+    ("spy_user", "first_name", Kind::Text, true),
+    ("spy_user", "is_agent", Kind::Bool, false),
+    ("spy_user", "last_login", Kind::Timestamp, false),
+    ("spy_user", "last_name", Kind::Text, true),
+    ("spy_user", "password", Kind::Text, true),
+    ("spy_user", "status", Kind::SmallInt, true),
+    ("spy_user", "username", Kind::Text, true),
+    ("spy_user", "created_at", Kind::Timestamp, false),
+    ("spy_user", "updated_at", Kind::Timestamp, false),
+    ("spy_customer", "id_customer", Kind::Int, true),
+    ("spy_customer", "customer_reference", Kind::Text, true),
+    ("spy_customer", "email", Kind::Text, true),
+    ("spy_customer", "first_name", Kind::Text, false),
+    ("spy_customer", "last_name", Kind::Text, false),
+    ("spy_customer", "password", Kind::Text, false),
+    ("spy_customer", "created_at", Kind::Timestamp, false),
+    ("spy_customer", "updated_at", Kind::Timestamp, false),
+    (
+        "spy_oauth_refresh_token",
+        "id_oauth_refresh_token",
+        Kind::BigInt,
+        true,
+    ),
+    ("spy_oauth_refresh_token", "identifier", Kind::Text, true),
+    ("spy_oauth_refresh_token", "scopes", Kind::Text, false),
+    (
+        "spy_oauth_refresh_token",
+        "customer_reference",
+        Kind::Text,
+        false,
+    ),
+    (
+        "spy_oauth_refresh_token",
+        "user_identifier",
+        Kind::Text,
+        true,
+    ),
+    (
+        "spy_oauth_refresh_token",
+        "fk_oauth_client",
+        Kind::Text,
+        true,
+    ),
+    (
+        "spy_oauth_refresh_token",
+        "expires_at",
+        Kind::Timestamp,
+        true,
+    ),
+    (
+        "spy_oauth_refresh_token",
+        "revoked_at",
+        Kind::Timestamp,
+        false,
+    ),
+    (
+        "spy_oauth_refresh_token",
+        "created_at",
+        Kind::Timestamp,
+        false,
+    ),
+    (
+        "spy_oauth_refresh_token",
+        "updated_at",
+        Kind::Timestamp,
+        false,
+    ),
+];
+
+/// The shop tables' columns as the database describes them.
+fn shop_columns(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<Column>> {
+    let tables = SHOP_TABLES.map(|t| format!("'{t}'")).join(", ");
+    let query = match conn.backend() {
+        // The tables unqualified names resolve to on glue's search path.
+        Backend::Postgresql => format!(
+            "SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
+                    format_type(a.atttypid, NULL) AS data_type, \
+                    CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END AS is_nullable, \
+                    CASE WHEN to_regclass(c.relname || '_pk_seq') IS NULL THEN '' ELSE 'sequence' END AS extra \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             WHERE a.attrelid IN (SELECT to_regclass(t) FROM unnest(ARRAY[{tables}]) AS t) \
+               AND a.attnum > 0 AND NOT a.attisdropped"
+        ),
+        Backend::Mysql => {
+            let Layout::Spryker { shop_database, .. } = layout else {
+                return Ok(Vec::new());
+            };
+            format!(
+                "SELECT CAST(TABLE_NAME AS CHAR) AS table_name, CAST(COLUMN_NAME AS CHAR) AS column_name, \
+                        CAST(DATA_TYPE AS CHAR) AS data_type, CAST(IS_NULLABLE AS CHAR) AS is_nullable, \
+                        CAST(EXTRA AS CHAR) AS extra \
+                 FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = '{shop_database}' AND TABLE_NAME IN ({tables})"
+            )
+        }
+        Backend::Sqlite => return Ok(Vec::new()),
+    };
+    diesel::sql_query(query).load(conn)
+}
+
+/// Every way the shop's tables fall short of what glue reads and writes (empty: all there).
+pub fn check_shop(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<String>> {
+    let backend = conn.backend();
+    let columns = shop_columns(conn, layout)?;
+    let mut problems = Vec::new();
+    for table in SHOP_TABLES {
+        if !columns.iter().any(|c| c.table_name == table) {
+            problems.push(format!("table {table} is missing"));
+        }
+    }
+    for (table, column, kind, not_null) in NEEDED {
+        if !columns.iter().any(|c| c.table_name == *table) {
+            continue;
+        }
+        match columns
+            .iter()
+            .find(|c| c.table_name == *table && c.column_name == *column)
+        {
+            None => problems.push(format!("column {table}.{column} is missing")),
+            Some(found) if !kind.accepts(backend, &found.data_type) => problems.push(format!(
+                "column {table}.{column} is {} where glue needs {}",
+                found.data_type,
+                kind.describe()
+            )),
+            Some(found) if *not_null && found.is_nullable != "NO" => problems.push(format!(
+                "column {table}.{column} is nullable where glue needs NOT NULL"
+            )),
+            Some(_) => {}
+        }
+    }
+    // New refresh-token rows take their ids as the shop's own inserts do.
+    if let Some(id) = columns.iter().find(|c| {
+        c.table_name == "spy_oauth_refresh_token" && c.column_name == "id_oauth_refresh_token"
+    }) {
+        let ok = match backend {
+            Backend::Mysql => id.extra.to_ascii_lowercase().contains("auto_increment"),
+            _ => id.extra == "sequence",
+        };
+        if !ok {
+            problems.push(match backend {
+                Backend::Mysql => {
+                    "column spy_oauth_refresh_token.id_oauth_refresh_token is not AUTO_INCREMENT"
+                        .to_string()
+                }
+                _ => "sequence spy_oauth_refresh_token_pk_seq is missing".to_string(),
+            });
+        }
+    }
+    Ok(problems)
+}
+
+/// True when the database already holds Spryker's tables that glue's migrations did not create
+/// (a shop's database reached with `schema_owner = "glue"`).
+pub(super) fn holds_foreign_spryker_tables(conn: &mut DbConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    let query = match conn.backend() {
+        Backend::Postgresql => {
+            "SELECT to_regclass('spy_user') IS NOT NULL AND to_regclass('__diesel_schema_migrations') IS NULL AS found"
+        }
+        Backend::Mysql => {
+            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'spy_user') > 0 \
+                AND (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '__diesel_schema_migrations') = 0 AS found"
+        }
+        Backend::Sqlite => {
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'spy_user') \
+                AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '__diesel_schema_migrations') AS found"
+        }
+    };
+    Ok(diesel::sql_query(query).get_result::<Found>(conn)?.found)
+}
+
+/// Creates the place of glue's tables (and, on MySQL, the views of the shop's tables); run
+/// under the migration lock, after [`check_shop`] passed.
+pub(super) fn prepare(conn: &mut DbConnection, layout: &Layout) -> Result<(), ConnectError> {
+    let Layout::Spryker {
+        glue_schema,
+        shop_database,
+    } = layout
+    else {
+        return Ok(());
+    };
+    match conn.backend() {
+        Backend::Postgresql => {
+            conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{glue_schema}\""))?
+        }
+        Backend::Mysql => {
+            conn.batch_execute(&format!(
+                "CREATE DATABASE IF NOT EXISTS `{glue_schema}` DEFAULT CHARACTER SET utf8 COLLATE utf8_unicode_ci"
+            ))?;
+            // Recreated at every start: a view keeps the column list of its creation, and the
+            // shop's migrations may have added columns since (an INSERT through the view must
+            // leave them to their defaults, which it does either way).
+            for table in SHOP_TABLES {
+                conn.batch_execute(&format!(
+                    "CREATE OR REPLACE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `{glue_schema}`.`{table}` AS SELECT * FROM `{shop_database}`.`{table}`"
+                ))?;
+            }
+            conn.batch_execute(&format!("USE `{glue_schema}`"))?;
+        }
+        Backend::Sqlite => {}
+    }
+    Ok(())
+}
+
+/// The expression indexes that make case-insensitive prefix search on a shop's PostgreSQL
+/// database index-backed (`glue db search-indexes`): for a DBA to review and apply; glue never
+/// creates them in `spryker` mode, and its queries use them when they exist. MariaDB/MySQL
+/// need none: Spryker's `utf8_unicode_ci` indexes already serve `LIKE 'p%'` in any case.
+pub fn search_index_ddl(backend: Backend) -> String {
+    match backend {
+        Backend::Postgresql => [
+            "-- glue: case-insensitive prefix search on spy_customer as index range scans.",
+            "-- CONCURRENTLY: no write lock on spy_customer while the indexes build.",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"glue-spy_customer-lower_email\" ON \"spy_customer\" ((lower(\"email\") COLLATE \"C\"));",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"glue-spy_customer-lower_first_name\" ON \"spy_customer\" ((lower(\"first_name\") COLLATE \"C\"));",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"glue-spy_customer-lower_last_name\" ON \"spy_customer\" ((lower(\"last_name\") COLLATE \"C\"));",
+            "-- Propel does not know these indexes: a later `propel:diff` proposes to drop them.",
+            "-- Remove those DROP INDEX lines from the generated migration, or declare the",
+            "-- indexes in the shop's spy_customer schema XML.",
+        ]
+        .join("\n"),
+        Backend::Mysql => "-- MariaDB/MySQL: nothing to add. Spryker's spy_customer indexes on email, first_name and\n-- last_name use utf8_unicode_ci, which ignores case, so glue's `LIKE 'p%'` is index-backed.".to_string(),
+        Backend::Sqlite => "-- SQLite: glue's own migrations create the search indexes.".to_string(),
+    }
+}

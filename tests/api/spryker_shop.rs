@@ -1,0 +1,548 @@
+//! `database.schema_owner = "spryker"`: glue on a live shop's database (Spryker's DDL as Propel
+//! emits it, seeded as Zed and the storefront would: `fixtures/spryker-shop-*.sql`). The whole
+//! flow — agent login, refresh, reuse, revoke, search, impersonation, customer login, the shop's
+//! own revocation, blocker, CLI — and the description of every table, index, constraint and
+//! view of the shop's schema identical before and after.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use glue::db::{ConnectionManager, DbConnection, SchemaOwner};
+use serde_json::{json, Value};
+use sha2::Digest;
+
+use crate::helpers::*;
+
+const AGENT: (&str, &str) = ("agent@shop.test", "Agent-Pass-2026");
+const CUSTOMER_PASSWORD: &str = "Customer-Pass-2026";
+/// 120 bytes: Symfony's NativePasswordHasher stored base64(sha512(it)).
+const LONG_PASSWORD: &str = "correct horse battery staple, correct horse battery staple, correct horse battery staple, correct horse battery staple, ";
+const NUL_PASSWORD: &str = "nul\0byte-Pass-2026";
+
+/// A shop's database on `backend`, with the fixture loaded.
+fn shop_database(backend: Backend) -> TestDatabase {
+    let db = TestDatabase::create(backend);
+    match backend {
+        Backend::Postgres => diesel::PgConnection::establish(&db.url)
+            .unwrap()
+            .batch_execute(include_str!("fixtures/spryker-shop-postgres.sql"))
+            .expect("load the shop fixture"),
+        Backend::Mysql => load_mysql_fixture(&db.url),
+        Backend::Sqlite => unreachable!("a shop's database is PostgreSQL or MariaDB"),
+    }
+    db
+}
+
+fn load_mysql_fixture(url: &str) {
+    mysql_execute(url, include_str!("fixtures/spryker-shop-mysql.sql"));
+}
+
+#[cfg(feature = "mysql")]
+fn mysql_execute(url: &str, sql: &str) {
+    diesel::MysqlConnection::establish(url)
+        .unwrap()
+        .batch_execute(sql)
+        .expect(sql);
+}
+
+#[cfg(not(feature = "mysql"))]
+fn mysql_execute(_url: &str, _sql: &str) {
+    panic!("the MySQL variants need a build with `--features mysql`")
+}
+
+/// Runs `sql` on the shop's database as the shop would (not through glue's connection).
+fn raw_execute(db: &TestDatabase, backend: Backend, sql: &str) {
+    match backend {
+        Backend::Postgres => diesel::PgConnection::establish(&db.url)
+            .unwrap()
+            .batch_execute(sql)
+            .expect(sql),
+        _ => mysql_execute(&db.url, sql),
+    }
+}
+
+fn shop_settings(db: &TestDatabase) -> glue::settings::Settings {
+    let mut settings = test_settings(&db.url);
+    settings.database.schema_owner = SchemaOwner::Spryker;
+    settings
+}
+
+/// A connection as glue's own (the shop's tables, glue's schema first).
+fn glue_connection(db: &TestDatabase) -> DbConnection {
+    ConnectionManager::for_settings(&shop_settings(db).database)
+        .unwrap()
+        .establish()
+        .unwrap()
+}
+
+#[derive(QueryableByName, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Line {
+    #[diesel(sql_type = Text)]
+    line: String,
+}
+
+/// Every table, column (type, nullability, default, collation), index, constraint, sequence,
+/// view and trigger of the shop's own schema (not glue's), sorted.
+fn describe_shop(db: &TestDatabase, backend: Backend) -> Vec<String> {
+    let mut lines: Vec<Line> = match backend {
+        Backend::Postgres => {
+            let mut conn = diesel::PgConnection::establish(&db.url).unwrap();
+            diesel::sql_query(
+                r#"SELECT 'relation ' || c.relname || ' ' || c.relkind::text AS line
+                   FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
+                   UNION ALL
+                   SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type
+                       || COALESCE('(' || character_maximum_length || ')', '') || ' ' || is_nullable
+                       || COALESCE(' DEFAULT ' || column_default, '') || COALESCE(' ' || collation_name, '')
+                   FROM information_schema.columns WHERE table_schema = 'public'
+                   UNION ALL
+                   SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+                   UNION ALL
+                   SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+                   FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+                   UNION ALL
+                   SELECT 'trigger ' || tgrelid::regclass::text || ' ' || tgname FROM pg_trigger
+                   WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)"#,
+            )
+            .load(&mut conn)
+            .unwrap()
+        }
+        Backend::Mysql => describe_mysql(db),
+        Backend::Sqlite => unreachable!(),
+    };
+    lines.sort();
+    lines.into_iter().map(|l| l.line).collect()
+}
+
+#[cfg(feature = "mysql")]
+fn describe_mysql(db: &TestDatabase) -> Vec<Line> {
+    let mut conn = diesel::MysqlConnection::establish(&db.url).unwrap();
+    diesel::sql_query(
+        r#"SELECT CONCAT('table ', TABLE_NAME, ' ', TABLE_TYPE, ' ', COALESCE(ENGINE, ''), ' ', COALESCE(TABLE_COLLATION, '')) AS line
+           FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()
+           UNION ALL
+           SELECT CONCAT('column ', TABLE_NAME, '.', COLUMN_NAME, ' ', COLUMN_TYPE, ' ', IS_NULLABLE,
+                  ' ', COALESCE(COLUMN_DEFAULT, '-'), ' ', EXTRA, ' ', COALESCE(COLLATION_NAME, ''))
+           FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()
+           UNION ALL
+           SELECT CONCAT('index ', TABLE_NAME, ' ', INDEX_NAME, ' ', NON_UNIQUE, ' ', SEQ_IN_INDEX, ' ', COLUMN_NAME, ' ', INDEX_TYPE)
+           FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()
+           UNION ALL
+           SELECT CONCAT('constraint ', TABLE_NAME, ' ', CONSTRAINT_NAME, ' ', CONSTRAINT_TYPE)
+           FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = DATABASE()
+           UNION ALL
+           SELECT CONCAT('reference ', TABLE_NAME, ' ', CONSTRAINT_NAME, ' ', COLUMN_NAME, ' ', COALESCE(REFERENCED_TABLE_SCHEMA, ''), '.', COALESCE(REFERENCED_TABLE_NAME, ''), '.', COALESCE(REFERENCED_COLUMN_NAME, ''))
+           FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() OR REFERENCED_TABLE_SCHEMA = DATABASE()
+           UNION ALL
+           SELECT CONCAT('trigger ', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()"#,
+    )
+    .load(&mut conn)
+    .unwrap()
+}
+
+#[cfg(not(feature = "mysql"))]
+fn describe_mysql(_db: &TestDatabase) -> Vec<Line> {
+    panic!("the MySQL variants need a build with `--features mysql`")
+}
+
+#[derive(QueryableByName, Debug)]
+struct TokenRow {
+    #[diesel(sql_type = BigInt)]
+    id_oauth_refresh_token: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    scopes: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    customer_reference: Option<String>,
+    #[diesel(sql_type = Text)]
+    user_identifier: String,
+    #[diesel(sql_type = Text)]
+    fk_oauth_client: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    revoked: Option<String>,
+}
+
+/// The shop's row of a refresh token (found by the SHA-256 of the token, as glue stores it).
+fn token_row(conn: &mut DbConnection, token: &str) -> TokenRow {
+    let identifier = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    diesel::sql_query(format!(
+        "SELECT id_oauth_refresh_token, scopes, customer_reference, user_identifier, fk_oauth_client, \
+                CASE WHEN revoked_at IS NULL THEN NULL ELSE 'revoked' END AS revoked \
+         FROM spy_oauth_refresh_token WHERE identifier = '{identifier}'"
+    ))
+    .get_result(conn)
+    .unwrap()
+}
+
+fn access_and_refresh(body: &Value) -> (String, Value) {
+    let attributes = &body["data"]["attributes"];
+    (
+        attributes["accessToken"].as_str().unwrap().to_string(),
+        attributes["refreshToken"].clone(),
+    )
+}
+
+async fn error_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (
+        status,
+        body["errors"][0]["code"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+async fn shop_flow(backend: Backend) {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let db = std::sync::Arc::new(shop_database(backend));
+    let before = describe_shop(&db, backend);
+    let app = start(shop_settings(&db), db.clone()).expect("glue starts on the shop's database");
+    let mut conn = glue_connection(&db);
+
+    // Agents: is_agent true and status 0; NULL is_agent, blocked and deleted users are refused
+    // as an unknown user is.
+    let response = app.post_agent_login(AGENT.0, AGENT.1).await;
+    assert_eq!(response.status(), 201);
+    let agent_body: Value = response.json().await.unwrap();
+    let (agent_access, agent_refresh) = access_and_refresh(&agent_body);
+    let claims = app.verify_with_jwks(&agent_access).await;
+    let sub: Value = serde_json::from_str(claims["sub"].as_str().unwrap()).unwrap();
+    assert_eq!(sub["id_agent"], 7002, "the shop's own id for the agent");
+    for (username, password) in [
+        ("admin@shop.test", "Admin-Pass-2026"),
+        ("blocked@shop.test", "Blocked-Pass-2026"),
+        ("deleted@shop.test", "Deleted-Pass-2026"),
+        (AGENT.0, "wrong-password"),
+    ] {
+        let refused = app.post_agent_login(username, password).await;
+        assert_eq!(
+            error_code(refused).await,
+            (401, "4101".into()),
+            "{username}"
+        );
+    }
+
+    // The refresh token is a Spryker-shaped row with the shop's next id.
+    let row = token_row(&mut conn, agent_refresh.as_str().unwrap());
+    assert!(row.id_oauth_refresh_token > 500_001, "{row:?}");
+    assert_eq!(row.scopes.as_deref(), Some(r#"["agent"]"#));
+    assert_eq!(row.customer_reference, None);
+    assert_eq!(
+        serde_json::from_str::<Value>(&row.user_identifier).unwrap(),
+        sub
+    );
+    assert_eq!(row.fk_oauth_client, "frontend");
+
+    // Refresh rotates; a reused token ends the family.
+    let rotated = app.refresh(&agent_refresh).await;
+    assert_eq!(rotated.status(), 201);
+    let (_, agent_refresh_2) = access_and_refresh(&rotated.json().await.unwrap());
+    assert_eq!(
+        token_row(&mut conn, agent_refresh.as_str().unwrap()).revoked,
+        Some("revoked".into())
+    );
+    assert_eq!(error_code(app.refresh(&agent_refresh).await).await.0, 401);
+    assert_eq!(error_code(app.refresh(&agent_refresh_2).await).await.0, 401);
+
+    // A new session: search on Spryker's columns (any case; NULL names; references).
+    let response = app.post_agent_login(AGENT.0, AGENT.1).await;
+    let (agent_access, agent_refresh) = access_and_refresh(&response.json().await.unwrap());
+    for (query, expected) in [
+        ("mixed.CASE@", vec!["DE--90001"]),
+        ("carl", vec!["DE--90001"]),
+        ("DE--90002", vec!["DE--90002"]),
+        ("nonames", vec!["DE--90002"]),
+        ("n", vec!["DE--90002", "DE--90004"]),
+    ] {
+        let response = app
+            .search(&format!("q={}", urlencode(query)), &agent_access)
+            .await;
+        assert_eq!(response.status(), 200, "{query}");
+        let body: Value = response.json().await.unwrap();
+        let found: Vec<&str> = body["data"][0]["attributes"]["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["customerReference"].as_str().unwrap())
+            .collect();
+        assert_eq!(found, expected, "{query}: {body}");
+        if query == "nonames" {
+            let customer = &body["data"][0]["attributes"]["customers"][0];
+            assert_eq!(customer["firstName"], Value::Null);
+            assert_eq!(customer["lastName"], Value::Null);
+        }
+    }
+
+    // Impersonation writes a customer row naming the shop's customer.
+    let response = app.impersonate(&json!("DE--90001"), &agent_access).await;
+    assert_eq!(response.status(), 201);
+    let (_, impersonation_refresh) = access_and_refresh(&response.json().await.unwrap());
+    let row = token_row(&mut conn, impersonation_refresh.as_str().unwrap());
+    assert_eq!(row.customer_reference.as_deref(), Some("DE--90001"));
+
+    // Customers log in with the shop's hashes: PHP `$2y$10$`, any case of the email, and
+    // Symfony's prehash for a long password and one with a NUL byte.
+    for (email, password) in [
+        ("mixed.case@shop.test", CUSTOMER_PASSWORD),
+        ("LONG.PASSWORD@shop.test", LONG_PASSWORD),
+        ("nul.byte@shop.test", NUL_PASSWORD),
+    ] {
+        let response = app.customer_login(&json!(email), &json!(password)).await;
+        assert_eq!(response.status(), 201, "{email}");
+    }
+    for (email, password) in [
+        ("long.password@shop.test", &LONG_PASSWORD[..72]),
+        ("nul.byte@shop.test", "nul"),
+        ("nonames@shop.test", "anything"),
+    ] {
+        let response = app.customer_login(&json!(email), &json!(password)).await;
+        assert_eq!(response.status(), 401, "{email} with a wrong password");
+    }
+
+    // The shop's own revocation (Spryker's revoke by customer reference) stops glue's tokens.
+    let response = app
+        .customer_login(&json!("mixed.case@shop.test"), &json!(CUSTOMER_PASSWORD))
+        .await;
+    let (customer_access, customer_refresh) = access_and_refresh(&response.json().await.unwrap());
+    conn.batch_execute(
+        "UPDATE spy_oauth_refresh_token SET revoked_at = created_at WHERE customer_reference = 'DE--90001' AND revoked_at IS NULL",
+    )
+    .unwrap();
+    assert_eq!(
+        error_code(app.refresh(&customer_refresh).await).await.0,
+        401
+    );
+    let response = app
+        .delete_refresh_token("mine", Some(&customer_access))
+        .await;
+    assert_eq!(response.status(), 401, "the session ended with the row");
+
+    // Logout revokes the agent's rows.
+    let response = app.delete_refresh_token("mine", Some(&agent_access)).await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        token_row(&mut conn, agent_refresh.as_str().unwrap()).revoked,
+        Some("revoked".into())
+    );
+
+    // The blocker's counters live in glue's own schema.
+    for _ in 0..3 {
+        app.post_agent_login(AGENT.0, "wrong-again").await;
+    }
+    let counters: i64 = diesel::select(diesel::dsl::sql::<BigInt>(match backend {
+        Backend::Mysql => "CAST((SELECT COUNT(*) FROM glue_login_attempt_counter) AS SIGNED)",
+        _ => "(SELECT COUNT(*) FROM glue_login_attempt_counter)",
+    }))
+    .get_result(&mut conn)
+    .unwrap();
+    assert!(counters > 0);
+
+    // A new row of the shop's own (its next id) does not collide with glue's.
+    conn.batch_execute(match backend {
+        Backend::Postgres => "INSERT INTO spy_oauth_refresh_token (id_oauth_refresh_token, identifier, user_identifier, fk_oauth_client, expires_at) VALUES (nextval('spy_oauth_refresh_token_pk_seq'), 'php-row', '{}', 'frontend', '2099-01-01 00:00:00')",
+        _ => "INSERT INTO spy_oauth_refresh_token (identifier, user_identifier, fk_oauth_client, expires_at) VALUES ('php-row', '{}', 'frontend', '2099-01-01 00:00:00')",
+    })
+    .expect("the shop's next insert");
+
+    // CLI on the shop's database.
+    let env = [("GLUE__DATABASE__SCHEMA_OWNER", "spryker")];
+    let run = |args: &[&str], stdin: Option<&str>| glue_with_env("test", &db, &env, args, stdin);
+    let out = run(&["agent", "deactivate", "--username", AGENT.0], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(user_status(&mut conn, AGENT.0), 1);
+    assert_eq!(app.agent_login_status(AGENT.0, AGENT.1).await, 401);
+    let out = run(&["agent", "activate", "--username", AGENT.0], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(user_status(&mut conn, AGENT.0), 0);
+    let out = run(
+        &[
+            "agent",
+            "set-password",
+            "--username",
+            AGENT.0,
+            "--password-stdin",
+        ],
+        Some("New-Agent-Pass-2026\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(user_password(&mut conn, AGENT.0).starts_with("$2y$"));
+    assert_eq!(
+        app.agent_login_status(AGENT.0, "New-Agent-Pass-2026").await,
+        201
+    );
+    for args in [
+        &[
+            "agent",
+            "create",
+            "--username",
+            "new@shop.test",
+            "--first-name",
+            "N",
+            "--last-name",
+            "A",
+            "--password-stdin",
+        ][..],
+        &[
+            "customer",
+            "create",
+            "--email",
+            "new@shop.test",
+            "--first-name",
+            "N",
+            "--last-name",
+            "C",
+        ][..],
+    ] {
+        let out = run(args, Some("Some-Pass-2026\n"));
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("back office"), "{stderr}");
+    }
+
+    // purge-expired removes glue's expired rows and their side rows, never the shop's.
+    conn.batch_execute("UPDATE spy_oauth_refresh_token SET expires_at = '2001-01-01 00:00:00'")
+        .unwrap();
+    let out = run(&["tokens", "purge-expired", "--retention", "0s"], None);
+    assert!(out.status.success(), "{out:?}");
+    let left: Vec<Line> = diesel::sql_query(
+        "SELECT identifier AS line FROM spy_oauth_refresh_token ORDER BY identifier",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert_eq!(
+        left.into_iter().map(|l| l.line).collect::<Vec<_>>(),
+        [
+            "5d8f0c1e0b7a4f2a9c3e6d1b8a7f4e2c5d8f0c1e0b7a4f2a9c3e6d1b8a7f4e2c5d8f0c1e0b7a4f2a",
+            "php-row"
+        ]
+    );
+
+    drop(conn);
+    drop(app);
+    // The shop's schema is as it was: glue changed rows, never a definition.
+    let after = describe_shop(&db, backend);
+    assert_eq!(before, after);
+}
+
+fn urlencode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn user_status(conn: &mut DbConnection, username: &str) -> i16 {
+    glue::agent::find_by_username(conn, username)
+        .unwrap()
+        .unwrap()
+        .status
+}
+
+fn user_password(conn: &mut DbConnection, username: &str) -> String {
+    glue::agent::find_by_username(conn, username)
+        .unwrap()
+        .unwrap()
+        .password
+}
+
+/// Start-up refusals: each names what is missing.
+async fn refusals(backend: Backend) {
+    // No Spryker tables at all.
+    let empty = std::sync::Arc::new(TestDatabase::create(backend));
+    let error = start(shop_settings(&empty), empty.clone())
+        .err()
+        .expect("refused");
+    for table in [
+        "spy_user",
+        "spy_customer",
+        "spy_oauth_client",
+        "spy_oauth_refresh_token",
+    ] {
+        assert!(
+            error.contains(&format!("table {table} is missing")),
+            "{error}"
+        );
+    }
+
+    // A shop without the `frontend` client, and with a column glue cannot read.
+    let shop = std::sync::Arc::new(shop_database(backend));
+    raw_execute(
+        &shop,
+        backend,
+        "DELETE FROM spy_oauth_refresh_token; DELETE FROM spy_oauth_client",
+    );
+    let error = start(shop_settings(&shop), shop.clone())
+        .err()
+        .expect("refused");
+    assert!(error.contains("\"frontend\""), "{error}");
+    raw_execute(&shop, backend, match backend {
+        Backend::Postgres => "ALTER TABLE spy_customer DROP COLUMN last_name; ALTER TABLE spy_user ALTER COLUMN username DROP NOT NULL",
+        _ => "ALTER TABLE spy_customer DROP COLUMN last_name; ALTER TABLE spy_user MODIFY username VARCHAR(45) NULL",
+    });
+    let error = start(shop_settings(&shop), shop.clone())
+        .err()
+        .expect("refused");
+    assert!(
+        error.contains("column spy_customer.last_name is missing"),
+        "{error}"
+    );
+    assert!(
+        error.contains("column spy_user.username is nullable"),
+        "{error}"
+    );
+
+    // The shop's database in the default mode: refused before glue creates anything.
+    let shop = std::sync::Arc::new(shop_database(backend));
+    let before = describe_shop(&shop, backend);
+    let error = start(test_settings(&shop.url), shop.clone())
+        .err()
+        .expect("refused");
+    assert!(error.contains("schema_owner = \"spryker\""), "{error}");
+    assert_eq!(before, describe_shop(&shop, backend));
+}
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
+async fn postgres_serves_a_spryker_shop_database_unchanged() {
+    shop_flow(Backend::Postgres).await;
+}
+
+#[tokio::test]
+#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
+async fn mysql_serves_a_spryker_shop_database_unchanged() {
+    shop_flow(Backend::Mysql).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
+async fn postgres_refuses_a_shop_database_it_cannot_serve() {
+    refusals(Backend::Postgres).await;
+}
+
+#[tokio::test]
+#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
+async fn mysql_refuses_a_shop_database_it_cannot_serve() {
+    refusals(Backend::Mysql).await;
+}
+
+#[test]
+fn spryker_mode_is_refused_on_sqlite() {
+    let db = std::sync::Arc::new(TestDatabase::create(Backend::Sqlite));
+    let mut settings = test_settings(&db.url);
+    settings.database.schema_owner = SchemaOwner::Spryker;
+    let error = start(settings, db.clone()).err().expect("refused");
+    assert!(error.contains("SQLite"), "{error}");
+}
+
+#[test]
+fn search_indexes_are_printed_not_applied() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let out = glue_with_env(
+        "test",
+        &db,
+        &[("DATABASE_URL", "postgres://shop@127.0.0.1:1/shop")],
+        &["db", "search-indexes"],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let ddl = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        ddl.contains("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"glue-spy_customer-lower_email\""),
+        "{ddl}"
+    );
+}
