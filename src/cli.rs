@@ -241,6 +241,7 @@ fn unless_duplicate(e: DieselError, duplicate: String) -> CliError {
 fn connect(settings: &Settings) -> Result<DbConnection, CliError> {
     let manager = ConnectionManager::for_settings(&settings.database)?;
     db::migrate(&manager)?;
+    db::use_zone(settings.database.zone()?);
     Ok(manager.establish()?)
 }
 
@@ -608,7 +609,7 @@ fn customer_create(
 
 fn purge_expired(settings: &Settings, retention: chrono::TimeDelta) -> Result<String, CliError> {
     let mut conn = connect(settings)?;
-    let before = chrono::Utc::now().naive_utc() - retention;
+    let before = db::now() - retention;
     let deleted = crate::oauth::refresh_token::purge_expired(&mut conn, before)?;
     let (counters, trusts) =
         crate::security_blocker::sweep(&mut conn, chrono::Utc::now().naive_utc())?;

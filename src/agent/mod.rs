@@ -62,7 +62,7 @@ struct UserRow<'a> {
 }
 
 fn now() -> NaiveDateTime {
-    chrono::Utc::now().naive_utc()
+    crate::db::now()
 }
 
 pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
@@ -177,7 +177,7 @@ pub fn replace_hash(
     diesel::update(t::table.find(id_user).filter(dsl::password.eq(old_hash)))
         .set((
             dsl::password.eq(new_hash),
-            dsl::updated_at.eq(chrono::Utc::now().naive_utc()),
+            dsl::updated_at.eq(crate::db::now()),
         ))
         .execute(conn)
 }

@@ -226,7 +226,7 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
 /// Inserts a customer as Spryker's registration would (a Propel sequence id on PostgreSQL);
 /// duplicates of email or reference are `UniqueViolation` errors.
 pub fn create(conn: &mut DbConnection, customer: &NewCustomer<'_>) -> QueryResult<i32> {
-    let now = chrono::Utc::now().naive_utc();
+    let now = crate::db::now();
     let row = CustomerRow {
         customer_reference: customer.customer_reference,
         email: customer.email,
@@ -260,7 +260,7 @@ pub fn replace_hash(
     )
     .set((
         dsl::password.eq(new_hash),
-        dsl::updated_at.eq(chrono::Utc::now().naive_utc()),
+        dsl::updated_at.eq(crate::db::now()),
     ))
     .execute(conn)
 }

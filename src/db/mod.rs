@@ -43,6 +43,41 @@ pub struct DatabaseSettings {
     /// `spryker` mode: the PostgreSQL schema (in the shop's database) or MySQL database (on the
     /// shop's server) of glue's own tables; empty = `glue` / `<shop database>_glue`.
     pub glue_schema: String,
+    /// The time zone of the timestamps glue writes into and compares with Spryker's tables
+    /// (an IANA name): Spryker's PHP writes local wall-clock time in its own zone. `UTC` unless
+    /// the shop's PHP runs elsewhere. glue's own tables are always UTC.
+    pub timezone: String,
+}
+
+impl DatabaseSettings {
+    /// The parsed `timezone`.
+    pub fn zone(&self) -> Result<chrono_tz::Tz, ConnectError> {
+        self.timezone.trim().parse().map_err(|_| {
+            ConnectError::Setup(format!(
+                "database.timezone {:?} is not an IANA time zone (e.g. UTC, Europe/Berlin)",
+                self.timezone
+            ))
+        })
+    }
+}
+
+thread_local! {
+    /// The zone of Spryker's timestamps for the database work this thread does (see [`now`]).
+    static SHOP_ZONE: std::cell::Cell<chrono_tz::Tz> = const { std::cell::Cell::new(chrono_tz::UTC) };
+}
+
+/// Makes [`now`] on this thread answer in `zone` (the CLI, once it has its settings; `run` does
+/// it for every request from the pool's setting).
+pub fn use_zone(zone: chrono_tz::Tz) {
+    SHOP_ZONE.with(|z| z.set(zone));
+}
+
+/// Now, as a timestamp in Spryker's tables: the wall-clock time of `database.timezone`,
+/// without a zone (as PHP writes it). Every write into and comparison with those tables' times
+/// uses it; the time of a repeated hour when clocks go back is ambiguous, as it is for PHP.
+pub fn now() -> chrono::NaiveDateTime {
+    let zone = SHOP_ZONE.with(std::cell::Cell::get);
+    chrono::Utc::now().with_timezone(&zone).naive_local()
 }
 
 /// A connection to whichever backend `DATABASE_URL` names.
@@ -82,6 +117,7 @@ pub type DbBackend = <DbConnection as diesel::Connection>::Backend;
 pub struct DbPool {
     inner: r2d2::Pool<ConnectionManager>,
     deadline: Duration,
+    zone: chrono_tz::Tz,
 }
 
 impl DbPool {
@@ -266,6 +302,7 @@ impl ConnectionManager {
 
     /// The manager the settings describe: URL, timeouts and layout.
     pub fn for_settings(settings: &DatabaseSettings) -> Result<Self, ConnectError> {
+        settings.zone()?;
         let url = settings.url.expose();
         let layout = Layout::resolve(settings.schema_owner, &settings.glue_schema, url)
             .map_err(ConnectError::Setup)?;
@@ -451,6 +488,7 @@ pub fn build_pool(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<DbPool, ConnectError> {
     let manager = ConnectionManager::for_settings(settings)?;
+    let zone = settings.zone()?;
     // A server connection can die with the server or the network: check it on checkout.
     // An SQLite connection is a file handle that cannot.
     let test_on_check_out = manager.backend() != Backend::Sqlite;
@@ -469,6 +507,7 @@ pub fn build_pool(
                 .connect_timeout_ms
                 .saturating_add(settings.statement_timeout_ms),
         ),
+        zone,
     })
 }
 
@@ -723,10 +762,12 @@ where
     E: From<DbError> + Send + 'static,
 {
     let inner = pool.inner.clone();
+    let zone = pool.zone;
     let flag = Arc::new(AtomicBool::new(false));
     let worker_flag = flag.clone();
     let work = actix_web::rt::task::spawn_blocking(move || {
         ABANDONED.with(|slot| *slot.borrow_mut() = Some(worker_flag));
+        use_zone(zone);
         let result = inner
             .get()
             .map_err(|e| DbError::from(e).into())

@@ -52,7 +52,7 @@ pub fn now_s() -> i64 {
 }
 
 fn now_naive() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
+    crate::db::now()
 }
 
 /// Who a new token pair is for.

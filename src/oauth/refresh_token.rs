@@ -212,7 +212,7 @@ pub fn exchange(
             let Some(row) = find_by_id(conn, id)? else {
                 return Ok(Exchange::Refused(Refusal::Unknown));
             };
-            let now = chrono::Utc::now().naive_utc();
+            let now = crate::db::now();
             match refusal(&row, client_id, now) {
                 Some(Refusal::Retired)
                     if grace.covers(&row, now) && head_is_live(conn, &row, client_id, now)? =>
@@ -341,7 +341,7 @@ pub fn revoke_family_owned_by(
     crate::db::retry_deadlocks(|| {
         crate::db::write_transaction(&mut *conn, |conn| match find(conn, identifier)? {
             Some(row) if owner.owns(&row) => match &row.family {
-                Some(family) => revoke_family(conn, family, chrono::Utc::now().naive_utc()),
+                Some(family) => revoke_family(conn, family, crate::db::now()),
                 None => revoke_one(conn, row.id_oauth_refresh_token),
             },
             _ => Ok(0),
@@ -363,7 +363,7 @@ pub fn revoke_all_owned_by_in(conn: &mut DbConnection, owner: Owner<'_>) -> Quer
 }
 
 fn revoke_all_owned_by_pass(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
-    let now = chrono::Utc::now().naive_utc();
+    let now = crate::db::now();
     let acting_as = |actor: &str| {
         g::table
             .filter(side::actor_identifier.eq(actor.to_string()))
@@ -389,7 +389,7 @@ fn revoke_all_owned_by_pass(conn: &mut DbConnection, owner: Owner<'_>) -> QueryR
 
 /// Revokes one token (a row without a family: nothing else belongs to its session).
 fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
-    let now = chrono::Utc::now().naive_utc();
+    let now = crate::db::now();
     diesel::update(
         t::table
             .filter(dsl::id_oauth_refresh_token.eq(id))

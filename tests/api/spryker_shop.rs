@@ -64,8 +64,13 @@ fn raw_execute(db: &TestDatabase, backend: Backend, sql: &str) {
 fn shop_settings(db: &TestDatabase) -> glue::settings::Settings {
     let mut settings = test_settings(&db.url);
     settings.database.schema_owner = SchemaOwner::Spryker;
+    settings.database.timezone = SHOP_ZONE.into();
     settings
 }
+
+/// The shop's PHP time zone in these tests: far from UTC (+14:00, no daylight saving time), so
+/// a timestamp written in UTC would stand out.
+const SHOP_ZONE: &str = "Pacific/Kiritimati";
 
 /// A connection as glue's own (the shop's tables, glue's schema first).
 fn glue_connection(db: &TestDatabase) -> DbConnection {
@@ -159,6 +164,8 @@ struct TokenRow {
     fk_oauth_client: String,
     #[diesel(sql_type = Nullable<Text>)]
     revoked: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Timestamp>)]
+    created_at: Option<chrono::NaiveDateTime>,
 }
 
 /// The shop's row of a refresh token (found by the SHA-256 of the token, as glue stores it).
@@ -166,7 +173,7 @@ fn token_row(conn: &mut DbConnection, token: &str) -> TokenRow {
     let identifier = hex::encode(sha2::Sha256::digest(token.as_bytes()));
     diesel::sql_query(format!(
         "SELECT id_oauth_refresh_token, scopes, customer_reference, user_identifier, fk_oauth_client, \
-                CASE WHEN revoked_at IS NULL THEN NULL ELSE 'revoked' END AS revoked \
+                CASE WHEN revoked_at IS NULL THEN NULL ELSE 'revoked' END AS revoked, created_at \
          FROM spy_oauth_refresh_token WHERE identifier = '{identifier}'"
     ))
     .get_result(conn)
@@ -230,6 +237,12 @@ async fn shop_flow(backend: Backend) {
         sub
     );
     assert_eq!(row.fk_oauth_client, "frontend");
+    let shop_now = chrono::Utc::now().naive_utc() + chrono::TimeDelta::hours(14);
+    let written = row.created_at.unwrap();
+    assert!(
+        (shop_now - written).num_seconds().abs() < 60,
+        "written in the shop's zone: {written} vs {shop_now}"
+    );
 
     // Refresh rotates; a reused token ends the family.
     let rotated = app.refresh(&agent_refresh).await;
@@ -343,7 +356,10 @@ async fn shop_flow(backend: Backend) {
     .expect("the shop's next insert");
 
     // CLI on the shop's database.
-    let env = [("GLUE__DATABASE__SCHEMA_OWNER", "spryker")];
+    let env = [
+        ("GLUE__DATABASE__SCHEMA_OWNER", "spryker"),
+        ("GLUE__DATABASE__TIMEZONE", SHOP_ZONE),
+    ];
     let run = |args: &[&str], stdin: Option<&str>| glue_with_env("test", &db, &env, args, stdin);
     let out = run(&["agent", "deactivate", "--username", AGENT.0], None);
     assert!(out.status.success(), "{out:?}");
@@ -545,4 +561,13 @@ fn search_indexes_are_printed_not_applied() {
         ddl.contains("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"glue-spy_customer-lower_email\""),
         "{ddl}"
     );
+}
+
+#[test]
+fn an_unknown_time_zone_is_refused() {
+    let db = std::sync::Arc::new(TestDatabase::create(Backend::Sqlite));
+    let mut settings = test_settings(&db.url);
+    settings.database.timezone = "Mars/Olympus_Mons".into();
+    let error = start(settings, db.clone()).err().expect("refused");
+    assert!(error.contains("database.timezone"), "{error}");
 }
