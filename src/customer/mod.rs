@@ -14,6 +14,8 @@
 //!   plain indexes Spryker already has.
 //!
 //! Emails are looked up case-insensitively the same way (Spryker: `UPPER(email) = UPPER(?)`).
+//! Anonymized customers (`anonymized_at` set) are left out of every lookup, as Spryker's
+//! `SpyCustomerQuery::create()` does.
 
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
@@ -167,8 +169,8 @@ pub fn search(
         return Ok((Vec::new(), 0));
     }
     let backend = conn.backend();
-    let mut count = t::table.into_boxed();
-    let mut page = t::table.into_boxed();
+    let mut count = t::table.filter(dsl::anonymized_at.is_null()).into_boxed();
+    let mut page = t::table.filter(dsl::anonymized_at.is_null()).into_boxed();
     if !q.is_empty() {
         count = count.filter(search_filter(backend, q));
         page = page.filter(search_filter(backend, q));
@@ -194,6 +196,7 @@ pub fn find_by_reference(
         return Ok(None);
     }
     t::table
+        .filter(dsl::anonymized_at.is_null())
         .filter(same_reference(conn.backend(), reference))
         .select(Customer::as_select())
         .first(conn)
@@ -217,6 +220,7 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
         ),
     };
     t::table
+        .filter(dsl::anonymized_at.is_null())
         .filter(same_email)
         .select(Customer::as_select())
         .first(conn)
@@ -283,7 +287,14 @@ pub fn next_reference(conn: &mut DbConnection, prefix: &str) -> QueryResult<Stri
     let mut n = i64::from(max_id.unwrap_or(0)) + 1;
     loop {
         let candidate = format!("{prefix}{n}");
-        if find_by_reference(conn, &candidate)?.is_none() {
+        // Taken also by an anonymized customer (the reference stays unique).
+        let taken = t::table
+            .filter(same_reference(conn.backend(), &candidate))
+            .select(dsl::id_customer)
+            .first::<i32>(conn)
+            .optional()?
+            .is_some();
+        if !taken {
             return Ok(candidate);
         }
         n += 1;

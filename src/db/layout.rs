@@ -228,6 +228,7 @@ const NEEDED: &[(&str, &str, Kind, bool)] = &[
     ("spy_customer", "first_name", Kind::Text, false),
     ("spy_customer", "last_name", Kind::Text, false),
     ("spy_customer", "password", Kind::Text, false),
+    ("spy_customer", "anonymized_at", Kind::Timestamp, false),
     ("spy_customer", "created_at", Kind::Timestamp, false),
     ("spy_customer", "updated_at", Kind::Timestamp, false),
     (

@@ -35,6 +35,9 @@ diesel::table! {
         first_name -> Nullable<Text>,
         last_name -> Nullable<Text>,
         password -> Nullable<Text>,
+        /// Set when the customer was anonymized (GDPR): Spryker's `SpyCustomerQuery::create()`
+        /// leaves such customers out of every query, and so does glue.
+        anonymized_at -> Nullable<Timestamp>,
         created_at -> Nullable<Timestamp>,
         updated_at -> Nullable<Timestamp>,
     }

@@ -264,6 +264,7 @@ async fn shop_flow(backend: Backend) {
         ("DE--90002", vec!["DE--90002"]),
         ("nonames", vec!["DE--90002"]),
         ("n", vec!["DE--90002", "DE--90004"]),
+        ("nora", vec![]),
     ] {
         let response = app
             .search(&format!("q={}", urlencode(query)), &agent_access)
@@ -283,6 +284,14 @@ async fn shop_flow(backend: Backend) {
             assert_eq!(customer["lastName"], Value::Null);
         }
     }
+
+    // An anonymized customer is nobody: not found, not impersonated, no login.
+    let response = app.impersonate(&json!("DE--90005"), &agent_access).await;
+    assert_eq!(response.status(), 401, "as for an unknown reference");
+    let response = app
+        .customer_login(&json!("nora.gone@shop.test"), &json!(CUSTOMER_PASSWORD))
+        .await;
+    assert_eq!(response.status(), 401);
 
     // Impersonation writes a customer row naming the shop's customer.
     let response = app.impersonate(&json!("DE--90001"), &agent_access).await;
