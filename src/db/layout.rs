@@ -110,7 +110,7 @@ impl Layout {
         };
         if !is_identifier(&glue_schema, backend) {
             return Err(format!(
-                "database.glue_schema {glue_schema:?}: letters, digits and _ only, at most 63 bytes, not starting with a digit"
+                "database.glue_schema {glue_schema:?} (or the default <shop database>_glue): letters, digits and _ (on MySQL also $ and -) only, at most 63 bytes, not starting with a digit"
             ));
         }
         if glue_schema == shop_database || glue_schema == "public" {
@@ -182,7 +182,8 @@ impl Kind {
             (Backend::Mysql, Kind::SmallInt) => &["tinyint", "smallint"],
             (Backend::Mysql, Kind::Text) => &["varchar", "text", "mediumtext", "longtext", "char"],
             (Backend::Mysql, Kind::Bool) => &["tinyint"],
-            (Backend::Mysql, Kind::Timestamp) => &["datetime", "timestamp"],
+            // Not TIMESTAMP: MySQL converts those by the session's zone, PHP reads them in its own.
+            (Backend::Mysql, Kind::Timestamp) => &["datetime"],
             (_, Kind::Int) => &["integer"],
             (_, Kind::BigInt) => &["bigint"],
             (_, Kind::SmallInt) => &["smallint"],
@@ -200,7 +201,7 @@ impl Kind {
             Kind::SmallInt => "SMALLINT/TINYINT",
             Kind::Text => "VARCHAR/TEXT",
             Kind::Bool => "BOOLEAN/TINYINT(1)",
-            Kind::Timestamp => "TIMESTAMP/DATETIME (without time zone)",
+            Kind::Timestamp => "TIMESTAMP without time zone (PostgreSQL) / DATETIME (MySQL)",
         }
     }
 }
@@ -344,6 +345,24 @@ pub fn check_shop(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<S
             Some(_) => {}
         }
     }
+    // glue's schema must not be the shop's (Propel would drop glue's tables there).
+    if let (Backend::Postgresql, Layout::Spryker { glue_schema, .. }) = (backend, layout) {
+        #[derive(QueryableByName)]
+        struct Schema {
+            #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+            schema: Option<String>,
+        }
+        let found: Schema = diesel::sql_query(
+            "SELECT (SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = to_regclass('spy_user')) AS schema",
+        )
+        .get_result(conn)?;
+        if found.schema.as_deref() == Some(glue_schema.as_str()) {
+            problems.push(format!(
+                "database.glue_schema {glue_schema:?} holds the shop's tables: glue's must be elsewhere, or Propel drops them"
+            ));
+        }
+    }
     // New refresh-token rows take their ids as the shop's own inserts do.
     if let Some(id) = columns.iter().find(|c| {
         c.table_name == "spy_oauth_refresh_token" && c.column_name == "id_oauth_refresh_token"
@@ -400,19 +419,26 @@ pub(super) fn prepare(conn: &mut DbConnection, layout: &Layout) -> Result<(), Co
         return Ok(());
     };
     match conn.backend() {
-        Backend::Postgresql => {
-            conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{glue_schema}\""))?
-        }
+        // Created only when missing: a schema the DBA made needs no CREATE on the database.
+        Backend::Postgresql => conn.batch_execute(&format!(
+            "DO $$ BEGIN IF to_regnamespace('\"{glue_schema}\"') IS NULL THEN CREATE SCHEMA \"{glue_schema}\"; END IF; END $$"
+        ))?,
         Backend::Mysql => {
             conn.batch_execute(&format!(
                 "CREATE DATABASE IF NOT EXISTS `{glue_schema}` DEFAULT CHARACTER SET utf8 COLLATE utf8_unicode_ci"
             ))?;
-            // Recreated at every start: a view keeps the column list of its creation, and the
-            // shop's migrations may have added columns since (an INSERT through the view must
-            // leave them to their defaults, which it does either way).
+            // Only the columns glue uses (checked above), so the shop may add, change or drop
+            // any other column without breaking the view; an INSERT through it leaves the
+            // others to their defaults. Recreated at every start.
             for table in SHOP_TABLES {
+                let columns = NEEDED
+                    .iter()
+                    .filter(|(t, ..)| *t == table)
+                    .map(|(_, column, ..)| format!("`{column}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 conn.batch_execute(&format!(
-                    "CREATE OR REPLACE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `{glue_schema}`.`{table}` AS SELECT * FROM `{shop_database}`.`{table}`"
+                    "CREATE OR REPLACE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `{glue_schema}`.`{table}` AS SELECT {columns} FROM `{shop_database}`.`{table}`"
                 ))?;
             }
             conn.batch_execute(&format!("USE `{glue_schema}`"))?;

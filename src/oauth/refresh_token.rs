@@ -408,7 +408,7 @@ const PURGE_BATCH: i64 = 1000;
 pub fn purge_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
     let mut deleted = 0;
     loop {
-        let batch = crate::db::write_transaction(conn, |conn| {
+        let (found, batch) = crate::db::write_transaction(conn, |conn| -> QueryResult<_> {
             let ids: Vec<i64> = t::table
                 .inner_join(g::table)
                 .filter(dsl::expires_at.lt(before))
@@ -416,20 +416,43 @@ pub fn purge_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryRes
                 .limit(PURGE_BATCH)
                 .load(conn)?;
             if ids.is_empty() {
-                return Ok(0);
+                return Ok((0, 0));
             }
             diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(&ids)))
                 .execute(conn)?;
-            diesel::delete(t::table.filter(dsl::id_oauth_refresh_token.eq_any(&ids))).execute(conn)
+            let batch = diesel::delete(t::table.filter(dsl::id_oauth_refresh_token.eq_any(&ids)))
+                .execute(conn)?;
+            Ok((ids.len(), batch))
         })?;
         deleted += batch;
-        if batch == 0 {
+        if found == 0 {
             break;
         }
     }
-    diesel::delete(g::table.filter(diesel::dsl::not(diesel::dsl::exists(
-        t::table.filter(dsl::id_oauth_refresh_token.eq(side::id_oauth_refresh_token)),
-    ))))
-    .execute(conn)?;
+    // Orphans: found by a plain read (a side row is written after its token row, so a visible
+    // side row without a visible token row has lost it), then deleted with the check repeated.
+    loop {
+        let orphans: Vec<i64> = g::table
+            .filter(diesel::dsl::not(diesel::dsl::exists(t::table.filter(
+                dsl::id_oauth_refresh_token.eq(side::id_oauth_refresh_token),
+            ))))
+            .select(side::id_oauth_refresh_token)
+            .limit(PURGE_BATCH)
+            .load(conn)?;
+        if orphans.is_empty() {
+            break;
+        }
+        diesel::delete(
+            g::table
+                .filter(side::id_oauth_refresh_token.eq_any(&orphans))
+                .filter(diesel::dsl::not(diesel::dsl::exists(t::table.filter(
+                    dsl::id_oauth_refresh_token.eq(side::id_oauth_refresh_token),
+                )))),
+        )
+        .execute(conn)?;
+        if orphans.len() < PURGE_BATCH as usize {
+            break;
+        }
+    }
     Ok(deleted)
 }

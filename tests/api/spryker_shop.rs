@@ -255,6 +255,28 @@ async fn shop_flow(backend: Backend) {
     assert_eq!(error_code(app.refresh(&agent_refresh).await).await.0, 401);
     assert_eq!(error_code(app.refresh(&agent_refresh_2).await).await.0, 401);
 
+    // Expiry is judged in the shop's zone: a row that expired a minute ago, shop time (14 hours
+    // ahead of UTC), is expired — judged in UTC it would still look valid.
+    let response = app.post_agent_login(AGENT.0, AGENT.1).await;
+    let (_, expiring) = access_and_refresh(&response.json().await.unwrap());
+    let shop_now = chrono::Utc::now().naive_utc() + chrono::TimeDelta::hours(14);
+    let a_minute_ago = (shop_now - chrono::TimeDelta::minutes(1)).format("%Y-%m-%d %H:%M:%S");
+    let id = token_row(&mut conn, expiring.as_str().unwrap()).id_oauth_refresh_token;
+    conn.batch_execute(&format!(
+        "UPDATE spy_oauth_refresh_token SET expires_at = '{a_minute_ago}' WHERE id_oauth_refresh_token = {id}"
+    ))
+    .unwrap();
+    assert_eq!(error_code(app.refresh(&expiring).await).await.0, 401);
+    let last_login = glue::agent::find_by_username(&mut conn, AGENT.0)
+        .unwrap()
+        .unwrap()
+        .last_login
+        .unwrap();
+    assert!(
+        (shop_now - last_login).num_seconds().abs() < 60,
+        "last_login in the shop's zone: {last_login} vs {shop_now}"
+    );
+
     // A new session: search on Spryker's columns (any case; NULL names; references).
     let response = app.post_agent_login(AGENT.0, AGENT.1).await;
     let (agent_access, agent_refresh) = access_and_refresh(&response.json().await.unwrap());
@@ -422,7 +444,12 @@ async fn shop_flow(backend: Backend) {
         assert!(stderr.contains("back office"), "{stderr}");
     }
 
-    // purge-expired removes glue's expired rows and their side rows, never the shop's.
+    // purge-expired removes glue's expired rows and their side rows, never the shop's, and side
+    // rows whose token row the shop deleted.
+    conn.batch_execute(
+        "INSERT INTO glue_oauth_refresh_token (id_oauth_refresh_token, family) VALUES (999999999, 'orphaned')",
+    )
+    .unwrap();
     conn.batch_execute("UPDATE spy_oauth_refresh_token SET expires_at = '2001-01-01 00:00:00'")
         .unwrap();
     let out = run(&["tokens", "purge-expired", "--retention", "0s"], None);
@@ -438,6 +465,17 @@ async fn shop_flow(backend: Backend) {
             "5d8f0c1e0b7a4f2a9c3e6d1b8a7f4e2c5d8f0c1e0b7a4f2a9c3e6d1b8a7f4e2c5d8f0c1e0b7a4f2a",
             "php-row"
         ]
+    );
+
+    let side_rows: i64 = diesel::select(diesel::dsl::sql::<BigInt>(match backend {
+        Backend::Mysql => "CAST((SELECT COUNT(*) FROM glue_oauth_refresh_token) AS SIGNED)",
+        _ => "(SELECT COUNT(*) FROM glue_oauth_refresh_token)",
+    }))
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(
+        side_rows, 0,
+        "the orphan and the purged rows' side rows are gone"
     );
 
     drop(conn);
@@ -579,4 +617,48 @@ fn an_unknown_time_zone_is_refused() {
     settings.database.timezone = "Mars/Olympus_Mons".into();
     let error = start(settings, db.clone()).err().expect("refused");
     assert!(error.contains("database.timezone"), "{error}");
+}
+
+/// The README's DBA checklist on PostgreSQL: a role with only the listed grants on the shop's
+/// tables, and the schema `glue` created by the DBA (no CREATE on the database).
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
+async fn postgres_runs_with_the_documented_grants_only() {
+    let db = std::sync::Arc::new(shop_database(Backend::Postgres));
+    let role = format!("glue_role_{}", uuid::Uuid::new_v4().simple());
+    raw_execute(
+        &db,
+        Backend::Postgres,
+        &format!(
+            "CREATE ROLE {role} LOGIN;
+             CREATE SCHEMA glue AUTHORIZATION {role};
+             GRANT USAGE ON SCHEMA public TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON spy_user, spy_customer, spy_oauth_client, spy_oauth_refresh_token TO {role};
+             GRANT USAGE ON SEQUENCE spy_oauth_refresh_token_pk_seq TO {role};"
+        ),
+    );
+    let url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(
+        url, db.url,
+        "GLUE_TEST_DATABASE_URL names the user postgres"
+    );
+    let mut settings = shop_settings(&db);
+    settings.database.url = glue::settings::Secret::new(&url);
+    let app = start(settings, db.clone()).expect("starts with the documented grants");
+    let response = app.post_agent_login(AGENT.0, AGENT.1).await;
+    assert_eq!(response.status(), 201);
+    let (access, refresh) = access_and_refresh(&response.json().await.unwrap());
+    assert_eq!(app.refresh(&refresh).await.status(), 201);
+    assert_eq!(app.search("q=carl", &access).await.status(), 200);
+    let response = app
+        .customer_login(&json!("mixed.case@shop.test"), &json!(CUSTOMER_PASSWORD))
+        .await;
+    assert_eq!(response.status(), 201);
+    drop(app);
+    // Best effort: the role is the server's, not the test database's.
+    if let Ok(mut admin) = diesel::PgConnection::establish(&db.url) {
+        let _ = admin.batch_execute(&format!(
+            "DROP SCHEMA glue CASCADE; DROP OWNED BY {role}; DROP ROLE {role};"
+        ));
+    }
 }
