@@ -11,7 +11,7 @@
 //!     there and the shop's tables in the shop's schema;
 //!   - MySQL/MariaDB: a database of their own on the shop's server (`glue_schema`, default
 //!     `<shop database>_glue`), the default database of glue's connections, holding glue's
-//!     tables and one view per shop table glue works with (`SELECT *` from the shop's table,
+//!     tables and one view per shop table glue works with (glue's columns of the shop's table,
 //!     `MERGE` algorithm, so the shop's indexes and collations serve every query unchanged);
 //!   - SQLite: refused (a shop never runs Spryker on SQLite).
 //!
