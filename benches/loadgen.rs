@@ -434,6 +434,7 @@ fn main() {
         scopes: &scopes,
         actor: None,
         session: Some("0123456789abcdef0123456789abcdef"),
+        backdate_s: 1,
     };
     // The limit: RSA signatures with an already parsed key, over a token-sized message.
     let message = glue::oauth::jwt::mint(&keys, &request, 1_800_000_000).unwrap();

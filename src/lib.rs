@@ -36,6 +36,7 @@ pub mod oauth_agent_connector;
 pub mod oauth_api;
 pub mod oauth_customer_connector;
 pub mod password;
+pub mod php_glue;
 pub mod secret;
 pub mod security_blocker;
 pub mod settings;

@@ -318,6 +318,43 @@ impl PasswordVerifier {
     }
 }
 
+impl PasswordVerifier {
+    /// Runs other deliberately slow credential work (e.g. the PBKDF2 derivation of a PHP refresh
+    /// token) on the same bounded, low-priority threads, holding `slot` until it is done; skipped
+    /// like a verification when nobody waits for it any more.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        slot: Slot,
+        still_wanted: StillWanted,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let (done, result) = tokio::sync::oneshot::channel::<Option<T>>();
+        let waits = self.waits.clone();
+        let enqueued = std::time::Instant::now();
+        let job: Job = Box::new(move || {
+            let slot = slot;
+            if let Some(waits) = &waits {
+                waits.observe(enqueued.elapsed().as_secs_f64());
+            }
+            if done.is_closed() || !still_wanted() {
+                drop(slot);
+                let _ = done.send(None);
+                return;
+            }
+            let value = work();
+            drop(slot);
+            let _ = done.send(Some(value));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| PasswordError::Threads("the bcrypt threads are gone".into()))?;
+        result
+            .await
+            .map_err(|_| PasswordError::Threads("a bcrypt thread stopped".into()))?
+            .ok_or(PasswordError::Abandoned)
+    }
+}
+
 /// Lowers the calling thread's CPU priority (Linux threads have their own nice value).
 fn lower_priority(nice: i32) {
     #[cfg(target_os = "linux")]

@@ -103,9 +103,107 @@ pub struct GlueSettings {
     pub customer_reference_prefix: String,
 }
 
+/// Where the signing key and the client come from (`oauth.key_source`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySource {
+    /// `oauth.private_key_*`, `oauth.client_id`.
+    #[default]
+    Glue,
+    /// The shop's env file, as its PHP applications read it: `SPRYKER_OAUTH_KEY_PRIVATE`,
+    /// `SPRYKER_OAUTH_KEY_PUBLIC`, `SPRYKER_OAUTH_ENCRYPTION_KEY` and the default client of
+    /// `SPRYKER_OAUTH_CLIENT_CONFIGURATION` (see [`SprykerEnv`]).
+    SprykerEnv,
+}
+
+/// The shop's OAuth key material, read from its environment variables.
+#[derive(Clone)]
+pub struct SprykerEnv {
+    /// PEM (PKCS#1 or PKCS#8) with real newlines.
+    pub private_pem: Secret,
+    /// SPKI PEM with real newlines.
+    pub public_pem: String,
+    /// The password PHP's league/oauth2-server encrypts refresh tokens with.
+    pub encryption_key: Secret,
+    /// The identifier of the `isDefault` client.
+    pub client_id: String,
+}
+
+impl std::fmt::Debug for SprykerEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SprykerEnv")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SprykerEnv {
+    /// Reads the four variables through `var`; each missing or malformed one is named.
+    pub fn read(var: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let required = |name: &str| {
+            var(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| invalid(name, "missing (oauth.key_source = \"spryker-env\")"))
+        };
+        // Spryker's env files write PEM newlines as the literal `__LINE__`.
+        let pem = |name: &str, tags: &[&str]| -> Result<String, SettingsError> {
+            let text = required(name)?.replace("__LINE__", "\n");
+            match pem::parse(text.trim().as_bytes()) {
+                Ok(block) if tags.contains(&block.tag()) => Ok(text),
+                _ => Err(invalid(
+                    name,
+                    format!("not a PEM block of type {}", tags.join(" or ")),
+                )),
+            }
+        };
+        let private_pem = Secret::new(pem(
+            "SPRYKER_OAUTH_KEY_PRIVATE",
+            &["PRIVATE KEY", "RSA PRIVATE KEY"],
+        )?);
+        let public_pem = pem(
+            "SPRYKER_OAUTH_KEY_PUBLIC",
+            &["PUBLIC KEY", "RSA PUBLIC KEY"],
+        )?;
+        let encryption_key = Secret::new(required("SPRYKER_OAUTH_ENCRYPTION_KEY")?);
+        let clients = required("SPRYKER_OAUTH_CLIENT_CONFIGURATION")?;
+        let clients: Vec<serde_json::Value> = serde_json::from_str(&clients).map_err(|_| {
+            invalid(
+                "SPRYKER_OAUTH_CLIENT_CONFIGURATION",
+                "not a JSON list of clients",
+            )
+        })?;
+        let client_id = clients
+            .iter()
+            .find(|c| c["isDefault"] == serde_json::Value::Bool(true))
+            .and_then(|c| c["identifier"].as_str())
+            .filter(|id| !id.trim().is_empty())
+            .ok_or_else(|| {
+                invalid(
+                    "SPRYKER_OAUTH_CLIENT_CONFIGURATION",
+                    "no client with \"isDefault\": true and an \"identifier\"",
+                )
+            })?
+            .to_string();
+        Ok(SprykerEnv {
+            private_pem,
+            public_pem,
+            encryption_key,
+            client_id,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthSettings {
+    /// `glue` or `spryker-env` (the shop's keys and client; see [`SprykerEnv`]).
+    pub key_source: KeySource,
+    /// The shop's key material when `key_source = "spryker-env"` (read at start-up, never shown).
+    #[serde(skip)]
+    pub spryker_env: Option<SprykerEnv>,
+    /// New tokens' `iat`/`nbf` lie this many seconds in the past, so that a verifier with no
+    /// leeway and a clock slightly behind (PHP's league/oauth2-server) accepts them at once.
+    pub issued_at_backdate_s: u64,
     pub client_id: String,
     /// Seconds after a rotation during which the retired token is honoured again (0 = never).
     pub refresh_reuse_grace_s: u64,
@@ -231,6 +329,11 @@ impl Settings {
         }
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.environment = environment;
+        if settings.oauth.key_source == KeySource::SprykerEnv {
+            let env = SprykerEnv::read(|name| std::env::var(name).ok())?;
+            settings.oauth.client_id = env.client_id.clone();
+            settings.oauth.spryker_env = Some(env);
+        }
 
         settings.validate()?;
         Ok(settings)

@@ -16,10 +16,12 @@ use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::created_with_tokens;
 use crate::glue_application::{resource, ResourceRoutePlugin};
 use crate::login::{LoginAttempt, LoginOutcome, Username};
+use crate::oauth::php_token;
 use crate::oauth::refresh_token::{self, Owner};
 use crate::oauth::{hash_refresh_token, OAuthError, RefreshOutcome};
 use crate::oauth_api::{blocked, token_resource, Authenticated};
 use crate::password::Password;
+use crate::php_glue::{Opened, PhpRefresh};
 use crate::state::AppState;
 use config::*;
 
@@ -139,8 +141,20 @@ fn refresh_failed() -> GlueError {
     )
 }
 
+/// The shop's refresh-token encryption key, when PHP Glue's tokens are accepted.
+fn php_encryption_key(state: &AppState) -> Option<crate::secret::Secret> {
+    state
+        .settings
+        .oauth
+        .spryker_env
+        .as_ref()
+        .map(|env| env.encryption_key.clone())
+}
+
 async fn post_refresh_tokens(
     state: web::Data<AppState>,
+    ip: ClientIp,
+    client: ClientConnection,
     body: RestRequest,
 ) -> Result<HttpResponse, GlueError> {
     let attributes = body.attributes_of(RESOURCE_REFRESH_TOKENS)?;
@@ -153,11 +167,29 @@ async fn post_refresh_tokens(
         // Present but not a string: not blank, and no token either.
         Some(_) => return Err(refresh_failed()),
     };
-    let oauth = state.oauth.clone();
-    let outcome = db::run(&state.pool, move |conn| -> Result<_, OAuthError> {
-        oauth.refresh(conn, &presented)
-    })
-    .await?;
+    let outcome = match php_encryption_key(&state).filter(|_| php_token::looks_like_php(&presented))
+    {
+        // A refresh token the shop's PHP Glue issued: exchanged once for glue's own pair.
+        Some(key) => {
+            let still_wanted = std::sync::Arc::new(move || client.is_open());
+            match crate::php_glue::exchange(&state.login, key, presented, ip.0, still_wanted)
+                .await?
+            {
+                PhpRefresh::Outcome(outcome) => outcome,
+                PhpRefresh::Blocked(refused) => {
+                    log::warn!(target: "security", "Blocked PHP refresh token exchange ip={ip}");
+                    return Err(blocked(refused));
+                }
+            }
+        }
+        None => {
+            let oauth = state.oauth.clone();
+            db::run(&state.pool, move |conn| -> Result<_, OAuthError> {
+                oauth.refresh(conn, &presented)
+            })
+            .await?
+        }
+    };
     let counted = match &outcome {
         RefreshOutcome::Rotated(_) => "rotated",
         RefreshOutcome::Reused => "reused",
@@ -179,13 +211,37 @@ async fn post_refresh_tokens(
 }
 
 /// Always 204: whether anything was revoked is nobody else's business.
+///
+/// A customer (not an impersonating agent) also revokes the rows the shop's PHP Glue wrote for
+/// its customer reference, as PHP's own `DELETE` does: all of them for `mine`, or the one a PHP
+/// refresh token names (opened like an exchange, when PHP Glue's tokens are accepted).
 async fn delete_refresh_tokens(
     state: web::Data<AppState>,
     caller: Authenticated,
+    ip: ClientIp,
+    client: ClientConnection,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GlueError> {
     let target = path.into_inner();
     let token = caller.0;
+    let customer = match (&token.subject.customer_reference, &token.actor) {
+        (Some(reference), None) => Some(reference.clone()),
+        _ => None,
+    };
+    let mut php_row = None;
+    if let (Some(key), Some(_)) = (
+        php_encryption_key(&state).filter(|_| php_token::looks_like_php(&target)),
+        &customer,
+    ) {
+        let still_wanted = std::sync::Arc::new(move || client.is_open());
+        match crate::php_glue::open(&state.login, key, target.clone(), ip.0, still_wanted).await? {
+            Opened::Payload(payload) if payload.client_id == state.settings.oauth.client_id => {
+                php_row = Some(payload.refresh_token_id)
+            }
+            Opened::Blocked(refused) => return Err(blocked(refused)),
+            _ => {}
+        }
+    }
     db::run(&state.pool, move |conn| -> Result<_, OAuthError> {
         let owner = Owner {
             user_identifier: &token.subject_json,
@@ -193,6 +249,11 @@ async fn delete_refresh_tokens(
         };
         if target == REFRESH_TOKEN_MINE {
             refresh_token::revoke_all_owned_by(conn, owner)?;
+            if let Some(reference) = &customer {
+                refresh_token::revoke_foreign_of_customer(conn, reference, None)?;
+            }
+        } else if let (Some(identifier), Some(reference)) = (&php_row, &customer) {
+            refresh_token::revoke_foreign_of_customer(conn, reference, Some(identifier))?;
         } else {
             refresh_token::revoke_family_owned_by(conn, &hash_refresh_token(&target), owner)?;
         }

@@ -86,6 +86,8 @@ pub struct AccessTokenRequest<'a> {
     pub actor: Option<&'a str>,
     /// The session (refresh-token family).
     pub session: Option<&'a str>,
+    /// `iat`/`nbf` lie this many seconds before `now`.
+    pub backdate_s: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,11 +118,12 @@ pub fn mint(
     request: &AccessTokenRequest<'_>,
     now: i64,
 ) -> Result<String, SignError> {
+    let issued = now.saturating_sub(i64::try_from(request.backdate_s).unwrap_or(0));
     let claims = Claims {
         aud: request.audience,
         jti: super::random_hex(40),
-        iat: now,
-        nbf: now,
+        iat: issued,
+        nbf: issued,
         exp: now.saturating_add(i64::try_from(request.ttl_s).unwrap_or(i64::MAX)),
         sub: request.subject,
         scopes: request.scopes,
@@ -309,6 +312,7 @@ mod tests {
                 scopes: &scopes,
                 actor: None,
                 session: Some("0123abcd"),
+                backdate_s: 1,
             },
             now,
         )

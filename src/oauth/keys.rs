@@ -35,6 +35,8 @@ pub enum KeyError {
     Exposed { path: String, mode: u32 },
     #[error("no signing key: set oauth.private_key_path or GLUE__OAUTH__PRIVATE_KEY_PEM (only development generates one)")]
     Missing,
+    #[error("SPRYKER_OAUTH_KEY_PUBLIC is not the public key of SPRYKER_OAUTH_KEY_PRIVATE")]
+    SprykerPairMismatch,
     #[error("RSA key generation failed")]
     Generate,
     #[error("the signing key failed its self-test: {0}")]
@@ -86,6 +88,9 @@ impl KeySet {
     /// pair under `var/keys/` when none is configured.
     pub fn load(settings: &Settings) -> Result<Self, KeyError> {
         let oauth = &settings.oauth;
+        if let Some(env) = &oauth.spryker_env {
+            return Self::from_spryker_env(env, &oauth.verification_key_paths);
+        }
         let private_pem = if !oauth.private_key_pem.is_empty() {
             oauth.private_key_pem.expose().as_bytes().to_vec()
         } else if !oauth.private_key_path.is_empty() {
@@ -104,6 +109,31 @@ impl KeySet {
             publics.push((path.clone(), read(Path::new(path))?));
         }
         Self::from_pems(&private_pem, &publics)
+    }
+
+    /// The shop's pair (`oauth.key_source = "spryker-env"`): its private key signs, and its
+    /// public key must be that key's own (PHP verifies with it).
+    fn from_spryker_env(
+        env: &crate::settings::SprykerEnv,
+        verification_key_paths: &[String],
+    ) -> Result<Self, KeyError> {
+        let private = env.private_pem.expose().as_bytes();
+        let own_kid = verification_key(
+            parse_private(private)
+                .map_err(|_| KeyError::Parse("SPRYKER_OAUTH_KEY_PRIVATE".into()))?
+                .public_key(),
+        )?
+        .kid;
+        let public = parse_public(env.public_pem.as_bytes())
+            .map_err(|_| KeyError::Parse("SPRYKER_OAUTH_KEY_PUBLIC".into()))?;
+        if verification_key(&public)?.kid != own_kid {
+            return Err(KeyError::SprykerPairMismatch);
+        }
+        let mut publics = Vec::new();
+        for path in verification_key_paths {
+            publics.push((path.clone(), read(Path::new(path))?));
+        }
+        Self::from_pems(private, &publics)
     }
 
     /// Builds the set from a private key PEM and extra public key PEMs (name, bytes).

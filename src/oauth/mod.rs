@@ -7,6 +7,7 @@
 
 pub mod jwt;
 pub mod keys;
+pub mod php_token;
 pub mod refresh_token;
 
 use std::sync::Arc;
@@ -222,6 +223,7 @@ impl OAuthServer {
                 scopes: &grant.scopes,
                 actor: grant.actor.as_deref(),
                 session: Some(session),
+                backdate_s: self.settings.issued_at_backdate_s,
             },
             now_s(),
         )?)
@@ -340,6 +342,72 @@ impl OAuthServer {
                 Exchange::Refused(refusal) => refusal.into(),
             },
         )
+    }
+
+    /// Exchanges a refresh token the shop's PHP Glue issued (already decrypted, see
+    /// [`php_token`]) for glue's own pair in a new family with the same `sub` and scopes.
+    /// Stricter than PHP: the token's `spy_oauth_refresh_token` row must exist, and retiring it
+    /// is a conditional update in the transaction that stores the new pair, so of parallel
+    /// exchanges exactly one wins; a later replay finds the row revoked.
+    pub fn refresh_php(
+        &self,
+        conn: &mut DbConnection,
+        payload: &php_token::PhpRefreshPayload,
+    ) -> Result<RefreshOutcome, OAuthError> {
+        let rejected = |why| Ok(RefreshOutcome::Rejected(why));
+        if payload.client_id != self.settings.client_id {
+            return rejected(RefreshRejection::WrongClient);
+        }
+        if payload.expire_time < now_s() {
+            return rejected(RefreshRejection::Expired);
+        }
+        let Some(row) = refresh_token::find(conn, &payload.refresh_token_id)? else {
+            return rejected(RefreshRejection::Unknown);
+        };
+        // A row glue wrote is found by a SHA-256, never by a PHP token's id.
+        if row.family.is_some() {
+            return rejected(RefreshRejection::Unknown);
+        }
+        match refresh_token::refusal(&row, &self.settings.client_id, now_naive()) {
+            // PHP Glue rotated or revoked it: no reuse detection for a family glue never had.
+            Some(Refusal::Retired | Refusal::Revoked) => {
+                return rejected(RefreshRejection::Revoked)
+            }
+            Some(refusal) => return Ok(refusal.into()),
+            None => {}
+        }
+        let Ok(subject) = serde_json::from_str::<jwt::UserIdentifier>(&payload.user_id) else {
+            return rejected(RefreshRejection::Unreadable);
+        };
+        let grant = Grant {
+            subject,
+            scopes: payload.scopes.clone(),
+            actor: None,
+        };
+        for id_agent in grant.agent_ids() {
+            if crate::agent::find_active_agent_by_id(conn, id_agent)?.is_none() {
+                return rejected(RefreshRejection::Inactive);
+            }
+        }
+        let scopes_json = serde_json::to_string(&grant.scopes).unwrap_or_else(|_| "[]".into());
+        let (tokens, successor) =
+            self.new_pair(&grant, &payload.user_id, &scopes_json, &random_hex(16))?;
+        let won = crate::db::retry_deadlocks(|| {
+            crate::db::write_transaction(&mut *conn, |conn| {
+                if refresh_token::retire_foreign(conn, row.id_oauth_refresh_token, now_naive())?
+                    == 0
+                {
+                    return Ok(false);
+                }
+                refresh_token::insert(conn, &successor)?;
+                Ok(true)
+            })
+        })?;
+        Ok(if won {
+            RefreshOutcome::Rotated(tokens)
+        } else {
+            RefreshOutcome::Rejected(RefreshRejection::Revoked)
+        })
     }
 
     /// The refresh grace window of the settings.

@@ -387,6 +387,59 @@ fn revoke_all_owned_by_pass(conn: &mut DbConnection, owner: Owner<'_>) -> QueryR
         .execute(conn)
 }
 
+/// Retires a row glue did not write (the shop's PHP Glue did: no side row), only if it is not
+/// revoked yet; returns 1 for the one caller that retired it, 0 for everyone else.
+pub fn retire_foreign(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        t::table
+            .filter(dsl::id_oauth_refresh_token.eq(id))
+            .filter(dsl::revoked_at.is_null())
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                g::table.filter(side::id_oauth_refresh_token.eq(id)),
+            ))),
+    )
+    .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
+    .execute(conn)
+}
+
+/// Revokes the live rows the shop's PHP Glue wrote (no side row) for the customer with
+/// `customer_reference` — all of them, or the one with `identifier` (PHP's own
+/// `DELETE /refresh-tokens` semantics: by customer reference).
+pub fn revoke_foreign_of_customer(
+    conn: &mut DbConnection,
+    customer_reference: &str,
+    identifier: Option<&str>,
+) -> QueryResult<usize> {
+    if !crate::db::storable(customer_reference) || !identifier.is_none_or(crate::db::storable) {
+        return Ok(0);
+    }
+    let now = crate::db::now();
+    let mut rows = t::table
+        .filter(dsl::customer_reference.eq(customer_reference))
+        .filter(dsl::revoked_at.is_null())
+        .filter(diesel::dsl::not(diesel::dsl::exists(g::table.filter(
+            side::id_oauth_refresh_token.eq(dsl::id_oauth_refresh_token),
+        ))))
+        .select(dsl::id_oauth_refresh_token)
+        .into_boxed();
+    if let Some(identifier) = identifier {
+        rows = rows.filter(dsl::identifier.eq(identifier));
+    }
+    let ids: Vec<i64> = rows.load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    crate::db::retry_deadlocks(|| {
+        diesel::update(
+            t::table
+                .filter(dsl::id_oauth_refresh_token.eq_any(&ids))
+                .filter(dsl::revoked_at.is_null()),
+        )
+        .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
+        .execute(conn)
+    })
+}
+
 /// Revokes one token (a row without a family: nothing else belongs to its session).
 fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     let now = crate::db::now();

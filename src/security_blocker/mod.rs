@@ -303,6 +303,24 @@ impl SecurityBlocker {
         }
     }
 
+    /// Settles an attempt that proved nothing about an account (e.g. a PHP refresh token that
+    /// decrypted): its places are given back, nothing becomes trusted.
+    pub fn release(&self, conn: &mut DbConnection, reservation: &Reservation) -> QueryResult<()> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        crate::db::retry_deadlocks(|| {
+            crate::db::write_transaction(&mut *conn, |conn| {
+                for counter in &reservation.counters {
+                    diesel::update(this(counter).filter(dsl::attempts.gt(0)))
+                        .set(dsl::attempts.eq(dsl::attempts - 1))
+                        .execute(conn)?;
+                }
+                Ok(())
+            })
+        })
+    }
+
     /// Deletes expired counters at most every `sweep_interval_s` per instance, so a spray of
     /// random usernames cannot grow the table beyond what one window holds.
     fn maybe_sweep(&self, conn: &mut DbConnection) -> QueryResult<()> {

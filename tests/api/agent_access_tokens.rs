@@ -101,7 +101,9 @@ async fn the_access_token_verifies_with_the_jwks_and_carries_every_claim(backend
     let now = chrono::Utc::now().timestamp();
     assert!((now - iat).abs() <= 5);
     assert_eq!(claims["nbf"].as_i64().unwrap(), iat);
-    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 28800);
+    // exp is issue time + the TTL; iat and nbf are backdated by oauth.issued_at_backdate_s (1 s)
+    // so that PHP's zero-leeway check accepts a fresh token.
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 28800 + 1);
     assert_eq!(
         claims["sub"],
         r#"{"id_company_user":null,"id_agent":1,"customer_reference":null,"id_customer":null,"permissions":null}"#

@@ -14,6 +14,7 @@ mod hardening;
 mod impersonation;
 mod metrics;
 mod openapi;
+mod php_glue;
 mod process;
 mod properties;
 mod refresh_tokens;

@@ -13,6 +13,9 @@ use sha2::Digest;
 
 use crate::helpers::*;
 
+/// The identifier of the refresh-token row the fixture's PHP Glue wrote.
+const PHP_ROW: &str =
+    "5d8f0c1e0b7a4f2a9c3e6d1b8a7f4e2c5d8f0c1e0b7a4f2a9c3e6d1b8a7f4e2c5d8f0c1e0b7a4f2a";
 const AGENT: (&str, &str) = ("agent@shop.test", "Agent-Pass-2026");
 const CUSTOMER_PASSWORD: &str = "Customer-Pass-2026";
 /// 120 bytes: Symfony's NativePasswordHasher stored base64(sha512(it)).
@@ -65,6 +68,11 @@ fn shop_settings(db: &TestDatabase) -> glue::settings::Settings {
     let mut settings = test_settings(&db.url);
     settings.database.schema_owner = SchemaOwner::Spryker;
     settings.database.timezone = SHOP_ZONE.into();
+    // And the shop's keys, as when migrating from PHP Glue (issue 17).
+    let env = crate::php_glue::shop_env();
+    settings.oauth.key_source = glue::settings::KeySource::SprykerEnv;
+    settings.oauth.client_id = env.client_id.clone();
+    settings.oauth.spryker_env = Some(env);
     settings
 }
 
@@ -341,6 +349,21 @@ async fn shop_flow(backend: Backend) {
         assert_eq!(response.status(), 401, "{email} with a wrong password");
     }
 
+    // The refresh token the shop's PHP Glue issued (the fixture's row) is exchanged once.
+    let php_token = crate::php_glue::php_refresh_token(
+        crate::php_glue::ENCRYPTION_KEY,
+        &crate::php_glue::php_payload(
+            "frontend",
+            PHP_ROW,
+            r#"{"id_customer":90001,"customer_reference":"DE--90001","id_agent":null}"#,
+            &["customer"],
+            chrono::Utc::now().timestamp() + 3600,
+        ),
+    );
+    let response = app.refresh(&json!(php_token)).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(app.refresh(&json!(php_token)).await.status(), 401);
+
     // The shop's own revocation (Spryker's revoke by customer reference) stops glue's tokens.
     let response = app
         .customer_login(&json!("mixed.case@shop.test"), &json!(CUSTOMER_PASSWORD))
@@ -461,10 +484,7 @@ async fn shop_flow(backend: Backend) {
     .unwrap();
     assert_eq!(
         left.into_iter().map(|l| l.line).collect::<Vec<_>>(),
-        [
-            "5d8f0c1e0b7a4f2a9c3e6d1b8a7f4e2c5d8f0c1e0b7a4f2a9c3e6d1b8a7f4e2c5d8f0c1e0b7a4f2a",
-            "php-row"
-        ]
+        [PHP_ROW, "php-row"]
     );
 
     let side_rows: i64 = diesel::select(diesel::dsl::sql::<BigInt>(match backend {
