@@ -4,23 +4,24 @@
 //! Opening one costs a PBKDF2 derivation of 100,000 iterations whether it is genuine or not, so
 //! it is treated like a password: a place in the bounded credential queue first, a reservation
 //! with the security blocker (per address) before the work, the work on the low-priority
-//! credential threads, and every token that does not decrypt counted as a failure — garbage
-//! `def50200…` strings cannot take more CPU than failed logins can.
+//! credential threads, and every token that does not decrypt — or decrypts but achieves nothing
+//! (replayed, expired, someone else's) — counted as a failure: neither garbage `def50200…`
+//! strings nor one genuine token sent again and again can take more CPU than failed logins can.
 
 use std::net::IpAddr;
 
 use crate::db;
 use crate::login::{LoginDeps, LoginError};
 use crate::oauth::php_token::{self, PhpRefreshPayload};
-use crate::oauth::RefreshOutcome;
+use crate::oauth::{refresh_token, RefreshOutcome};
 use crate::password::StillWanted;
-use crate::security_blocker::{Admission, Blocked, EntityType};
+use crate::security_blocker::{Admission, Blocked, EntityType, Reservation, SecurityBlocker};
 
 /// What opening a presented PHP token came to.
-#[derive(Debug)]
-pub enum Opened {
-    /// It decrypted with the shop's key into league's payload.
-    Payload(PhpRefreshPayload),
+enum Opened {
+    /// It decrypted with the shop's key into league's payload; the reservation is settled by
+    /// what the token then achieves.
+    Payload(PhpRefreshPayload, Reservation),
     /// It did not (wrong key, altered, not league's): counted as a failure.
     Invalid,
     /// Too many failures from this address: refused before any work.
@@ -28,7 +29,7 @@ pub enum Opened {
 }
 
 /// Decrypts `token` with the shop's `encryption_key` under the blocker and the bounded queue.
-pub async fn open(
+async fn open(
     deps: &LoginDeps,
     encryption_key: crate::secret::Secret,
     token: String,
@@ -54,20 +55,33 @@ pub async fn open(
             php_token::open(encryption_key.expose().as_bytes(), &token)
         })
         .await?;
-    let blocker = deps.blocker.clone();
-    db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        Ok(match opened {
-            Ok(payload) => {
-                blocker.release(conn, &reservation)?;
-                Opened::Payload(payload)
-            }
-            Err(_) => {
-                blocker.fail(conn, &reservation)?;
-                Opened::Invalid
-            }
-        })
-    })
-    .await
+    match opened {
+        Ok(payload) => Ok(Opened::Payload(payload, reservation)),
+        Err(_) => {
+            let blocker = deps.blocker.clone();
+            db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                Ok(blocker.fail(conn, &reservation)?)
+            })
+            .await?;
+            Ok(Opened::Invalid)
+        }
+    }
+}
+
+/// Gives the places back when the token achieved something, counts a failure otherwise: a
+/// genuine token replayed after its exchange (or expired, or someone else's) costs a
+/// derivation every time, so it counts like garbage does.
+fn settle(
+    blocker: &SecurityBlocker,
+    conn: &mut crate::db::DbConnection,
+    reservation: &Reservation,
+    achieved: bool,
+) -> diesel::QueryResult<()> {
+    if achieved {
+        blocker.release(conn, reservation)
+    } else {
+        blocker.fail(conn, reservation)
+    }
 }
 
 /// `POST /refresh-tokens` with a PHP refresh token: glue's own pair, or why not.
@@ -84,8 +98,8 @@ pub async fn exchange(
     ip: Option<IpAddr>,
     still_wanted: StillWanted,
 ) -> Result<PhpRefresh, LoginError> {
-    let payload = match open(deps, encryption_key, token, ip, still_wanted).await? {
-        Opened::Payload(payload) => payload,
+    let (payload, reservation) = match open(deps, encryption_key, token, ip, still_wanted).await? {
+        Opened::Payload(payload, reservation) => (payload, reservation),
         Opened::Invalid => {
             return Ok(PhpRefresh::Outcome(RefreshOutcome::Rejected(
                 crate::oauth::RefreshRejection::Unknown,
@@ -94,9 +108,47 @@ pub async fn exchange(
         Opened::Blocked(blocked) => return Ok(PhpRefresh::Blocked(blocked)),
     };
     let oauth = deps.oauth.clone();
+    let blocker = deps.blocker.clone();
     let outcome = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        Ok(oauth.refresh_php(conn, &payload)?)
+        let outcome = oauth.refresh_php(conn, &payload)?;
+        let rotated = matches!(outcome, RefreshOutcome::Rotated(_));
+        settle(&blocker, conn, &reservation, rotated)?;
+        Ok(outcome)
     })
     .await?;
     Ok(PhpRefresh::Outcome(outcome))
+}
+
+/// `DELETE /refresh-tokens/{PHP token}` by the customer with `customer_reference`: revokes the
+/// live row the token names if it is that customer's (PHP's own rule); `Some` when the address
+/// is blocked. Nothing tells the caller whether a row was revoked.
+pub async fn revoke(
+    deps: &LoginDeps,
+    encryption_key: crate::secret::Secret,
+    token: String,
+    ip: Option<IpAddr>,
+    still_wanted: StillWanted,
+    customer_reference: String,
+) -> Result<Option<Blocked>, LoginError> {
+    let (payload, reservation) = match open(deps, encryption_key, token, ip, still_wanted).await? {
+        Opened::Payload(payload, reservation) => (payload, reservation),
+        Opened::Invalid => return Ok(None),
+        Opened::Blocked(blocked) => return Ok(Some(blocked)),
+    };
+    let client_id = deps.oauth.settings.client_id.clone();
+    let blocker = deps.blocker.clone();
+    db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+        let revoked = if payload.client_id == client_id {
+            refresh_token::revoke_foreign_of_customer(
+                conn,
+                &customer_reference,
+                Some(&payload.refresh_token_id),
+            )?
+        } else {
+            0
+        };
+        settle(&blocker, conn, &reservation, revoked > 0)?;
+        Ok(None)
+    })
+    .await
 }

@@ -393,6 +393,12 @@ impl Settings {
         if !(4..=31).contains(&self.oauth.bcrypt_cost) {
             return Err(invalid("oauth.bcrypt_cost", "must be between 4 and 31"));
         }
+        if self.oauth.issued_at_backdate_s > 60 {
+            return Err(invalid(
+                "oauth.issued_at_backdate_s",
+                "at most 60 (a second or two covers the clock skew it is for)",
+            ));
+        }
         if self.oauth.refresh_reuse_grace_s > 300 {
             return Err(invalid(
                 "oauth.refresh_reuse_grace_s",

@@ -149,6 +149,11 @@ impl Application {
             .observing(metrics.bcrypt_wait.clone())
             .rehashing(settings.database.schema_owner == db::SchemaOwner::Glue),
         );
+        if settings.oauth.key_source == crate::settings::KeySource::SprykerEnv
+            && settings.database.schema_owner != db::SchemaOwner::Spryker
+        {
+            log::warn!(target: "glue::startup", "oauth.key_source = \"spryker-env\" on a database glue owns: PHP Glue's refresh tokens name rows in the shop's spy_oauth_refresh_token, which this database does not have, so none of them can be exchanged (set database.schema_owner = \"spryker\" and the shop's DATABASE_URL)");
+        }
         let manager = db::ConnectionManager::for_settings(&settings.database)?;
         let applied = db::migrate(&manager)?;
         if applied > 0 {

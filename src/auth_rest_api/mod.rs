@@ -21,7 +21,7 @@ use crate::oauth::refresh_token::{self, Owner};
 use crate::oauth::{hash_refresh_token, OAuthError, RefreshOutcome};
 use crate::oauth_api::{blocked, token_resource, Authenticated};
 use crate::password::Password;
-use crate::php_glue::{Opened, PhpRefresh};
+use crate::php_glue::PhpRefresh;
 use crate::state::AppState;
 use config::*;
 
@@ -228,19 +228,24 @@ async fn delete_refresh_tokens(
         (Some(reference), None) => Some(reference.clone()),
         _ => None,
     };
-    let mut php_row = None;
-    if let (Some(key), Some(_)) = (
+    if let (Some(key), Some(reference)) = (
         php_encryption_key(&state).filter(|_| php_token::looks_like_php(&target)),
         &customer,
     ) {
         let still_wanted = std::sync::Arc::new(move || client.is_open());
-        match crate::php_glue::open(&state.login, key, target.clone(), ip.0, still_wanted).await? {
-            Opened::Payload(payload) if payload.client_id == state.settings.oauth.client_id => {
-                php_row = Some(payload.refresh_token_id)
-            }
-            Opened::Blocked(refused) => return Err(blocked(refused)),
-            _ => {}
-        }
+        let outcome = crate::php_glue::revoke(
+            &state.login,
+            key,
+            target,
+            ip.0,
+            still_wanted,
+            reference.clone(),
+        )
+        .await?;
+        return match outcome {
+            Some(refused) => Err(blocked(refused)),
+            None => Ok(HttpResponse::NoContent().finish()),
+        };
     }
     db::run(&state.pool, move |conn| -> Result<_, OAuthError> {
         let owner = Owner {
@@ -252,8 +257,6 @@ async fn delete_refresh_tokens(
             if let Some(reference) = &customer {
                 refresh_token::revoke_foreign_of_customer(conn, reference, None)?;
             }
-        } else if let (Some(identifier), Some(reference)) = (&php_row, &customer) {
-            refresh_token::revoke_foreign_of_customer(conn, reference, Some(identifier))?;
         } else {
             refresh_token::revoke_family_owned_by(conn, &hash_refresh_token(&target), owner)?;
         }

@@ -27,8 +27,10 @@ const IV_BYTES: usize = 16;
 const MAC_BYTES: usize = 32;
 const PBKDF2_ITERATIONS: u32 = 100_000;
 const MIN_BYTES: usize = HEADER.len() + SALT_BYTES + IV_BYTES + MAC_BYTES;
-/// Longer input is not a refresh token league wrote (its payload is a few hundred bytes).
-const MAX_HEX: usize = 8192;
+/// Longer input is not a refresh token league wrote: its payload is a few hundred bytes, a
+/// B2B `sub` with its permissions a few kilobytes; a request body holds at most 64 KiB anyway
+/// (`server.max_body_bytes`). The derivation, not the length, is what costs.
+const MAX_HEX: usize = 1 << 16;
 
 /// Why a presented string is not a PHP refresh token this shop issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -295,6 +295,32 @@ async fn a_php_refresh_token_is_exchanged_once(backend: Backend) {
     let (status, body) = refresh_status(&app, &php_token).await;
     assert_eq!(status, 401);
     assert_eq!(body["errors"][0]["code"], "004");
+
+    // An agent's PHP refresh token: glue's agent pair, while the agent is active.
+    let agent = app.insert_user("php-agent@example.com", "agent-pass", true, "active");
+    let agent_sub = format!(
+        r#"{{"customer_reference":null,"id_customer":null,"id_company_user":null,"id_agent":{agent},"permissions":null}}"#
+    );
+    let identifier = glue::oauth::random_hex(40);
+    insert_php_row(&app, &identifier, "", &agent_sub, "2099-01-01 00:00:00");
+    let token = php_refresh_token(
+        ENCRYPTION_KEY,
+        &php_payload(
+            "frontend",
+            &identifier,
+            &agent_sub,
+            &["agent"],
+            chrono::Utc::now().timestamp() + 600,
+        ),
+    );
+    let (status, body) = refresh_status(&app, &token).await;
+    assert_eq!(status, 201, "{body}");
+    let access = body["data"]["attributes"]["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.search("q=x", access).await.status(),
+        200,
+        "an agent token"
+    );
 }
 
 async fn parallel_php_exchanges_have_one_winner(backend: Backend) {
@@ -377,6 +403,29 @@ async fn bad_php_refresh_tokens_are_refused(backend: Backend) {
         assert_eq!(body["errors"][0]["code"], "004", "{case}");
     }
     assert!(!row_revoked(&app, &identifier), "nothing was consumed");
+    // A payload naming a row glue wrote (its identifier is the SHA-256 of glue's token).
+    app.insert_customer(
+        "DE--P9",
+        "p9@example.com",
+        "Gina",
+        "Glue",
+        Some("customer-pass"),
+    );
+    let response = app
+        .customer_login(&json!("p9@example.com"), &json!("customer-pass"))
+        .await;
+    let (_, glue_refresh) = token_pair(response.json().await.unwrap());
+    let glue_row = glue::oauth::hash_refresh_token(&glue_refresh);
+    let naming_glue_row = php_refresh_token(
+        ENCRYPTION_KEY,
+        &php_payload("frontend", &glue_row, &sub, &["customer"], later),
+    );
+    assert_eq!(refresh_status(&app, &naming_glue_row).await.0, 401);
+    assert_eq!(
+        refresh_status(&app, &glue_refresh).await.0,
+        201,
+        "glue's token untouched"
+    );
     let (status, _) = refresh_status(&app, &valid).await;
     assert_eq!(status, 201);
 }
@@ -475,6 +524,18 @@ async fn glue_tokens_pass_leagues_validation(backend: Backend) {
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
     let token = body["data"]["attributes"]["accessToken"].as_str().unwrap();
+    // iat and nbf lie oauth.issued_at_backdate_s (1 s) before the issue time, exp the TTL after.
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["nbf"], claims["iat"]);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        28_800 + 1
+    );
     // PHP's clock, read right after glue issued the token (and even 0.5 s behind glue's).
     let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
     let public = &test_key_pair().1;
@@ -500,7 +561,54 @@ async fn glue_tokens_pass_leagues_validation(backend: Backend) {
     assert!(league_accepts(&forged, public, now).is_err());
 }
 
+/// N exchanges of one decrypted PHP token released at once (no queue in between): exactly one
+/// retires the row and gets a pair.
+async fn racing_exchanges_have_one_winner(backend: Backend) {
+    let app = spawn_migrating_app(backend);
+    let id = app.insert_customer("DE--RC", "rc@example.com", "Rita", "Race", None);
+    let sub = customer_sub("DE--RC", id);
+    let identifier = glue::oauth::random_hex(40);
+    insert_php_row(&app, &identifier, "DE--RC", &sub, "2099-01-01 00:00:00");
+    let payload: glue::oauth::php_token::PhpRefreshPayload = serde_json::from_str(&php_payload(
+        "frontend",
+        &identifier,
+        &sub,
+        &["customer"],
+        chrono::Utc::now().timestamp() + 600,
+    ))
+    .unwrap();
+    let mut settings = test_settings(&app.db.url).oauth;
+    settings.client_id = "frontend".into();
+    let keys = glue::oauth::keys::KeySet::from_pems(test_private_key().as_bytes(), &[]).unwrap();
+    let oauth = std::sync::Arc::new(glue::oauth::OAuthServer::new(
+        std::sync::Arc::new(keys),
+        settings,
+    ));
+    let racers = 8;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(racers));
+    let threads: Vec<_> = (0..racers)
+        .map(|_| {
+            let (oauth, payload, barrier) = (oauth.clone(), payload.clone(), barrier.clone());
+            let mut conn = app.conn();
+            std::thread::spawn(move || {
+                barrier.wait();
+                matches!(
+                    oauth.refresh_php(&mut conn, &payload).unwrap(),
+                    glue::oauth::RefreshOutcome::Rotated(_)
+                )
+            })
+        })
+        .collect();
+    let winners = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|won| *won)
+        .count();
+    assert_eq!(winners, 1);
+}
+
 backends!(
+    racing_exchanges_have_one_winner,
     php_access_tokens_are_accepted,
     a_php_refresh_token_is_exchanged_once,
     parallel_php_exchanges_have_one_winner,
@@ -520,6 +628,22 @@ async fn undecryptable_php_tokens_are_counted_and_blocked() {
     }
     assert!(statuses[..30].iter().all(|s| *s == 401), "{statuses:?}");
     assert_eq!(statuses[30], 429, "the address is blocked");
+}
+
+/// A genuine token replayed after its exchange costs a derivation each time: it counts too.
+#[tokio::test]
+async fn a_replayed_php_token_is_counted_and_blocked() {
+    let app = spawn_migrating_app(Backend::Sqlite);
+    let (php_token, _, _) = php_session(&app, "DE--R1");
+    assert_eq!(refresh_status(&app, &php_token).await.0, 201);
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(refresh_status(&app, &php_token).await.0);
+    }
+    // The same token comes back under one key (address and token salt): the customer rule,
+    // 10 failures, blocks the 11th.
+    assert!(statuses[..10].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses[10], 429, "blocked");
 }
 
 #[test]
@@ -624,6 +748,7 @@ async fn defuse_port_cross_check() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout, payload.as_bytes());
     let out = node(&["encrypt", ENCRYPTION_KEY], payload.as_bytes());
+    assert!(out.status.success(), "{out:?}");
     let theirs = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(
         glue::oauth::php_token::decrypt(ENCRYPTION_KEY.as_bytes(), &theirs).unwrap(),
@@ -640,6 +765,7 @@ async fn defuse_port_cross_check() {
         &["encrypt", ENCRYPTION_KEY],
         php_payload("frontend", &identifier, &sub, &["customer"], later).as_bytes(),
     );
+    assert!(out.status.success(), "{out:?}");
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(refresh_status(&app, &token).await.0, 201);
 }
