@@ -20,6 +20,8 @@ pub struct Metrics {
     pub bcrypt_queue_depth: IntGauge,
     /// Seconds a login waited for a bcrypt thread.
     pub bcrypt_wait: Histogram,
+    /// Logins verified together (1 = alone, with the scalar kernel).
+    pub bcrypt_batch_size: Histogram,
     /// `glue_http_request_duration_seconds{method, route, status}`.
     pub http_latency: HistogramVec,
     /// Pool connections checked out right now, and open in all.
@@ -54,6 +56,14 @@ impl Metrics {
             .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         )
         .expect("valid metric");
+        let bcrypt_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "bcrypt_batch_size",
+                "Logins verified together in SIMD lanes (1 = alone, scalar)",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 12.0, 16.0]),
+        )
+        .expect("valid metric");
         let http_latency = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
@@ -84,6 +94,7 @@ impl Metrics {
             Box::new(refreshes.clone()),
             Box::new(bcrypt_queue_depth.clone()),
             Box::new(bcrypt_wait.clone()),
+            Box::new(bcrypt_batch_size.clone()),
             Box::new(http_latency.clone()),
             Box::new(pool_in_use.clone()),
             Box::new(pool_open.clone()),
@@ -100,6 +111,7 @@ impl Metrics {
             refreshes,
             bcrypt_queue_depth,
             bcrypt_wait,
+            bcrypt_batch_size,
             http_latency,
             pool_in_use,
             pool_open,

@@ -17,8 +17,8 @@
 //! configured cost gets a new hash (PHP's `password_needs_rehash` convention).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -39,6 +39,8 @@ pub enum PasswordError {
     Overloaded,
     #[error("the login was abandoned by its client before its verification started")]
     Abandoned,
+    #[error("the bcrypt kernel failed its self-test: {0}; set oauth.bcrypt_kernel = \"reference\" to use the bcrypt crate")]
+    SelfTest(String),
 }
 
 /// A password as sent: a non-empty string. Never printed.
@@ -141,83 +143,362 @@ pub struct Verification {
     pub rehashed: Option<String>,
 }
 
+/// Which bcrypt implementation verifies logins (`oauth.bcrypt_kernel`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernel {
+    /// bcrypt-rust: logins waiting together are verified in SIMD lanes (AVX2/AVX-512/NEON,
+    /// chosen at run time), a lone login with the scalar kernel.
+    #[default]
+    Batch,
+    /// bcrypt-rust's scalar kernel only (the switch that turns batching off).
+    Scalar,
+    /// The `bcrypt` crate, glue's original implementation.
+    Reference,
+}
+
+impl Kernel {
+    /// One verification with this kernel's scalar code.
+    fn verify_one(self, password: &[u8], hash: &str) -> bool {
+        match self {
+            Kernel::Reference => bcrypt::verify(password, hash).unwrap_or(false),
+            _ => bcrypt_rust::verify(password, hash).unwrap_or(false),
+        }
+    }
+
+    /// How many verifications run together (1 = no batching).
+    pub fn lanes(self) -> usize {
+        match self {
+            Kernel::Batch => bcrypt_rust::detected_backend().lanes(),
+            _ => 1,
+        }
+    }
+}
+
+/// Checks, before the service trusts it, that the selected kernel agrees with the `bcrypt`
+/// crate on known vectors: hashes made by the reference verify (batched and alone), wrong
+/// passwords do not, and both hash alike.
+pub fn self_test(kernel: Kernel) -> Result<(), PasswordError> {
+    if kernel == Kernel::Reference {
+        return Ok(());
+    }
+    let salt = *b"glue-self-test!!";
+    let passwords: [&[u8]; 6] = [
+        b"a",
+        b"change123",
+        "pässwörd €".as_bytes(),
+        b"nul\0inside",
+        &[b'x'; 72],
+        &[b'y'; 73],
+    ];
+    let fail = |what: &str| {
+        Err(PasswordError::SelfTest(format!(
+            "{what} ({kernel:?} kernel)"
+        )))
+    };
+    let mut hashes = Vec::new();
+    for password in passwords {
+        let reference = bcrypt::hash_with_salt(password, 4, salt)
+            .map_err(PasswordError::Hash)?
+            .format_for_version(bcrypt::Version::TwoY);
+        let ours = bcrypt_rust::hash_with_salt(password, 4, salt)
+            .map(|h| h.format_for_version(bcrypt_rust::Version::TwoY))
+            .map_err(|e| PasswordError::SelfTest(e.to_string()))?;
+        if ours != reference {
+            return fail("a hash differs from the reference");
+        }
+        if !kernel.verify_one(password, &reference) || kernel.verify_one(b"wrong", &reference) {
+            return fail("a scalar verification disagrees with the reference");
+        }
+        hashes.push(reference);
+    }
+    // A batch wider than any lane count, right and wrong passwords interleaved.
+    let mut batch_passwords: Vec<&[u8]> = Vec::new();
+    let mut batch_hashes: Vec<&str> = Vec::new();
+    for round in 0..6 {
+        for (i, hash) in hashes.iter().enumerate() {
+            batch_passwords.push(if (round + i) % 3 == 0 {
+                b"wrong"
+            } else {
+                passwords[i]
+            });
+            batch_hashes.push(hash);
+        }
+    }
+    let results = bcrypt_rust::verify_many(&batch_passwords, &batch_hashes);
+    for ((password, result), i) in batch_passwords.iter().zip(results).zip(0..) {
+        let expected = *password != b"wrong";
+        if result.ok() != Some(expected) {
+            return fail(&format!("batch lane {i} disagrees with the reference"));
+        }
+    }
+    Ok(())
+}
+
+/// One login waiting for its verification.
+struct VerifyJob {
+    slot: Slot,
+    still_wanted: StillWanted,
+    done: tokio::sync::oneshot::Sender<Option<Verification>>,
+    password: Option<Password>,
+    hash: Option<String>,
+    enqueued: std::time::Instant,
+}
+
+enum Work {
+    Verify(VerifyJob),
+    /// Other slow credential work (see [`PasswordVerifier::run`]).
+    Task(Job),
+}
+
+/// What the threads share.
+struct Shared {
+    kernel: Kernel,
+    lanes: usize,
+    cost: u32,
+    target_cost: AtomicU32,
+    /// A valid bcrypt hash of a random password whose cost digits are swapped for a dummy.
+    dummy_template: String,
+    /// Raise the target when a verification meets a costlier hash.
+    learn_costs: bool,
+    /// Rehash a matched password whose hash is cheaper than `cost`.
+    rehash: AtomicBool,
+    /// Batching is allowed only while every stored hash is known to be at the target cost:
+    /// then every login — existing user or not — is one verification at that cost, and a
+    /// batch takes as long whoever is in it. A cheaper hash would be padded with dummies of
+    /// other costs, which lanes cannot share; seeing one turns batching off for good.
+    uniform: AtomicBool,
+    /// How long jobs waited for a thread (seconds).
+    waits: OnceLock<prometheus::Histogram>,
+    /// How many logins each verification round served.
+    batch_sizes: OnceLock<prometheus::Histogram>,
+}
+
+/// One verification a job needs: (candidate, hash, is it the real one).
+type Item = (Vec<u8>, String, bool);
+
+impl Shared {
+    fn dummy(&self, cost: u32) -> String {
+        format!("$2y${cost:02}{}", &self.dummy_template[6..])
+    }
+
+    /// The verifications that make up `job` at the target cost: the real one (if the user has
+    /// a usable hash) and dummies up to the target, or one dummy at the target.
+    fn plan(&self, job: &VerifyJob) -> (Vec<Item>, Option<u32>) {
+        let candidate = job
+            .password
+            .as_ref()
+            .map_or(&[][..], |p| p.expose().as_bytes())
+            .to_vec();
+        let target = self.target_cost.load(Ordering::SeqCst);
+        let spent = job.hash.as_deref().and_then(cost_of);
+        let mut items = Vec::new();
+        match (&job.hash, spent) {
+            (Some(hash), Some(cost)) => {
+                items.push((candidate.clone(), hash.clone(), true));
+                if cost < target {
+                    self.uniform.store(false, Ordering::SeqCst);
+                    for c in cost..target {
+                        items.push((candidate.clone(), self.dummy(c), false));
+                    }
+                } else if cost > target && self.learn_costs {
+                    self.target_cost.fetch_max(cost, Ordering::SeqCst);
+                    self.uniform.store(false, Ordering::SeqCst);
+                }
+            }
+            (Some(_), None) => {
+                log::warn!(target: "glue::password", "stored password hash is unusable");
+                items.push((candidate, self.dummy(target), false));
+            }
+            (None, _) => items.push((candidate, self.dummy(target), false)),
+        }
+        (items, spent)
+    }
+
+    /// Verifies the jobs taken together: in lanes when batching is allowed and several are
+    /// single verifications at the target cost, one by one otherwise.
+    fn verify_jobs(&self, jobs: Vec<VerifyJob>) {
+        let mut live = Vec::new();
+        for job in jobs {
+            if let Some(waits) = self.waits.get() {
+                waits.observe(job.enqueued.elapsed().as_secs_f64());
+            }
+            if job.done.is_closed() || !(job.still_wanted)() {
+                let _ = job.done.send(None);
+                continue;
+            }
+            let (items, spent) = self.plan(&job);
+            live.push((job, items, spent));
+        }
+        let target = self.target_cost.load(Ordering::SeqCst);
+        let batchable =
+            |items: &Vec<Item>| items.len() == 1 && cost_of(&items[0].1) == Some(target);
+        let batch: Vec<usize> =
+            if self.kernel == Kernel::Batch && self.uniform.load(Ordering::SeqCst) {
+                (0..live.len()).filter(|&i| batchable(&live[i].1)).collect()
+            } else {
+                Vec::new()
+            };
+        let mut results: Vec<Option<bool>> = vec![None; live.len()];
+        if let Some(sizes) = self.batch_sizes.get() {
+            let batched = if batch.len() > 1 { batch.len() } else { 0 };
+            if batched > 0 {
+                sizes.observe(batched as f64);
+            }
+            (batched..live.len()).for_each(|_| sizes.observe(1.0));
+        }
+        if batch.len() > 1 {
+            let passwords: Vec<&[u8]> = batch.iter().map(|&i| &live[i].1[0].0[..]).collect();
+            let hashes: Vec<&str> = batch.iter().map(|&i| live[i].1[0].1.as_str()).collect();
+            let verdicts = bcrypt_rust::verify_many(&passwords, &hashes);
+            for (&i, verdict) in batch.iter().zip(verdicts) {
+                results[i] = Some(live[i].1[0].2 && verdict.unwrap_or(false));
+            }
+        }
+        for (i, (_, items, _)) in live.iter().enumerate() {
+            if results[i].is_none() {
+                let mut matched = false;
+                for (candidate, hash, real) in items {
+                    let verdict = self.kernel.verify_one(candidate, hash);
+                    matched |= *real && verdict;
+                }
+                results[i] = Some(matched);
+            }
+        }
+        for ((job, _, spent), matched) in live.into_iter().zip(results) {
+            let matched = matched.unwrap_or(false)
+                && job
+                    .password
+                    .as_ref()
+                    .is_some_and(|p| p.expose().len() <= BCRYPT_MAX_BYTES);
+            let rehashed = match spent {
+                Some(cost) if self.rehash.load(Ordering::SeqCst) && matched && cost < self.cost => {
+                    job.password
+                        .as_ref()
+                        .and_then(|p| self::hash(p.expose(), self.cost).ok())
+                }
+                _ => None,
+            };
+            drop(job.slot);
+            let _ = job.done.send(Some(Verification { matched, rehashed }));
+        }
+    }
+}
+
 /// Verifies passwords on a dedicated pool of `threads` threads running at a lower CPU priority
 /// (`nice`), against the real hash or — for an unknown user — a dummy of the target cost, so the
 /// answer takes as long either way. A login storm queues here (up to `queue_depth`): it can
 /// neither spawn more bcrypt work than there are threads nor delay the async workers and the
 /// shared blocking pool, whose short requests preempt bcrypt whenever they need a core.
+///
+/// **Batching** (`Kernel::Batch`): a thread that takes a login also takes up to a lane-width of
+/// logins waiting behind it and verifies them in SIMD lanes (bcrypt-rust's `verify_many`), which
+/// does more verifications per core-second than any scalar kernel; a lone login runs the scalar
+/// kernel, so an idle login is as fast as ever. Lanes run in lockstep, so every login of a batch
+/// takes as long as the batch, whichever lanes hold a right password or a real user.
 pub struct PasswordVerifier {
-    jobs: mpsc::Sender<Job>,
-    cost: u32,
-    target_cost: Arc<AtomicU32>,
-    /// A valid bcrypt hash of a random password whose cost digits are swapped for a dummy.
-    dummy_template: Arc<str>,
+    jobs: mpsc::Sender<Work>,
+    shared: Arc<Shared>,
     queued: Arc<AtomicUsize>,
     queue_depth: usize,
-    /// Raise the target when a verification meets a costlier hash.
-    learn_costs: bool,
-    /// Rehash a matched password whose hash is cheaper than `cost`.
-    rehash: bool,
-    /// How long jobs waited for a thread (seconds).
-    waits: Option<prometheus::Histogram>,
 }
 
 impl PasswordVerifier {
     /// Starts the threads; `cost` is the configured cost of new hashes. With `learn_costs` a
-    /// verification that meets a hash costlier than the target raises the target.
+    /// verification that meets a hash costlier than the target raises the target. The kernel
+    /// must pass [`self_test`] first.
     pub fn new(
         cost: u32,
         threads: usize,
         nice: i32,
         queue_depth: usize,
         learn_costs: bool,
+        kernel: Kernel,
     ) -> Result<Self, PasswordError> {
+        self_test(kernel)?;
         let dummy = Alphanumeric.sample_string(&mut rand::rng(), 32);
-        let (sender, receiver) = mpsc::channel::<Job>();
+        let shared = Arc::new(Shared {
+            kernel,
+            lanes: kernel.lanes().max(1),
+            cost,
+            target_cost: AtomicU32::new(cost),
+            dummy_template: hash(&dummy, 4)?,
+            learn_costs,
+            rehash: AtomicBool::new(true),
+            uniform: AtomicBool::new(true),
+            waits: OnceLock::new(),
+            batch_sizes: OnceLock::new(),
+        });
+        let (sender, receiver) = mpsc::channel::<Work>();
         let receiver = Arc::new(Mutex::new(receiver));
         for i in 0..threads.max(1) {
             let receiver = receiver.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("glue-bcrypt-{i}"))
                 .spawn(move || {
                     lower_priority(nice);
                     loop {
-                        let job = match receiver.lock() {
-                            Ok(guard) => guard.recv(),
+                        // The first job waits; a batch adds those already queued behind it.
+                        let taken = match receiver.lock() {
+                            Ok(guard) => match guard.recv() {
+                                Ok(first) => {
+                                    let mut taken = vec![first];
+                                    if matches!(taken[0], Work::Verify(_)) {
+                                        while taken.len() < shared.lanes {
+                                            match guard.try_recv() {
+                                                Ok(work) => taken.push(work),
+                                                Err(_) => break,
+                                            }
+                                        }
+                                    }
+                                    taken
+                                }
+                                // The verifier was dropped: the server is gone.
+                                Err(_) => return,
+                            },
                             Err(_) => return,
                         };
-                        match job {
-                            Ok(job) => job(),
-                            // The verifier was dropped: the server is gone.
-                            Err(_) => return,
+                        let mut verifications = Vec::new();
+                        let mut tasks = Vec::new();
+                        for work in taken {
+                            match work {
+                                Work::Verify(job) => verifications.push(job),
+                                Work::Task(task) => tasks.push(task),
+                            }
                         }
+                        if !verifications.is_empty() {
+                            shared.verify_jobs(verifications);
+                        }
+                        tasks.into_iter().for_each(|task| task());
                     }
                 })
                 .map_err(|e| PasswordError::Threads(e.to_string()))?;
         }
         Ok(PasswordVerifier {
             jobs: sender,
-            cost,
-            target_cost: Arc::new(AtomicU32::new(cost)),
-            dummy_template: hash(&dummy, 4)?.into(),
+            shared,
             queued: Arc::new(AtomicUsize::new(0)),
             queue_depth,
-            learn_costs,
-            rehash: true,
-            waits: None,
         })
+    }
+
+    /// Observes every job's wait for a thread into `waits`, and the logins each verification
+    /// round served into `batch_sizes`.
+    pub fn observing(
+        self,
+        waits: prometheus::Histogram,
+        batch_sizes: prometheus::Histogram,
+    ) -> Self {
+        let _ = self.shared.waits.set(waits);
+        let _ = self.shared.batch_sizes.set(batch_sizes);
+        self
     }
 
     /// Whether a successful login replaces a hash cheaper than the configured cost (not on a
     /// shop's database, whose back office owns its users' hashes).
-    pub fn rehashing(mut self, rehash: bool) -> Self {
-        self.rehash = rehash;
-        self
-    }
-
-    /// Observes every job's wait for a thread into `histogram`.
-    pub fn observing(mut self, histogram: prometheus::Histogram) -> Self {
-        self.waits = Some(histogram);
+    pub fn rehashing(self, rehash: bool) -> Self {
+        self.shared.rehash.store(rehash, Ordering::SeqCst);
         self
     }
 
@@ -228,13 +509,36 @@ impl PasswordVerifier {
 
     /// The cost every verification takes as long as.
     pub fn target_cost(&self) -> u32 {
-        self.target_cost.load(Ordering::SeqCst)
+        self.shared.target_cost.load(Ordering::SeqCst)
     }
 
     /// Raises the target cost to `cost` if that is higher (a stored hash of that cost exists).
     pub fn raise_target_cost(&self, cost: u32) {
         if (4..=31).contains(&cost) {
-            self.target_cost.fetch_max(cost, Ordering::SeqCst);
+            self.shared.target_cost.fetch_max(cost, Ordering::SeqCst);
+        }
+    }
+
+    /// Tells the verifier the costs of the stored hashes (at start-up, after the target is
+    /// set): batching stays on only if none is below the target.
+    pub fn stored_costs(&self, costs: &[u32]) {
+        let target = self.target_cost();
+        if costs.iter().any(|&c| c < target) {
+            self.shared.uniform.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// How verifications run now, for the start-up log.
+    pub fn describe(&self) -> String {
+        match self.shared.kernel {
+            Kernel::Batch if self.shared.uniform.load(Ordering::SeqCst) => format!(
+                "bcrypt-rust, up to {} logins per batch ({} lanes)",
+                self.shared.lanes,
+                bcrypt_rust::detected_backend()
+            ),
+            Kernel::Batch => "bcrypt-rust scalar: batching is off because stored hashes are cheaper than the target cost (a batch's duration would depend on whose hash it holds)".to_string(),
+            Kernel::Scalar => "bcrypt-rust scalar (oauth.bcrypt_kernel = \"scalar\")".to_string(),
+            Kernel::Reference => "the bcrypt crate (oauth.bcrypt_kernel = \"reference\")".to_string(),
         }
     }
 
@@ -261,64 +565,23 @@ impl PasswordVerifier {
         hash: Option<String>,
     ) -> Result<Verification, PasswordError> {
         let (done, result) = tokio::sync::oneshot::channel::<Option<Verification>>();
-        let target_cost = self.target_cost.clone();
-        let template = self.dummy_template.clone();
-        let configured = self.cost;
-        let learn_costs = self.learn_costs;
-        let rehash = self.rehash;
-        let waits = self.waits.clone();
-        let enqueued = std::time::Instant::now();
-        let job: Job = Box::new(move || {
-            // Held until the verification is done; given back before the answer goes out.
-            let slot = slot;
-            if let Some(waits) = &waits {
-                waits.observe(enqueued.elapsed().as_secs_f64());
-            }
-            if done.is_closed() || !still_wanted() {
-                drop(slot);
-                let _ = done.send(None);
-                return;
-            }
-            let candidate = password.as_ref().map_or("", Password::expose);
-            let target = target_cost.load(Ordering::SeqCst);
-            let dummy = |cost: u32| verify(candidate, &format!("$2y${cost:02}{}", &template[6..]));
-            let (matched, spent) = match &hash {
-                Some(hash) => (verify(candidate, hash) && password.is_some(), cost_of(hash)),
-                None => (false, None),
-            };
-            match spent {
-                Some(cost) if cost >= target => {
-                    if learn_costs {
-                        target_cost.fetch_max(cost, Ordering::SeqCst);
-                    }
-                }
-                Some(cost) => (cost..target).for_each(|c| {
-                    dummy(c);
-                }),
-                None => {
-                    dummy(target);
-                }
-            }
-            let rehashed = match spent {
-                Some(cost) if rehash && matched && cost < configured => {
-                    self::hash(candidate, configured).ok()
-                }
-                _ => None,
-            };
-            drop(slot);
-            let _ = done.send(Some(Verification { matched, rehashed }));
-        });
+        let job = VerifyJob {
+            slot,
+            still_wanted,
+            done,
+            password,
+            hash,
+            enqueued: std::time::Instant::now(),
+        };
         self.jobs
-            .send(job)
+            .send(Work::Verify(job))
             .map_err(|_| PasswordError::Threads("the bcrypt threads are gone".into()))?;
         result
             .await
             .map_err(|_| PasswordError::Threads("a bcrypt thread stopped".into()))?
             .ok_or(PasswordError::Abandoned)
     }
-}
 
-impl PasswordVerifier {
     /// Runs other deliberately slow credential work (e.g. the PBKDF2 derivation of a PHP refresh
     /// token) on the same bounded, low-priority threads, holding `slot` until it is done; skipped
     /// like a verification when nobody waits for it any more.
@@ -329,11 +592,11 @@ impl PasswordVerifier {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let (done, result) = tokio::sync::oneshot::channel::<Option<T>>();
-        let waits = self.waits.clone();
+        let shared = self.shared.clone();
         let enqueued = std::time::Instant::now();
         let job: Job = Box::new(move || {
             let slot = slot;
-            if let Some(waits) = &waits {
+            if let Some(waits) = shared.waits.get() {
                 waits.observe(enqueued.elapsed().as_secs_f64());
             }
             if done.is_closed() || !still_wanted() {
@@ -346,7 +609,7 @@ impl PasswordVerifier {
             let _ = done.send(Some(value));
         });
         self.jobs
-            .send(job)
+            .send(Work::Task(job))
             .map_err(|_| PasswordError::Threads("the bcrypt threads are gone".into()))?;
         result
             .await
@@ -370,4 +633,147 @@ fn lower_priority(nice: i32) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = nice;
+}
+
+#[cfg(test)]
+mod differential {
+    //! bcrypt-rust (not independently audited) against the `bcrypt` crate: random passwords of
+    //! 0–72 bytes (NUL included), random salts, costs 4–8, hashing and verification, right and
+    //! wrong passwords, batched and alone, every `$2?$` prefix; and hashes PHP made.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn reference(password: &[u8], cost: u32, salt: [u8; 16]) -> bcrypt::HashParts {
+        bcrypt::hash_with_salt(password, cost, salt).unwrap()
+    }
+
+    fn prefix(version: u8) -> (bcrypt::Version, bcrypt_rust::Version) {
+        match version % 4 {
+            0 => (bcrypt::Version::TwoA, bcrypt_rust::Version::TwoA),
+            1 => (bcrypt::Version::TwoB, bcrypt_rust::Version::TwoB),
+            2 => (bcrypt::Version::TwoX, bcrypt_rust::Version::TwoX),
+            _ => (bcrypt::Version::TwoY, bcrypt_rust::Version::TwoY),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Cost 4: the bulk of the cases.
+        #[test]
+        fn hashing_and_verification_agree_at_cost_4(
+            password in prop::collection::vec(any::<u8>(), 0..=72),
+            other in prop::collection::vec(any::<u8>(), 0..=72),
+            salt in any::<[u8; 16]>(),
+            version in any::<u8>(),
+        ) {
+            check(&password, &other, 4, salt, version)?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(60))]
+        #[test]
+        fn hashing_and_verification_agree_at_costs_5_to_8(
+            password in prop::collection::vec(any::<u8>(), 0..=72),
+            other in prop::collection::vec(any::<u8>(), 0..=72),
+            salt in any::<[u8; 16]>(),
+            version in any::<u8>(),
+            cost in 5u32..=8,
+        ) {
+            check(&password, &other, cost, salt, version)?;
+        }
+    }
+
+    fn check(
+        password: &[u8],
+        other: &[u8],
+        cost: u32,
+        salt: [u8; 16],
+        version: u8,
+    ) -> Result<(), TestCaseError> {
+        let (theirs, ours) = prefix(version);
+        let expected = reference(password, cost, salt).format_for_version(theirs);
+        let made = bcrypt_rust::hash_with_salt(password, cost, salt)
+            .unwrap()
+            .format_for_version(ours);
+        prop_assert_eq!(&made, &expected);
+        for candidate in [password, other] {
+            let truth = bcrypt::verify(candidate, &expected).unwrap();
+            prop_assert_eq!(bcrypt_rust::verify(candidate, &expected).unwrap(), truth);
+            prop_assert_eq!(Kernel::Scalar.verify_one(candidate, &expected), truth);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A batch of up to 20 lanes (wider than AVX2's 8 and AVX-512's 16) answers as the
+        /// reference does lane by lane.
+        #[test]
+        fn a_batch_agrees_lane_by_lane(
+            lanes in prop::collection::vec(
+                (prop::collection::vec(any::<u8>(), 0..=72), any::<[u8; 16]>(), any::<bool>(), any::<u8>()),
+                1..=20,
+            ),
+        ) {
+            let hashes: Vec<String> = lanes
+                .iter()
+                .map(|(password, salt, _, version)| {
+                    reference(password, 4, *salt).format_for_version(prefix(*version).0)
+                })
+                .collect();
+            let candidates: Vec<Vec<u8>> = lanes
+                .iter()
+                .map(|(password, _, right, _)| {
+                    if *right { password.clone() } else { [password.as_slice(), b"!"].concat() }
+                })
+                .collect();
+            let refs: Vec<&[u8]> = candidates.iter().map(Vec::as_slice).collect();
+            let hash_refs: Vec<&str> = hashes.iter().map(String::as_str).collect();
+            let verdicts = bcrypt_rust::verify_many(&refs, &hash_refs);
+            for ((candidate, hash), verdict) in candidates.iter().zip(&hashes).zip(verdicts) {
+                prop_assert_eq!(verdict.unwrap(), bcrypt::verify(candidate, hash).unwrap());
+            }
+        }
+    }
+
+    /// Hashes made by crypt_blowfish (libxcrypt, the code PHP's `password_hash` runs), at PHP's
+    /// default cost 10: the agents' and customers' hashes of the shop fixture.
+    #[test]
+    fn php_made_hashes_verify() {
+        let hashes = [
+            (
+                "Agent-Pass-2026",
+                "$2y$10$9iaTsP72OgDpQdDub/H0.u1BfidXF5N4AURpKXG37JOtH.NTkPgGm",
+            ),
+            (
+                "Customer-Pass-2026",
+                "$2y$10$ARrIlbFrmaJJ64dEXVYRp.zI5WXaDCjJpfP8Xll8AO92H6BIIB95a",
+            ),
+            (
+                "change123",
+                "$2y$12$odiEutHi/SlifYBtaA2T1u4lqZA0Wt6naudRHHuXowyhrMv0dE5Py",
+            ),
+        ];
+        for (password, hash) in hashes {
+            assert!(bcrypt_rust::verify(password, hash).unwrap());
+            assert!(!bcrypt_rust::verify("wrong", hash).unwrap());
+        }
+        let verdicts = bcrypt_rust::verify_many(
+            &[b"Agent-Pass-2026", b"wrong", b"Customer-Pass-2026"],
+            &[hashes[0].1, hashes[0].1, hashes[1].1],
+        );
+        assert_eq!(
+            verdicts.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+    }
+
+    #[test]
+    fn every_kernel_passes_the_self_test() {
+        for kernel in [Kernel::Batch, Kernel::Scalar, Kernel::Reference] {
+            self_test(kernel).unwrap();
+        }
+    }
 }

@@ -218,6 +218,8 @@ pub struct OAuthSettings {
     pub verification_key_paths: Vec<String>,
     pub leeway_s: u64,
     pub bcrypt_cost: u32,
+    /// `batch` (SIMD lanes for logins that wait together), `scalar` or `reference`.
+    pub bcrypt_kernel: crate::password::Kernel,
     pub bcrypt_concurrency: usize,
     pub bcrypt_nice: i32,
     /// Logins waiting for or in bcrypt beyond this many are answered 503 at once.

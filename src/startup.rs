@@ -145,8 +145,12 @@ impl Application {
                 settings.oauth.bcrypt_nice,
                 settings.oauth.bcrypt_queue_depth,
                 settings.oauth.bcrypt_pad_to_stored_cost,
+                settings.oauth.bcrypt_kernel,
             )?
-            .observing(metrics.bcrypt_wait.clone())
+            .observing(
+                metrics.bcrypt_wait.clone(),
+                metrics.bcrypt_batch_size.clone(),
+            )
             .rehashing(settings.database.schema_owner == db::SchemaOwner::Glue),
         );
         if settings.oauth.key_source == crate::settings::KeySource::SprykerEnv
@@ -182,17 +186,15 @@ impl Application {
                 ))));
             }
             // Failed logins take as long as a verification of the costliest stored hash.
+            let mut costs = crate::agent::hash_costs(&mut conn)?;
+            costs.extend(crate::customer::hash_costs(&mut conn)?);
             if settings.oauth.bcrypt_pad_to_stored_cost {
-                for cost in [
-                    crate::agent::highest_hash_cost(&mut conn)?,
-                    crate::customer::highest_hash_cost(&mut conn)?,
-                ]
-                .into_iter()
-                .flatten()
-                {
+                for &cost in &costs {
                     passwords.raise_target_cost(cost);
                 }
             }
+            passwords.stored_costs(&costs);
+            log::info!(target: "glue::password", "verifying with {}", passwords.describe());
             log::info!(target: "glue::password", "every failed login costs one bcrypt verification at cost {}", passwords.target_cost());
         }
 

@@ -269,14 +269,14 @@ pub fn replace_hash(
     .execute(conn)
 }
 
-/// The highest bcrypt cost of any stored hash (one scan, at start-up).
-pub fn highest_hash_cost(conn: &mut DbConnection) -> QueryResult<Option<u32>> {
+/// The bcrypt costs of the stored hashes, each once (one scan, at start-up).
+pub fn hash_costs(conn: &mut DbConnection) -> QueryResult<Vec<u32>> {
     let costs: Vec<String> = t::table
         .filter(dsl::password.is_not_null())
         .select(crate::db::substr(dsl::password.assume_not_null(), 5, 2))
         .distinct()
         .load(conn)?;
-    Ok(crate::db::highest_cost(&costs))
+    Ok(costs.iter().filter_map(|c| c.parse().ok()).collect())
 }
 
 /// The next free reference of the form `{prefix}{n}` (Spryker's `DE--1`, `DE--2`, …).

@@ -194,11 +194,6 @@ diesel::define_sql_function! {
     fn lower(text: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
-/// The highest bcrypt cost among the `$2y$NN$` prefixes `costs` holds (`"12"`, …).
-pub fn highest_cost(costs: &[String]) -> Option<u32> {
-    costs.iter().filter_map(|c| c.parse().ok()).max()
-}
-
 /// Which backend a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

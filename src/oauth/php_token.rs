@@ -50,7 +50,7 @@ pub enum PhpTokenError {
 pub fn looks_like_php(token: &str) -> bool {
     token.len() >= MIN_BYTES * 2
         && token.len() <= MAX_HEX
-        && token.len() % 2 == 0
+        && token.len().is_multiple_of(2)
         && token
             .get(..8)
             .is_some_and(|h| h.eq_ignore_ascii_case("def50200"))

@@ -1,0 +1,113 @@
+//! Logins that wait together are verified together in SIMD lanes (`oauth.bcrypt_kernel =
+//! "batch"`): every answer is the one a lone verification gives — right passwords, wrong ones
+//! and unknown users mixed in one batch — and the batches show in `/metrics`.
+
+use std::sync::Arc;
+
+use crate::helpers::*;
+
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// 24 logins at once on cost-8 hashes: 8 right, 8 wrong, 8 unknown users.
+/// With `cheap_first`, a user whose hash is cheaper than the target logs in first.
+async fn storm(kernel: glue::password::Kernel, cheap_first: bool) -> (Vec<(usize, u16)>, String) {
+    let app = Arc::new(spawn_app_with(Backend::Sqlite, |s| {
+        s.oauth.bcrypt_cost = 8;
+        s.oauth.bcrypt_kernel = kernel;
+        s.metrics.listen = "127.0.0.1:0".into();
+    }));
+    for i in 0..8 {
+        let hash = glue::password::hash(&format!("pass-{i}-right"), 8).unwrap();
+        app.insert_user_with_hash(&format!("agent{i}@example.com"), &hash, true, "active");
+    }
+    if cheap_first {
+        app.insert_user("cheap@example.com", "cheap-pass", true, "active");
+        assert_eq!(
+            app.agent_login_status("cheap@example.com", "cheap-pass")
+                .await,
+            201
+        );
+    }
+    let mut tasks = Vec::new();
+    for n in 0..24 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let i = n % 8;
+            let (username, password) = match n / 8 {
+                0 => (format!("agent{i}@example.com"), format!("pass-{i}-right")),
+                1 => (format!("agent{i}@example.com"), format!("pass-{i}-wrong")),
+                _ => (format!("nobody{i}@example.com"), format!("pass-{i}-right")),
+            };
+            (n, app.agent_login_status(&username, &password).await)
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let metrics = app
+        .client
+        .get(format!(
+            "http://127.0.0.1:{}/metrics",
+            app.metrics_port.unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (statuses, metrics)
+}
+
+fn assert_answers(statuses: &[(usize, u16)]) {
+    for &(n, status) in statuses {
+        let expected = if n < 8 { 201 } else { 401 };
+        assert_eq!(status, expected, "login {n}");
+    }
+}
+
+#[tokio::test]
+async fn batched_logins_get_the_answers_lone_ones_would() {
+    let (statuses, metrics) = storm(glue::password::Kernel::Batch, false).await;
+    assert_answers(&statuses);
+    // Every login was served once; some shared a round (batches of several lanes).
+    assert_eq!(
+        sample(&metrics, "glue_bcrypt_batch_size_sum"),
+        24.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "glue_bcrypt_batch_size_count") < 24.0,
+        "no batch formed\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_scalar_switch_verifies_one_login_at_a_time() {
+    for kernel in [
+        glue::password::Kernel::Scalar,
+        glue::password::Kernel::Reference,
+    ] {
+        let (statuses, metrics) = storm(kernel, false).await;
+        assert_answers(&statuses);
+        assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_sum"), 24.0);
+        assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_count"), 24.0);
+    }
+}
+
+/// A hash cheaper than the target needs dummies of other costs, which lanes cannot share: once
+/// one is met, every login is verified alone (so a batch's duration never depends on whose
+/// hash it holds).
+#[tokio::test]
+async fn batching_stops_once_a_cheaper_hash_is_met() {
+    let (statuses, metrics) = storm(glue::password::Kernel::Batch, true).await;
+    assert_answers(&statuses);
+    assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_sum"), 25.0);
+    assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_count"), 25.0);
+}
