@@ -23,6 +23,8 @@ use serde_json::{json, Value};
 struct Args {
     seconds: u64,
     concurrency: usize,
+    /// Clients logging in at once during the login storm (enough to fill every lane).
+    login_concurrency: usize,
     customers: usize,
     bcrypt_cost: u32,
     postgres: Option<String>,
@@ -35,6 +37,7 @@ fn parse_args() -> Args {
     let mut args = Args {
         seconds: 6,
         concurrency: 8,
+        login_concurrency: 30,
         customers: 10_000,
         bcrypt_cost: 12,
         postgres: None,
@@ -47,6 +50,9 @@ fn parse_args() -> Args {
         match arg.as_str() {
             "--seconds" => args.seconds = value().parse().expect("--seconds N"),
             "--concurrency" => args.concurrency = value().parse().expect("--concurrency N"),
+            "--login-concurrency" => {
+                args.login_concurrency = value().parse().expect("--login-concurrency N")
+            }
             "--customers" => args.customers = value().parse().expect("--customers N"),
             "--bcrypt-cost" => args.bcrypt_cost = value().parse().expect("--bcrypt-cost N"),
             "--postgres" => args.postgres = Some(value()),
@@ -420,9 +426,23 @@ fn main() {
     // Raw limits, measured on all cores before the service starts.
     let (private_pem, _) = glue::oauth::keys::generate_pem().unwrap();
     let hash = glue::password::hash("change123", args.bcrypt_cost).unwrap();
+    // Three references for logins/s, on every core: the bcrypt crate (glue's original kernel),
+    // bcrypt-rust's scalar kernel, and its batch kernel's raw rate with every lane full.
     let bcrypt_per_s = raw_rate(args.seconds as f64, || {
-        assert!(glue::password::verify("change123", &hash));
+        assert!(bcrypt::verify("change123", &hash).unwrap());
     });
+    let scalar_per_s = raw_rate(args.seconds as f64, || {
+        assert!(bcrypt_rust::verify("change123", &hash).unwrap());
+    });
+    let lanes = bcrypt_rust::detected_backend().lanes();
+    let batch_passwords: Vec<&[u8]> = vec![b"change123"; lanes];
+    let batch_hashes: Vec<&str> = vec![hash.as_str(); lanes];
+    let batch_per_s = lanes as f64
+        * raw_rate(args.seconds as f64, || {
+            assert!(bcrypt_rust::verify_many(&batch_passwords, &batch_hashes)
+                .into_iter()
+                .all(|r| r.unwrap()));
+        });
     let keys = glue::oauth::keys::KeySet::from_pems(private_pem.as_bytes(), &[]).unwrap();
     let sub = glue::oauth::jwt::UserIdentifier::agent(1).to_json();
     let scopes = vec!["agent".to_string()];
@@ -447,22 +467,55 @@ fn main() {
     let base = server.base.clone();
     let pid = server.pid();
     let concurrency = args.concurrency;
-    let (idle, loaded, logins_per_s, (refresh_per_s, refresh_cpu_ms), search_per_s) = runtime.block_on(async move {
+    let login_concurrency = args.login_concurrency;
+    let (
+        idle,
+        loaded,
+        (logins_per_s, idle_logins, storm_logins),
+        (refresh_per_s, refresh_cpu_ms),
+        search_per_s,
+    ) = runtime.block_on(async move {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
             .unwrap();
         wait_ready(&client, &base).await;
 
-        let idle = cheap_latencies(&client, &base, Duration::from_secs(3), Duration::from_millis(2)).await;
+        let idle = cheap_latencies(
+            &client,
+            &base,
+            Duration::from_secs(3),
+            Duration::from_millis(2),
+        )
+        .await;
+
+        // Login latency with nothing else going on.
+        let login_url = format!("{base}/agent-access-tokens");
+        let mut idle_logins = Vec::new();
+        for _ in 0..10 {
+            let started = Instant::now();
+            assert_eq!(post(&client, &login_url, &login_body()).await.0, 201);
+            idle_logins.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        idle_logins.sort_by(f64::total_cmp);
 
         // Logins at saturation, with cheap requests measured meanwhile.
         let login_client = client.clone();
-        let login_url = format!("{base}/agent-access-tokens");
-        let logins = tokio::spawn(saturate(concurrency, phase, move |_| {
+        let storm_latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = storm_latencies.clone();
+        let logins = tokio::spawn(saturate(login_concurrency, phase, move |_| {
             let client = login_client.clone();
             let url = login_url.clone();
-            async move { post(&client, &url, &login_body()).await.0 == 201 }
+            let recorded = recorded.clone();
+            async move {
+                let started = Instant::now();
+                let ok = post(&client, &url, &login_body()).await.0 == 201;
+                recorded
+                    .lock()
+                    .unwrap()
+                    .push(started.elapsed().as_secs_f64() * 1000.0);
+                ok
+            }
         }));
         tokio::time::sleep(Duration::from_millis(500)).await;
         let loaded = cheap_latencies(
@@ -473,6 +526,9 @@ fn main() {
         )
         .await;
         let logins_per_s = logins.await.unwrap();
+        let mut storm_logins = storm_latencies.lock().unwrap().clone();
+        storm_logins.sort_by(f64::total_cmp);
+        let logins = (logins_per_s, idle_logins, storm_logins);
 
         // Refresh-token exchanges: one chain per worker, each refresh feeds the next.
         let mut chains = Vec::new();
@@ -489,12 +545,16 @@ fn main() {
             let chains = chains.clone();
             async move {
                 let mut token = chains[worker].lock().await;
-                let body = json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":*token}}});
+                let body =
+                    json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":*token}}});
                 let (status, body) = post(&client, &url, &body).await;
                 if status != 201 {
                     return false;
                 }
-                *token = body["data"]["attributes"]["refreshToken"].as_str().unwrap().to_string();
+                *token = body["data"]["attributes"]["refreshToken"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
                 true
             }
         })
@@ -523,7 +583,13 @@ fn main() {
             }
         })
         .await;
-        (idle, loaded, logins_per_s, (refresh_per_s, refresh_cpu_ms), search_per_s)
+        (
+            idle,
+            loaded,
+            logins,
+            (refresh_per_s, refresh_cpu_ms),
+            search_per_s,
+        )
     });
     let rss = server.peak_rss_mib();
     drop(server);
@@ -552,10 +618,32 @@ fn main() {
     println!();
     println!("| measure | value | limit / reference | ratio |");
     println!("|---|---|---|---|");
-    println!("| raw bcrypt verifications/s (all cores) | {bcrypt_per_s:.1} | — | — |");
     println!(
-        "| logins/s at saturation | {logins_per_s:.1} | {bcrypt_per_s:.1} (raw bcrypt) | {:.2} |",
-        logins_per_s / bcrypt_per_s
+        "| raw bcrypt verifications/s, `bcrypt` crate (all cores) | {bcrypt_per_s:.1} | — | — |"
+    );
+    println!("| raw bcrypt verifications/s, bcrypt-rust scalar (all cores) | {scalar_per_s:.1} | {bcrypt_per_s:.1} (`bcrypt` crate) | {:.2} |", scalar_per_s / bcrypt_per_s);
+    println!(
+        "| raw bcrypt verifications/s, bcrypt-rust batch, {lanes} lanes ({}) (all cores) | {batch_per_s:.1} | {scalar_per_s:.1} (scalar) | {:.2} |",
+        bcrypt_rust::detected_backend(),
+        batch_per_s / scalar_per_s
+    );
+    println!(
+        "| logins/s at saturation ({login_concurrency} clients) | {logins_per_s:.1} | {bcrypt_per_s:.1} (`bcrypt` crate) / {scalar_per_s:.1} (scalar) / {batch_per_s:.1} (batch) | {:.2} / {:.2} / {:.2} |",
+        logins_per_s / bcrypt_per_s,
+        logins_per_s / scalar_per_s,
+        logins_per_s / batch_per_s
+    );
+    println!(
+        "| login latency p50 / p99, idle (ms) | {:.0} / {:.0} | one scalar verification: {:.0} ms (`bcrypt` crate {:.0} ms) | — |",
+        percentile(&idle_logins, 0.5),
+        percentile(&idle_logins, 0.99),
+        1000.0 * cores() as f64 / scalar_per_s,
+        1000.0 * cores() as f64 / bcrypt_per_s
+    );
+    println!(
+        "| login latency p50 / p99, saturation (ms) | {:.0} / {:.0} | — | — |",
+        percentile(&storm_logins, 0.5),
+        percentile(&storm_logins, 0.99)
     );
     println!(
         "| cheap request p50 / p99, idle (ms) | {:.2} / {:.2} | — | — |",

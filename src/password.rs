@@ -272,12 +272,66 @@ struct Shared {
     waits: OnceLock<prometheus::Histogram>,
     /// How many logins each verification round served.
     batch_sizes: OnceLock<prometheus::Histogram>,
+    /// Places taken in the queue (the verifier's `queued`): logins on their way here or waiting.
+    queued: Arc<AtomicUsize>,
+    /// Jobs the threads have taken and are working on.
+    in_flight: AtomicUsize,
 }
+
+/// How long a thread that took a login waits for more that are already on their way (a login
+/// takes its place in the queue before its database lookup, then arrives here): a batch
+/// verification takes a second or more at production costs, so a few milliseconds fill lanes
+/// that would otherwise run empty. A lone login (nothing else on its way) never waits.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(15);
 
 /// One verification a job needs: (candidate, hash, is it the real one).
 type Item = (Vec<u8>, String, bool);
 
 impl Shared {
+    /// `first` and, when batching, the logins queued behind it — waiting up to [`GATHER`] for
+    /// those that took a place but have not arrived yet — up to a lane-width.
+    fn gather(&self, jobs: &mpsc::Receiver<Work>, first: Work) -> Vec<Work> {
+        let mut taken = vec![first];
+        let batching = self.kernel == Kernel::Batch
+            && self.lanes > 1
+            && self.uniform.load(Ordering::SeqCst)
+            && matches!(taken[0], Work::Verify(_));
+        if !batching {
+            return taken;
+        }
+        let deadline = std::time::Instant::now() + GATHER;
+        while taken.len() < self.lanes {
+            match jobs.try_recv() {
+                Ok(work) => {
+                    taken.push(work);
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            let on_their_way = self
+                .queued
+                .load(Ordering::SeqCst)
+                .saturating_sub(self.in_flight.load(Ordering::SeqCst) + taken.len());
+            let now = std::time::Instant::now();
+            if on_their_way == 0 || now >= deadline {
+                break;
+            }
+            match jobs.recv_timeout(deadline - now) {
+                Ok(work) => taken.push(work),
+                Err(_) => break,
+            }
+        }
+        taken
+    }
+
+    /// A hash off the target cost was met: from now on every login is verified alone.
+    fn stop_batching(&self) {
+        if self.uniform.swap(false, Ordering::SeqCst) && self.kernel == Kernel::Batch {
+            log::warn!(target: "glue::password", "a stored hash is off the target cost: logins are verified one at a time from now on (a batch's duration would depend on whose hash it holds)");
+        }
+    }
+
     fn dummy(&self, cost: u32) -> String {
         format!("$2y${cost:02}{}", &self.dummy_template[6..])
     }
@@ -297,13 +351,13 @@ impl Shared {
             (Some(hash), Some(cost)) => {
                 items.push((candidate.clone(), hash.clone(), true));
                 if cost < target {
-                    self.uniform.store(false, Ordering::SeqCst);
+                    self.stop_batching();
                     for c in cost..target {
                         items.push((candidate.clone(), self.dummy(c), false));
                     }
                 } else if cost > target && self.learn_costs {
                     self.target_cost.fetch_max(cost, Ordering::SeqCst);
-                    self.uniform.store(false, Ordering::SeqCst);
+                    self.stop_batching();
                 }
             }
             (Some(_), None) => {
@@ -355,7 +409,12 @@ impl Shared {
                 results[i] = Some(live[i].1[0].2 && verdict.unwrap_or(false));
             }
         }
-        for (i, (_, items, _)) in live.iter().enumerate() {
+        for (i, (job, items, _)) in live.iter().enumerate() {
+            // Verified one after the other: whoever left meanwhile is skipped when its turn
+            // comes, as a lone login would be.
+            if results[i].is_none() && (job.done.is_closed() || !(job.still_wanted)()) {
+                continue;
+            }
             if results[i].is_none() {
                 let mut matched = false;
                 for (candidate, hash, real) in items {
@@ -366,7 +425,11 @@ impl Shared {
             }
         }
         for ((job, _, spent), matched) in live.into_iter().zip(results) {
-            let matched = matched.unwrap_or(false)
+            let Some(matched) = matched else {
+                let _ = job.done.send(None);
+                continue;
+            };
+            let matched = matched
                 && job
                     .password
                     .as_ref()
@@ -417,6 +480,7 @@ impl PasswordVerifier {
     ) -> Result<Self, PasswordError> {
         self_test(kernel)?;
         let dummy = Alphanumeric.sample_string(&mut rand::rng(), 32);
+        let queued = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Shared {
             kernel,
             lanes: kernel.lanes().max(1),
@@ -428,6 +492,8 @@ impl PasswordVerifier {
             uniform: AtomicBool::new(true),
             waits: OnceLock::new(),
             batch_sizes: OnceLock::new(),
+            queued: queued.clone(),
+            in_flight: AtomicUsize::new(0),
         });
         let (sender, receiver) = mpsc::channel::<Work>();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -439,26 +505,16 @@ impl PasswordVerifier {
                 .spawn(move || {
                     lower_priority(nice);
                     loop {
-                        // The first job waits; a batch adds those already queued behind it.
                         let taken = match receiver.lock() {
                             Ok(guard) => match guard.recv() {
-                                Ok(first) => {
-                                    let mut taken = vec![first];
-                                    if matches!(taken[0], Work::Verify(_)) {
-                                        while taken.len() < shared.lanes {
-                                            match guard.try_recv() {
-                                                Ok(work) => taken.push(work),
-                                                Err(_) => break,
-                                            }
-                                        }
-                                    }
-                                    taken
-                                }
+                                Ok(first) => shared.gather(&guard, first),
                                 // The verifier was dropped: the server is gone.
                                 Err(_) => return,
                             },
                             Err(_) => return,
                         };
+                        shared.in_flight.fetch_add(taken.len(), Ordering::SeqCst);
+                        let count = taken.len();
                         let mut verifications = Vec::new();
                         let mut tasks = Vec::new();
                         for work in taken {
@@ -471,6 +527,7 @@ impl PasswordVerifier {
                             shared.verify_jobs(verifications);
                         }
                         tasks.into_iter().for_each(|task| task());
+                        shared.in_flight.fetch_sub(count, Ordering::SeqCst);
                     }
                 })
                 .map_err(|e| PasswordError::Threads(e.to_string()))?;
@@ -478,7 +535,7 @@ impl PasswordVerifier {
         Ok(PasswordVerifier {
             jobs: sender,
             shared,
-            queued: Arc::new(AtomicUsize::new(0)),
+            queued,
             queue_depth,
         })
     }
