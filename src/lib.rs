@@ -10,12 +10,14 @@
 //!    [OauthApi]; [`state`] is the app data they read
 //! 3. flows, one outcome enum each: [`login`] (the one login flow), [`oauth_agent_connector`]
 //!    [OauthAgentConnector], [`oauth_customer_connector`] (password and impersonation grants)
-//!    [OauthCustomerConnector]
+//!    [OauthCustomerConnector], [`php_glue`] (exchanging and revoking the shop's PHP Glue
+//!    refresh tokens during a migration)
 //! 4. [`oauth`]: keys + JWKS, JWT mint/verify, refresh-token rules and the refresh flow
 //!    [Oauth, OauthRevoke]; [`security_blocker`] failed-login counters [SecurityBlocker];
-//!    [`password`] bcrypt compatible with PHP's `password_hash`
+//!    [`password`] bcrypt compatible with PHP's `password_hash`, batched in SIMD lanes
 //! 5. repositories: [`agent`] `spy_user` [User, Agent], [`customer`] `spy_customer` [Customer]
-//! 6. [`db`] pool, SQLite/PostgreSQL connection, migrations [Propel]; [`settings`], [`secret`]; [`clock`], [`metrics`]
+//! 6. [`db`] pool, SQLite/PostgreSQL/MySQL connection, migrations, the layout on a shop's own
+//!    database [Propel]; [`settings`], [`secret`]; [`clock`], [`metrics`]
 //!
 //! [`glue_application`], the REST core (envelope, errors, negotiation, headers, client address,
 //! plugin and validator traits) [GlueApplication], is used by the resources and `startup` and

@@ -14,18 +14,43 @@ fn sample(text: &str, series: &str) -> f64 {
 }
 
 /// 24 logins at once on cost-8 hashes: 8 right, 8 wrong, 8 unknown users.
-/// With `cheap_first`, a user whose hash is cheaper than the target logs in first.
-async fn storm(kernel: glue::password::Kernel, cheap_first: bool) -> (Vec<(usize, u16)>, String) {
-    let app = Arc::new(spawn_app_with(Backend::Sqlite, |s| {
-        s.oauth.bcrypt_cost = 8;
-        s.oauth.bcrypt_kernel = kernel;
-        s.metrics.listen = "127.0.0.1:0".into();
-    }));
+/// Where a hash cheaper than the target cost (4 < 8) comes in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cheap {
+    Nowhere,
+    /// In the database before the service starts (found by the start-up scan).
+    AtStart,
+    /// Its user logs in before the storm.
+    LoggedInFirst,
+}
+
+async fn storm(kernel: glue::password::Kernel, cheap: Cheap) -> (Vec<(usize, u16)>, String) {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let db = Arc::new(TestDatabase::create(Backend::Sqlite));
+    if cheap == Cheap::AtStart {
+        glue::agent::create(
+            &mut db.connect(),
+            &glue::agent::NewAgent {
+                first_name: "Cheap",
+                last_name: "Hash",
+                username: "cheap@example.com",
+                password: &glue::password::hash("cheap-pass", 4).unwrap(),
+                status: 0,
+                is_agent: true,
+            },
+        )
+        .unwrap();
+    }
+    let mut settings = test_settings(&db.url);
+    settings.oauth.bcrypt_cost = 8;
+    settings.oauth.bcrypt_kernel = kernel;
+    settings.metrics.listen = "127.0.0.1:0".into();
+    let app = Arc::new(start(settings, db).expect("application starts"));
     for i in 0..8 {
         let hash = glue::password::hash(&format!("pass-{i}-right"), 8).unwrap();
         app.insert_user_with_hash(&format!("agent{i}@example.com"), &hash, true, "active");
     }
-    if cheap_first {
+    if cheap == Cheap::LoggedInFirst {
         app.insert_user("cheap@example.com", "cheap-pass", true, "active");
         assert_eq!(
             app.agent_login_status("cheap@example.com", "cheap-pass")
@@ -74,7 +99,7 @@ fn assert_answers(statuses: &[(usize, u16)]) {
 
 #[tokio::test]
 async fn batched_logins_get_the_answers_lone_ones_would() {
-    let (statuses, metrics) = storm(glue::password::Kernel::Batch, false).await;
+    let (statuses, metrics) = storm(glue::password::Kernel::Batch, Cheap::Nowhere).await;
     assert_answers(&statuses);
     // Every login was served once; some shared a round (batches of several lanes).
     assert_eq!(
@@ -94,7 +119,7 @@ async fn the_scalar_switch_verifies_one_login_at_a_time() {
         glue::password::Kernel::Scalar,
         glue::password::Kernel::Reference,
     ] {
-        let (statuses, metrics) = storm(kernel, false).await;
+        let (statuses, metrics) = storm(kernel, Cheap::Nowhere).await;
         assert_answers(&statuses);
         assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_sum"), 24.0);
         assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_count"), 24.0);
@@ -106,8 +131,13 @@ async fn the_scalar_switch_verifies_one_login_at_a_time() {
 /// hash it holds).
 #[tokio::test]
 async fn batching_stops_once_a_cheaper_hash_is_met() {
-    let (statuses, metrics) = storm(glue::password::Kernel::Batch, true).await;
+    // The same storm as in `batched_logins_get_the_answers_lone_ones_would`, where batches form.
+    let (statuses, metrics) = storm(glue::password::Kernel::Batch, Cheap::LoggedInFirst).await;
     assert_answers(&statuses);
     assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_sum"), 25.0);
     assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_count"), 25.0);
+    let (statuses, metrics) = storm(glue::password::Kernel::Batch, Cheap::AtStart).await;
+    assert_answers(&statuses);
+    assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_sum"), 24.0);
+    assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_count"), 24.0);
 }
