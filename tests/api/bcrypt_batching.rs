@@ -107,10 +107,13 @@ async fn batched_logins_get_the_answers_lone_ones_would() {
         24.0,
         "{metrics}"
     );
-    assert!(
-        sample(&metrics, "glue_bcrypt_batch_size_count") < 24.0,
-        "no batch formed\n{metrics}"
-    );
+    // (On a CPU without SIMD lanes bcrypt-rust offers none, and every login is verified alone.)
+    let rounds = sample(&metrics, "glue_bcrypt_batch_size_count");
+    if glue::password::Kernel::Batch.lanes() > 1 {
+        assert!(rounds < 24.0, "no batch formed\n{metrics}");
+    } else {
+        assert_eq!(rounds, 24.0);
+    }
 }
 
 #[tokio::test]
