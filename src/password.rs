@@ -436,25 +436,28 @@ impl Shared {
                 results[i] = Some(live[i].1[0].2 && verdict.unwrap_or(false));
             }
         }
-        for (i, (job, items, _)) in live.iter().enumerate() {
-            // Verified one after the other: whoever left meanwhile is skipped when its turn
-            // comes, as a lone login would be.
-            if results[i].is_none() && (job.done.is_closed() || !(job.still_wanted)()) {
+        // Batched jobs are answered first; the others are verified one after the other, each
+        // answered as soon as it is done, and whoever left meanwhile is skipped when its turn
+        // comes, as a lone login would be.
+        let mut order: Vec<usize> = batch.iter().copied().filter(|_| batch.len() > 1).collect();
+        order.extend((0..live.len()).filter(|i| results[*i].is_none()));
+        let mut live: Vec<Option<_>> = live.into_iter().map(Some).collect();
+        for i in order {
+            let Some((job, items, spent)) = live[i].take() else {
                 continue;
-            }
-            if results[i].is_none() {
-                let mut matched = false;
-                for (candidate, hash, real) in items {
-                    let verdict = self.kernel.verify_one(candidate, hash);
-                    matched |= *real && verdict;
+            };
+            let matched = match results[i] {
+                Some(matched) => matched,
+                None if job.done.is_closed() || !(job.still_wanted)() => {
+                    self.finish(job, None);
+                    continue;
                 }
-                results[i] = Some(matched);
-            }
-        }
-        for ((job, _, spent), matched) in live.into_iter().zip(results) {
-            let Some(matched) = matched else {
-                self.finish(job, None);
-                continue;
+                None => items
+                    .iter()
+                    .fold(false, |matched, (candidate, hash, real)| {
+                        let verdict = self.kernel.verify_one(candidate, hash);
+                        matched | (*real && verdict)
+                    }),
             };
             let matched = matched
                 && job
