@@ -469,3 +469,51 @@ pub fn search_index_ddl(backend: Backend) -> String {
         Backend::Sqlite => "-- SQLite: glue's own migrations create the search indexes.".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_glue_layout_needs_nothing_resolved() {
+        assert_eq!(
+            Layout::resolve(SchemaOwner::Glue, "anything", "var/glue.sqlite3"),
+            Ok(Layout::Glue)
+        );
+    }
+
+    #[test]
+    fn spryker_mode_puts_glues_tables_beside_the_shops() {
+        assert_eq!(
+            Layout::resolve(SchemaOwner::Spryker, "", "postgres://glue@db/shop"),
+            Ok(Layout::Spryker {
+                glue_schema: "glue".into(),
+                shop_database: String::new(),
+            })
+        );
+        if cfg!(feature = "mysql") {
+            assert_eq!(
+                Layout::resolve(SchemaOwner::Spryker, "", "mysql://glue@db:3306/shop?x=1"),
+                Ok(Layout::Spryker {
+                    glue_schema: "shop_glue".into(),
+                    shop_database: "shop".into(),
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn spryker_mode_refuses_what_it_cannot_keep_apart_or_quote() {
+        let refused = |schema: &str, url: &str| {
+            Layout::resolve(SchemaOwner::Spryker, schema, url).unwrap_err()
+        };
+        assert!(refused("", "var/glue.sqlite3").contains("SQLite"));
+        assert!(refused("public", "postgres://glue@db/shop").contains("shop's tables"));
+        for bad in ["glue\"; DROP", "1glue", "glue schema", &"g".repeat(64)] {
+            assert!(
+                refused(bad, "postgres://glue@db/shop").contains("database.glue_schema"),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -6,13 +6,6 @@ use std::sync::Arc;
 
 use crate::helpers::*;
 
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 /// 24 logins at once on cost-8 hashes: 8 right, 8 wrong, 8 unknown users.
 /// Where a hash cheaper than the target cost (4 < 8) comes in.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -103,12 +96,12 @@ async fn batched_logins_get_the_answers_lone_ones_would() {
     assert_answers(&statuses);
     // Every login was served once; some shared a round (batches of several lanes).
     assert_eq!(
-        sample(&metrics, "glue_bcrypt_batch_size_sum"),
+        metric_sample(&metrics, "glue_bcrypt_batch_size_sum"),
         24.0,
         "{metrics}"
     );
     // (On a CPU without SIMD lanes bcrypt-rust offers none, and every login is verified alone.)
-    let rounds = sample(&metrics, "glue_bcrypt_batch_size_count");
+    let rounds = metric_sample(&metrics, "glue_bcrypt_batch_size_count");
     if glue::password::Kernel::Batch.lanes() > 1 {
         assert!(rounds < 24.0, "no batch formed\n{metrics}");
     } else {
@@ -124,8 +117,11 @@ async fn the_scalar_switch_verifies_one_login_at_a_time() {
     ] {
         let (statuses, metrics) = storm(kernel, Cheap::Nowhere).await;
         assert_answers(&statuses);
-        assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_sum"), 24.0);
-        assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_count"), 24.0);
+        assert_eq!(metric_sample(&metrics, "glue_bcrypt_batch_size_sum"), 24.0);
+        assert_eq!(
+            metric_sample(&metrics, "glue_bcrypt_batch_size_count"),
+            24.0
+        );
     }
 }
 
@@ -137,10 +133,16 @@ async fn batching_stops_once_a_cheaper_hash_is_met() {
     // The same storm as in `batched_logins_get_the_answers_lone_ones_would`, where batches form.
     let (statuses, metrics) = storm(glue::password::Kernel::Batch, Cheap::LoggedInFirst).await;
     assert_answers(&statuses);
-    assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_sum"), 25.0);
-    assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_count"), 25.0);
+    assert_eq!(metric_sample(&metrics, "glue_bcrypt_batch_size_sum"), 25.0);
+    assert_eq!(
+        metric_sample(&metrics, "glue_bcrypt_batch_size_count"),
+        25.0
+    );
     let (statuses, metrics) = storm(glue::password::Kernel::Batch, Cheap::AtStart).await;
     assert_answers(&statuses);
-    assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_sum"), 24.0);
-    assert_eq!(sample(&metrics, "glue_bcrypt_batch_size_count"), 24.0);
+    assert_eq!(metric_sample(&metrics, "glue_bcrypt_batch_size_sum"), 24.0);
+    assert_eq!(
+        metric_sample(&metrics, "glue_bcrypt_batch_size_count"),
+        24.0
+    );
 }

@@ -659,3 +659,12 @@ pub fn glue_with_env(
     }
     child.wait_with_output().unwrap()
 }
+
+/// The value of the Prometheus sample line that starts with `series` (`name{labels}`), 0 when
+/// absent.
+pub fn metric_sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}

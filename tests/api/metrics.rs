@@ -4,14 +4,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// The value of the sample line that starts with `series` (`name{labels}`), 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 #[tokio::test]
 async fn metrics_count_logins_refreshes_latency_and_the_pool() {
     let app = spawn_app_with(Backend::Sqlite, |s| s.metrics.listen = "127.0.0.1:0".into());
@@ -23,7 +15,7 @@ async fn metrics_count_logins_refreshes_latency_and_the_pool() {
     };
     let before = scrape().await;
     assert_eq!(
-        sample(
+        metric_sample(
             &before,
             r#"glue_logins_total{kind="agent",outcome="issued"}"#
         ),
@@ -51,10 +43,13 @@ async fn metrics_count_logins_refreshes_latency_and_the_pool() {
         ),
         ("glue_bcrypt_wait_seconds_count", 2.0),
     ] {
-        assert_eq!(sample(&after, series), expected, "{series}\n{after}");
+        assert_eq!(metric_sample(&after, series), expected, "{series}\n{after}");
     }
-    assert!(sample(&after, "glue_db_pool_connections") >= 1.0, "{after}");
-    assert_eq!(sample(&after, "glue_bcrypt_queue_depth"), 0.0);
+    assert!(
+        metric_sample(&after, "glue_db_pool_connections") >= 1.0,
+        "{after}"
+    );
+    assert_eq!(metric_sample(&after, "glue_bcrypt_queue_depth"), 0.0);
     assert!(after.contains("glue_db_pool_timeouts_total 0"), "{after}");
     // Not on the public API port.
     let public = app.client.get(app.url("/metrics")).send().await.unwrap();

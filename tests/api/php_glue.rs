@@ -820,6 +820,20 @@ async fn serve_takes_the_shops_env_and_never_logs_it() {
 }
 
 #[test]
+fn a_backdate_beyond_a_minute_is_refused() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let out = glue_with_env(
+        "test",
+        &db,
+        &[("GLUE__OAUTH__ISSUED_AT_BACKDATE_S", "61")],
+        &["config", "show"],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oauth.issued_at_backdate_s"));
+}
+
+#[test]
 fn a_missing_or_mismatched_shop_key_stops_start_up() {
     let db = TestDatabase::create(Backend::Sqlite);
     let out = glue_with_env(
