@@ -78,34 +78,17 @@ pub enum TokensCommand {
     /// Delete refresh tokens that expired more than RETENTION ago (Spryker's
     /// `oauth:refresh-token:remove-expired`) and login counters whose window and block are over.
     PurgeExpired {
-        /// How long expired tokens are kept: a number with s, m, h, d or w (e.g. 30d, 12h).
+        /// How long expired tokens are kept, e.g. 30d, 12h, 90m or 1h 30m.
         #[arg(long, default_value = "30d", value_parser = parse_duration)]
         retention: chrono::TimeDelta,
     },
 }
 
-/// `90`, `90s`, `15m`, `12h`, `30d`, `2w` → a duration.
+/// A duration in humantime's syntax (`90s`, `15m`, `12h`, `30d`, `2w`, `1h 30m`) → a duration.
 pub fn parse_duration(text: &str) -> Result<chrono::TimeDelta, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30d, 12h, 15m or 90s"))?;
-    let seconds_per_unit = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h, d, w)")),
-    };
-    number
-        .checked_mul(seconds_per_unit)
-        .and_then(chrono::TimeDelta::try_seconds)
-        .ok_or_else(|| format!("{text:?} is too long"))
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 30d, 12h, 15m or 90s: {e}"))?;
+    chrono::TimeDelta::from_std(duration).map_err(|_| format!("{text:?} is too long"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -616,4 +599,22 @@ fn purge_expired(settings: &Settings, retention: chrono::TimeDelta) -> Result<St
     Ok(format!(
         "deleted {deleted} expired refresh token(s)\ndeleted {counters} expired login counter(s)\ndeleted {trusts} expired trusted address(es)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn durations_are_read_by_humantime() {
+        assert_eq!(parse_duration("30d"), Ok(TimeDelta::days(30)));
+        assert_eq!(parse_duration(" 12h "), Ok(TimeDelta::hours(12)));
+        assert_eq!(parse_duration("1h 30m"), Ok(TimeDelta::minutes(90)));
+        assert_eq!(parse_duration("2w"), Ok(TimeDelta::weeks(2)));
+        assert_eq!(parse_duration("0s"), Ok(TimeDelta::zero()));
+        for bad in ["90", "soon", "", "-1d", "30x", "99999999999999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }
