@@ -591,13 +591,47 @@ fn customer_create(
 }
 
 fn purge_expired(settings: &Settings, retention: chrono::TimeDelta) -> Result<String, CliError> {
+    use std::io::{IsTerminal, Write};
     let mut conn = connect(settings)?;
     let before = db::now() - retention;
-    let deleted = crate::oauth::refresh_token::purge_expired(&mut conn, before)?;
+    let started = std::time::Instant::now();
+    // On a terminal: one line, rewritten at most twice a second, with what is left and when
+    // it will be done (the count is one read before the first batch).
+    let terminal = std::io::stderr().is_terminal();
+    let expired = if terminal {
+        crate::oauth::refresh_token::count_expired(&mut conn, before)?.max(0) as usize
+    } else {
+        0
+    };
+    let mut shown = std::time::Instant::now();
+    let done = crate::oauth::refresh_token::purge_expired(&mut conn, before, |p| {
+        if !terminal || shown.elapsed() < std::time::Duration::from_millis(500) {
+            return;
+        }
+        shown = std::time::Instant::now();
+        let rate = p.deleted as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let left = expired.saturating_sub(p.deleted);
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(
+            stderr,
+            "\rdeleted {} of {expired} expired refresh token(s), {left} left, {rate:.0} rows/s, about {:.0} s to go   ",
+            p.deleted,
+            left as f64 / rate.max(1.0),
+        );
+        let _ = stderr.flush();
+    })?;
+    if terminal {
+        eprintln!();
+    }
     let (counters, trusts) =
         crate::security_blocker::sweep(&mut conn, chrono::Utc::now().naive_utc())?;
+    let seconds = started.elapsed().as_secs_f64();
     Ok(format!(
-        "deleted {deleted} expired refresh token(s)\ndeleted {counters} expired login counter(s)\ndeleted {trusts} expired trusted address(es)"
+        "deleted {deleted} expired refresh token(s)\ndeleted {counters} expired login counter(s)\ndeleted {trusts} expired trusted address(es)\n{transactions} transaction(s), the longest {longest} ms; {rate:.0} rows/s over {seconds:.1} s",
+        deleted = done.deleted,
+        transactions = done.transactions,
+        longest = done.longest_transaction.as_millis(),
+        rate = done.deleted as f64 / seconds.max(1e-3),
     ))
 }
 

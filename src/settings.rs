@@ -100,6 +100,8 @@ pub struct GlueSettings {
     pub cors_allowed_headers: Vec<String>,
     pub trusted_proxies: Vec<String>,
     pub max_page_limit: i64,
+    /// Customer search counts matches up to this many (for `last`); beyond, no `last` link.
+    pub search_count_limit: i64,
     pub customer_reference_prefix: String,
 }
 
@@ -374,6 +376,12 @@ impl Settings {
         }
         if self.glue.max_page_limit < 1 {
             return Err(invalid("glue.max_page_limit", "must be at least 1"));
+        }
+        if !(1..=10_000_000).contains(&self.glue.search_count_limit) {
+            return Err(invalid(
+                "glue.search_count_limit",
+                "must be between 1 and 10000000",
+            ));
         }
         if self.oauth.client_id.is_empty() {
             return Err(invalid("oauth.client_id", "must not be empty"));

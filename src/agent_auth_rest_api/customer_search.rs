@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::caller::AgentCaller;
 use super::config::*;
-use crate::customer;
+use crate::customer::{self, Matches};
 use crate::db;
 use crate::glue_application::error::GlueError;
 use crate::glue_application::response::{json_api, resource_link, RestResource};
@@ -93,16 +93,26 @@ fn encode_query_value(value: &str) -> String {
 
 /// `self`, then — when anything matched — `last`, `first`, `prev` (offset > 0) and `next`
 /// (more remain), in Spryker's order. Checked arithmetic: no link points past the last page or
-/// below zero, whatever the offset.
-fn links(base_url: &str, raw_query: &str, params: &SearchParams, total: i64) -> Map<String, Value> {
+/// below zero, whatever the offset. When more customers matched than the search counts
+/// (`glue.search_count_limit`), the last page is unknown: no `last`, and `next` exactly when
+/// the page was followed by another row.
+fn links(
+    base_url: &str,
+    raw_query: &str,
+    params: &SearchParams,
+    matches: Matches,
+    more: bool,
+) -> Map<String, Value> {
     let mut links = Map::new();
     links.insert(
         "self".into(),
         resource_link(base_url, RESOURCE_AGENT_CUSTOMER_SEARCH, raw_query).into(),
     );
-    if total <= 0 {
-        return links;
-    }
+    let total = match matches {
+        Matches::Exactly(total) if total <= 0 => return links,
+        Matches::Exactly(total) => Some(total),
+        Matches::MoreThan(_) => None,
+    };
     let page = |offset: i64| {
         format!(
             "{base_url}/{RESOURCE_AGENT_CUSTOMER_SEARCH}?q={}&page[offset]={offset}&page[limit]={}",
@@ -110,17 +120,23 @@ fn links(base_url: &str, raw_query: &str, params: &SearchParams, total: i64) -> 
             params.limit
         )
     };
-    let last = (total - 1) / params.limit * params.limit;
-    links.insert("last".into(), page(last).into());
+    let last = total.map(|total| (total - 1) / params.limit * params.limit);
+    if let Some(last) = last {
+        links.insert("last".into(), page(last).into());
+    }
     links.insert("first".into(), page(0).into());
     if params.offset > 0 {
-        let prev = params.offset.saturating_sub(params.limit).clamp(0, last);
+        let prev = params.offset.saturating_sub(params.limit).max(0);
+        let prev = last.map_or(prev, |last| prev.min(last));
         links.insert("prev".into(), page(prev).into());
     }
     if let Some(next) = params
         .offset
         .checked_add(params.limit)
-        .filter(|next| *next < total)
+        .filter(|next| match total {
+            Some(total) => *next < total,
+            None => more,
+        })
     {
         links.insert("next".into(), page(next).into());
     }
@@ -135,9 +151,10 @@ pub async fn get_agent_customer_search(
     let params = SearchParams::parse(req.query_string(), state.settings.glue.max_page_limit)?;
     let query = params.clone();
     let oauth = state.oauth.clone();
-    let (customers, total) = db::run(&state.pool, move |conn| -> Result<_, GlueError> {
+    let count_limit = state.settings.glue.search_count_limit;
+    let (customers, matches, more) = db::run(&state.pool, move |conn| -> Result<_, GlueError> {
         agent.ensure_active(conn, &oauth)?;
-        customer::search(conn, &query.q, query.offset, query.limit)
+        customer::search(conn, &query.q, query.offset, query.limit, count_limit)
             .map_err(|e| db::DbError::from(e).into())
     })
     .await?;
@@ -167,7 +184,7 @@ pub async fn get_agent_customer_search(
     );
     document.insert(
         "links".into(),
-        Value::Object(links(base, req.query_string(), &params, total)),
+        Value::Object(links(base, req.query_string(), &params, matches, more)),
     );
     let mut response = json_api(StatusCode::OK, &document);
     // Personal data: no cache may keep it.
@@ -244,7 +261,8 @@ mod tests {
         fn links_stay_within_the_results(offset in 0..=i64::MAX, limit in 1i64..=100, total in prop_oneof![0..=1000i64, 0..=i64::MAX]) {
             let query = format!("q=a&page[offset]={offset}&page[limit]={limit}");
             let params = SearchParams::parse(&query, 100).unwrap();
-            let links = links("http://glue.test", &query, &params, total);
+            let more = i128::from(params.offset) + i128::from(params.limit) < i128::from(total);
+            let links = links("http://glue.test", &query, &params, Matches::Exactly(total), more);
             let last = if total > 0 { (total - 1) / params.limit * params.limit } else { 0 };
             for (name, at) in offsets(&links) {
                 prop_assert!(at >= 0, "{name} {at}");
@@ -257,11 +275,38 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Beyond the count limit: no `last`, `next` exactly when a row followed the page, no
+        /// link below zero.
+        #[test]
+        fn uncounted_results_have_no_last_link(offset in 0..=i64::MAX, limit in 1i64..=100, more: bool) {
+            let query = format!("q=a&page[offset]={offset}&page[limit]={limit}");
+            let params = SearchParams::parse(&query, 100).unwrap();
+            let links = links("http://glue.test", &query, &params, Matches::MoreThan(10_000), more);
+            prop_assert!(!links.contains_key("last"));
+            prop_assert!(links.contains_key("first"));
+            for (name, at) in offsets(&links) {
+                prop_assert!(at >= 0, "{name} {at}");
+            }
+            let next_fits = params.offset.checked_add(params.limit).is_some();
+            prop_assert_eq!(links.contains_key("next"), more && next_fits);
+            prop_assert_eq!(links.contains_key("prev"), params.offset > 0);
+        }
+    }
+
     #[test]
     fn the_largest_offset_gives_no_next_and_a_prev_on_the_last_page() {
         let query = "q=a&page[offset]=9223372036854775807&page[limit]=100";
         let params = SearchParams::parse(query, 100).unwrap();
-        let links = links("http://glue.test", query, &params, 250);
+        let links = links(
+            "http://glue.test",
+            query,
+            &params,
+            Matches::Exactly(250),
+            false,
+        );
         assert_eq!(
             offsets(&links),
             vec![

@@ -158,15 +158,30 @@ fn search_filter(backend: Backend, q: &str) -> Filter {
     )
 }
 
-/// One page of matches, ordered by id, and the total number of matches.
+/// How many customers a search matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matches {
+    /// Counted to the end.
+    Exactly(i64),
+    /// More than the count limit: counting stopped there.
+    MoreThan(i64),
+}
+
+/// One page of matches, ordered by id, how many matched, and whether rows follow the page.
+///
+/// Counting is bounded: at most `count_limit + 1` matching ids are read, so a search that
+/// matches a tenth of a million customers costs what one matching ten thousand does. The page
+/// itself reads one row more than it shows, which says whether a next page exists whatever
+/// the count.
 pub fn search(
     conn: &mut DbConnection,
     q: &str,
     offset: i64,
     limit: i64,
-) -> QueryResult<(Vec<Customer>, i64)> {
+    count_limit: i64,
+) -> QueryResult<(Vec<Customer>, Matches, bool)> {
     if !crate::db::storable(q) {
-        return Ok((Vec::new(), 0));
+        return Ok((Vec::new(), Matches::Exactly(0), false));
     }
     let backend = conn.backend();
     let mut count = t::table.filter(dsl::anonymized_at.is_null()).into_boxed();
@@ -175,17 +190,28 @@ pub fn search(
         count = count.filter(search_filter(backend, q));
         page = page.filter(search_filter(backend, q));
     }
-    let total: i64 = count.count().get_result(conn)?;
-    if total == 0 || offset >= total {
-        return Ok((Vec::new(), total));
+    let counted = count
+        .select(dsl::id_customer)
+        .limit(count_limit.saturating_add(1))
+        .load::<i32>(conn)?
+        .len() as i64;
+    let matches = if counted > count_limit {
+        Matches::MoreThan(count_limit)
+    } else {
+        Matches::Exactly(counted)
+    };
+    if matches == Matches::Exactly(0) || (counted <= count_limit && offset >= counted) {
+        return Ok((Vec::new(), matches, false));
     }
-    let customers = page
+    let mut customers = page
         .order(dsl::id_customer.asc())
         .offset(offset)
-        .limit(limit)
+        .limit(limit.saturating_add(1))
         .select(Customer::as_select())
         .load(conn)?;
-    Ok((customers, total))
+    let more = customers.len() as i64 > limit;
+    customers.truncate(limit.max(0) as usize);
+    Ok((customers, matches, more))
 }
 
 pub fn find_by_reference(

@@ -455,46 +455,95 @@ fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
 /// Rows deleted per transaction by [`purge_expired`]: each batch holds its locks briefly.
 const PURGE_BATCH: i64 = 1000;
 
+/// Where a purge is, reported after every batch.
+#[derive(Debug, Clone, Default)]
+pub struct PurgeProgress {
+    /// Token rows deleted so far.
+    pub deleted: usize,
+    /// Write transactions committed so far.
+    pub transactions: usize,
+    /// The longest of them (locks are held for no longer).
+    pub longest_transaction: std::time::Duration,
+}
+
+/// The number of rows [`purge_expired`] would delete (one read; for progress output).
+pub fn count_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<i64> {
+    t::table
+        .inner_join(g::table)
+        .filter(dsl::expires_at.lt(before))
+        .count()
+        .get_result(conn)
+}
+
 /// Deletes the rows glue wrote (those with a side row) that expired before `before`, with
-/// their side rows, in batches of [`PURGE_BATCH`]; then side rows whose token row is gone
-/// (deleted by the shop). Rows the shop's own PHP Glue wrote are the shop's to purge.
-pub fn purge_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
-    let mut deleted = 0;
+/// their side rows, then side rows whose token row is gone (deleted by the shop). Rows the
+/// shop's own PHP Glue wrote are the shop's to purge.
+///
+/// The cost grows with the table once, not per batch: the rows are found by a plain read that
+/// walks the primary key from where the last batch stopped (no index on `expires_at` needed,
+/// none added to Spryker's table), and each batch of [`PURGE_BATCH`] ids is deleted in a
+/// transaction of its own with the expiry checked again. After each transaction the purge
+/// pauses as long as the transaction took, so the service's writers (SQLite has one lock for
+/// the whole database) always get at least half of the time. `progress` sees every batch.
+pub fn purge_expired(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    mut progress: impl FnMut(&PurgeProgress),
+) -> QueryResult<PurgeProgress> {
+    let mut done = PurgeProgress::default();
+    let mut after = i64::MIN;
     loop {
-        let (found, batch) = crate::db::write_transaction(conn, |conn| -> QueryResult<_> {
-            let ids: Vec<i64> = t::table
-                .inner_join(g::table)
-                .filter(dsl::expires_at.lt(before))
-                .select(dsl::id_oauth_refresh_token)
-                .limit(PURGE_BATCH)
-                .load(conn)?;
-            if ids.is_empty() {
-                return Ok((0, 0));
-            }
-            diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(&ids)))
-                .execute(conn)?;
-            let batch = diesel::delete(t::table.filter(dsl::id_oauth_refresh_token.eq_any(&ids)))
-                .execute(conn)?;
-            Ok((ids.len(), batch))
-        })?;
-        deleted += batch;
-        if found == 0 {
+        let ids: Vec<i64> = t::table
+            .inner_join(g::table)
+            .filter(dsl::id_oauth_refresh_token.gt(after))
+            .filter(dsl::expires_at.lt(before))
+            .select(dsl::id_oauth_refresh_token)
+            .order(dsl::id_oauth_refresh_token.asc())
+            .limit(PURGE_BATCH)
+            .load(conn)?;
+        let Some(&last) = ids.last() else {
             break;
-        }
+        };
+        after = last;
+        let started = std::time::Instant::now();
+        let batch = crate::db::write_transaction(conn, |conn| -> QueryResult<usize> {
+            let expired = t::table
+                .filter(dsl::id_oauth_refresh_token.eq_any(&ids))
+                .filter(dsl::expires_at.lt(before))
+                .select(dsl::id_oauth_refresh_token);
+            diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(expired)))
+                .execute(conn)?;
+            diesel::delete(
+                t::table
+                    .filter(dsl::id_oauth_refresh_token.eq_any(&ids))
+                    .filter(dsl::expires_at.lt(before)),
+            )
+            .execute(conn)
+        })?;
+        let took = started.elapsed();
+        done.deleted += batch;
+        done.transactions += 1;
+        done.longest_transaction = done.longest_transaction.max(took);
+        progress(&done);
+        std::thread::sleep(took);
     }
     // Orphans: found by a plain read (a side row is written after its token row, so a visible
     // side row without a visible token row has lost it), then deleted with the check repeated.
+    let mut after = i64::MIN;
     loop {
         let orphans: Vec<i64> = g::table
+            .filter(side::id_oauth_refresh_token.gt(after))
             .filter(diesel::dsl::not(diesel::dsl::exists(t::table.filter(
                 dsl::id_oauth_refresh_token.eq(side::id_oauth_refresh_token),
             ))))
             .select(side::id_oauth_refresh_token)
+            .order(side::id_oauth_refresh_token.asc())
             .limit(PURGE_BATCH)
             .load(conn)?;
-        if orphans.is_empty() {
+        let Some(&last) = orphans.last() else {
             break;
-        }
+        };
+        after = last;
         diesel::delete(
             g::table
                 .filter(side::id_oauth_refresh_token.eq_any(&orphans))
@@ -503,9 +552,6 @@ pub fn purge_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryRes
                 )))),
         )
         .execute(conn)?;
-        if orphans.len() < PURGE_BATCH as usize {
-            break;
-        }
     }
-    Ok(deleted)
+    Ok(done)
 }

@@ -9,6 +9,7 @@ backends!(
     search_matches_prefixes_of_email_and_names_and_exact_references,
     percent_and_underscore_match_literally,
     pagination_pages_links_and_rounding,
+    beyond_the_count_limit_there_is_next_but_no_last,
     bad_pagination_parameters_are_400,
     only_agents_may_search,
     a_deactivated_agents_token_stops_working,
@@ -273,6 +274,54 @@ async fn pagination_pages_links_and_rounding(backend: Backend) {
     assert_eq!(
         body["links"]["self"],
         format!("{BASE_URL}/agent-customer-search?q=a%26b%20c")
+    );
+}
+
+/// `glue.search_count_limit`: a search that matches more customers than the limit is not
+/// counted to the end; its links have `next` while rows follow and never a `last`.
+async fn beyond_the_count_limit_there_is_next_but_no_last(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.glue.search_count_limit = 5);
+    let (agent, _) = app.agent_session("counter@example.com").await;
+    for i in 1..=7 {
+        app.insert_customer(
+            &format!("C-{i:02}"),
+            &format!("count{i:02}@example.com"),
+            "Count",
+            "Customer",
+            None,
+        );
+    }
+    let link = |offset: i64| {
+        format!("{BASE_URL}/agent-customer-search?q=count&page[offset]={offset}&page[limit]=3")
+    };
+    let body = search_json(&app, "q=count&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["C-01", "C-02", "C-03"]);
+    assert_eq!(
+        body["links"],
+        json!({"self":format!("{BASE_URL}/agent-customer-search?q=count&page[limit]=3"),"first":link(0),"next":link(3)})
+    );
+    let keys: Vec<&String> = body["links"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["self", "first", "next"]);
+
+    let body = search_json(&app, "q=count&page[offset]=3&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["C-04", "C-05", "C-06"]);
+    assert_eq!(body["links"]["next"], link(6));
+    assert_eq!(body["links"]["prev"], link(0));
+    assert!(body["links"].get("last").is_none());
+
+    // The last page: a row short of a full page, so no next.
+    let body = search_json(&app, "q=count&page[offset]=6&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["C-07"]);
+    assert!(body["links"].get("next").is_none());
+    assert!(body["links"].get("last").is_none());
+    assert_eq!(body["links"]["prev"], link(3));
+
+    // Within the limit the count is exact and `last` is there.
+    let body = search_json(&app, "q=count01&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["C-01"]);
+    assert_eq!(
+        body["links"]["last"],
+        format!("{BASE_URL}/agent-customer-search?q=count01&page[offset]=0&page[limit]=3")
     );
 }
 
