@@ -595,6 +595,19 @@ fn run_migrations_in(conn: &mut DbConnection, layout: &Layout) -> Result<usize, 
     applied
 }
 
+/// SQLite: copies the write-ahead log into the database now, without waiting for anyone
+/// (`PRAGMA wal_checkpoint(PASSIVE)`), so a long housekeeping run pays for its own checkpoints
+/// instead of the next request that commits. Other backends: nothing to do.
+pub fn checkpoint(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    if conn.backend() == Backend::Sqlite {
+        diesel::connection::SimpleConnection::batch_execute(
+            conn,
+            "PRAGMA wal_checkpoint(PASSIVE)",
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs `f` in a transaction that holds the write lock from its first statement: `BEGIN
 /// IMMEDIATE` on SQLite (a deferred transaction that reads first and writes later can fail
 /// with SQLITE_BUSY_SNAPSHOT instead of waiting for the lock), a normal transaction on

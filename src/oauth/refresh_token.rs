@@ -452,8 +452,11 @@ fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     .execute(conn)
 }
 
-/// Rows deleted per transaction by [`purge_expired`]: each batch holds its locks briefly.
+/// Rows read per step by [`purge_expired`], and the most it deletes in one transaction.
 const PURGE_BATCH: i64 = 1000;
+/// How long one purge transaction may hold its locks: the batch size follows it (SQLite has one
+/// write lock for the whole database, and a waiting writer polls for it).
+const PURGE_TRANSACTION_TARGET: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Where a purge is, reported after every batch.
 #[derive(Debug, Clone, Default)]
@@ -481,16 +484,18 @@ pub fn count_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryRes
 ///
 /// The cost grows with the table once, not per batch: the rows are found by a plain read that
 /// walks the primary key from where the last batch stopped (no index on `expires_at` needed,
-/// none added to Spryker's table), and each batch of [`PURGE_BATCH`] ids is deleted in a
-/// transaction of its own with the expiry checked again. After each transaction the purge
-/// pauses as long as the transaction took, so the service's writers (SQLite has one lock for
-/// the whole database) always get at least half of the time. `progress` sees every batch.
+/// none added to Spryker's table), [`PURGE_BATCH`] ids at a time, and deleted in transactions
+/// sized to last about [`PURGE_TRANSACTION_TARGET`], with the expiry checked again. After each
+/// transaction the purge pauses as long as the transaction took, so the service's writers
+/// (SQLite has one lock for the whole database) always get at least half of the time.
+/// `progress` sees every transaction.
 pub fn purge_expired(
     conn: &mut DbConnection,
     before: NaiveDateTime,
     mut progress: impl FnMut(&PurgeProgress),
 ) -> QueryResult<PurgeProgress> {
     let mut done = PurgeProgress::default();
+    let mut batch_size = 100;
     let mut after = i64::MIN;
     loop {
         let ids: Vec<i64> = t::table
@@ -501,31 +506,42 @@ pub fn purge_expired(
             .order(dsl::id_oauth_refresh_token.asc())
             .limit(PURGE_BATCH)
             .load(conn)?;
-        let Some(&last) = ids.last() else {
+        if ids.is_empty() {
             break;
-        };
-        after = last;
-        let started = std::time::Instant::now();
-        let batch = crate::db::write_transaction(conn, |conn| -> QueryResult<usize> {
-            let expired = t::table
-                .filter(dsl::id_oauth_refresh_token.eq_any(&ids))
-                .filter(dsl::expires_at.lt(before))
-                .select(dsl::id_oauth_refresh_token);
-            diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(expired)))
-                .execute(conn)?;
-            diesel::delete(
-                t::table
-                    .filter(dsl::id_oauth_refresh_token.eq_any(&ids))
-                    .filter(dsl::expires_at.lt(before)),
-            )
-            .execute(conn)
-        })?;
-        let took = started.elapsed();
-        done.deleted += batch;
-        done.transactions += 1;
-        done.longest_transaction = done.longest_transaction.max(took);
-        progress(&done);
-        std::thread::sleep(took);
+        }
+        let mut start = 0;
+        while start < ids.len() {
+            let chunk = &ids[start..(start + batch_size).min(ids.len())];
+            start += chunk.len();
+            let started = std::time::Instant::now();
+            let batch = crate::db::write_transaction(conn, |conn| -> QueryResult<usize> {
+                let expired = t::table
+                    .filter(dsl::id_oauth_refresh_token.eq_any(chunk))
+                    .filter(dsl::expires_at.lt(before))
+                    .select(dsl::id_oauth_refresh_token);
+                diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(expired)))
+                    .execute(conn)?;
+                diesel::delete(
+                    t::table
+                        .filter(dsl::id_oauth_refresh_token.eq_any(chunk))
+                        .filter(dsl::expires_at.lt(before)),
+                )
+                .execute(conn)
+            })?;
+            let took = started.elapsed();
+            done.deleted += batch;
+            done.transactions += 1;
+            done.longest_transaction = done.longest_transaction.max(took);
+            progress(&done);
+            // The next batch aims at the target duration; then the service's writers get a
+            // turn at least as long as this transaction was.
+            let scaled = batch_size as f64 * PURGE_TRANSACTION_TARGET.as_secs_f64()
+                / took.as_secs_f64().max(1e-6);
+            batch_size = (scaled as usize).clamp(10, PURGE_BATCH as usize);
+            crate::db::checkpoint(conn)?;
+            std::thread::sleep(took);
+        }
+        after = *ids.last().expect("not empty");
     }
     // Orphans: found by a plain read (a side row is written after its token row, so a visible
     // side row without a visible token row has lost it), then deleted with the check repeated.
