@@ -594,7 +594,6 @@ fn purge_expired(settings: &Settings, retention: chrono::TimeDelta) -> Result<St
     use std::io::{IsTerminal, Write};
     let mut conn = connect(settings)?;
     let before = db::now() - retention;
-    let started = std::time::Instant::now();
     // On a terminal: one line, rewritten at most twice a second, with what is left and when
     // it will be done (the count is one read before the first batch).
     let terminal = std::io::stderr().is_terminal();
@@ -603,29 +602,32 @@ fn purge_expired(settings: &Settings, retention: chrono::TimeDelta) -> Result<St
     } else {
         0
     };
-    let mut shown = std::time::Instant::now();
-    let done = crate::oauth::refresh_token::purge_expired(&mut conn, before, |p| {
-        if !terminal || shown.elapsed() < std::time::Duration::from_millis(500) {
-            return;
-        }
-        shown = std::time::Instant::now();
-        let rate = p.deleted as f64 / started.elapsed().as_secs_f64().max(1e-3);
-        let left = expired.saturating_sub(p.deleted);
+    let started = std::time::Instant::now();
+    let show = |deleted: usize| {
+        let rate = deleted as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let left = expired.saturating_sub(deleted);
         let mut stderr = std::io::stderr().lock();
         let _ = write!(
             stderr,
-            "\rdeleted {} of {expired} expired refresh token(s), {left} left, {rate:.0} rows/s, about {:.0} s to go   ",
-            p.deleted,
+            "\rdeleted {deleted} of {expired} expired refresh token(s), {left} left, {rate:.0} rows/s, about {:.0} s to go   ",
             left as f64 / rate.max(1.0),
         );
         let _ = stderr.flush();
+    };
+    let mut shown = std::time::Instant::now();
+    let done = crate::oauth::refresh_token::purge_expired(&mut conn, before, |p| {
+        if terminal && shown.elapsed() >= std::time::Duration::from_millis(500) {
+            shown = std::time::Instant::now();
+            show(p.deleted);
+        }
     })?;
+    let seconds = started.elapsed().as_secs_f64();
     if terminal {
+        show(done.deleted);
         eprintln!();
     }
     let (counters, trusts) =
         crate::security_blocker::sweep(&mut conn, chrono::Utc::now().naive_utc())?;
-    let seconds = started.elapsed().as_secs_f64();
     Ok(format!(
         "deleted {deleted} expired refresh token(s)\ndeleted {counters} expired login counter(s)\ndeleted {trusts} expired trusted address(es)\n{transactions} transaction(s), the longest {longest} ms; {rate:.0} rows/s over {seconds:.1} s",
         deleted = done.deleted,

@@ -377,10 +377,10 @@ impl Settings {
         if self.glue.max_page_limit < 1 {
             return Err(invalid("glue.max_page_limit", "must be at least 1"));
         }
-        if !(1..=10_000_000).contains(&self.glue.search_count_limit) {
+        if !(1..=100_000).contains(&self.glue.search_count_limit) {
             return Err(invalid(
                 "glue.search_count_limit",
-                "must be between 1 and 10000000",
+                "must be between 1 and 100000",
             ));
         }
         if self.oauth.client_id.is_empty() {

@@ -103,8 +103,9 @@ fn fold(q: &str) -> String {
     q.to_lowercase()
 }
 
-/// One column starts with `q`, in any case.
-fn starts_with(backend: Backend, column: &str, q: &str) -> Filter {
+/// One column starts with `q`, in any case. `scan`: in a form no index serves (SQLite only),
+/// for a broad search that walks the table in id order and stops at the page's last row.
+fn starts_with(backend: Backend, column: &str, q: &str, scan: bool) -> Filter {
     let pattern = format!("{}%", like_literal(q));
     match backend {
         Backend::Mysql => {
@@ -128,6 +129,16 @@ fn starts_with(backend: Backend, column: &str, q: &str) -> Filter {
     // SQLite's lower() is glue's own (Rust's), so folding here agrees with the index.
     let lower = fold(q);
     let column = folded(backend, column);
+    if scan {
+        // substr counts characters, as chars() does: "starts with", unindexable.
+        return Box::new(
+            sql::<Bool>(&format!(
+                "substr({column}, 1, {}) = ",
+                lower.chars().count()
+            ))
+            .bind::<Text, _>(lower),
+        );
+    }
     match prefix_successor(&lower) {
         Some(upper) => Box::new(
             sql::<Bool>(&format!("({column} >= "))
@@ -149,11 +160,11 @@ fn same_reference(backend: Backend, q: &str) -> Filter {
 }
 
 /// Matches: email, first or last name starting with `q` (any case), or reference equal to `q`.
-fn search_filter(backend: Backend, q: &str) -> Filter {
+fn search_filter(backend: Backend, q: &str, scan: bool) -> Filter {
     Box::new(
-        starts_with(backend, "email", q)
-            .or(starts_with(backend, "first_name", q))
-            .or(starts_with(backend, "last_name", q))
+        starts_with(backend, "email", q, scan)
+            .or(starts_with(backend, "first_name", q, scan))
+            .or(starts_with(backend, "last_name", q, scan))
             .or(same_reference(backend, q)),
     )
 }
@@ -169,10 +180,12 @@ pub enum Matches {
 
 /// One page of matches, ordered by id, how many matched, and whether rows follow the page.
 ///
-/// Counting is bounded: at most `count_limit + 1` matching ids are read, so a search that
-/// matches a tenth of a million customers costs what one matching ten thousand does. The page
-/// itself reads one row more than it shows, which says whether a next page exists whatever
-/// the count.
+/// The cost follows the page, not the table. First the ids of at most `count_limit + 1`
+/// matches are read, in whatever order the indexes give them. When that is all of them, they
+/// are the count, and the page is those ids sorted and sliced, read by primary key. When there
+/// are more (a broad search: matches are dense), the page is read by walking the table in id
+/// order, which stops after `offset + limit + 1` matches — on SQLite with the prefix tests in
+/// a form no index serves, as its planner would otherwise collect and sort every match.
 pub fn search(
     conn: &mut DbConnection,
     q: &str,
@@ -184,31 +197,50 @@ pub fn search(
         return Ok((Vec::new(), Matches::Exactly(0), false));
     }
     let backend = conn.backend();
-    let mut count = t::table.filter(dsl::anonymized_at.is_null()).into_boxed();
-    let mut page = t::table.filter(dsl::anonymized_at.is_null()).into_boxed();
-    if !q.is_empty() {
-        count = count.filter(search_filter(backend, q));
-        page = page.filter(search_filter(backend, q));
-    }
-    let counted = count
+    let matching = |scan: bool| {
+        let query = t::table.filter(dsl::anonymized_at.is_null()).into_boxed();
+        if q.is_empty() {
+            query
+        } else {
+            query.filter(search_filter(backend, q, scan))
+        }
+    };
+    let mut ids = matching(false)
         .select(dsl::id_customer)
         .limit(count_limit.saturating_add(1))
-        .load::<i32>(conn)?
-        .len() as i64;
-    let matches = if counted > count_limit {
-        Matches::MoreThan(count_limit)
-    } else {
-        Matches::Exactly(counted)
-    };
-    if matches == Matches::Exactly(0) || (counted <= count_limit && offset >= counted) {
-        return Ok((Vec::new(), matches, false));
+        .load::<i32>(conn)?;
+    if ids.len() as i64 <= count_limit {
+        ids.sort_unstable();
+        let total = ids.len();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
+        let end = usize::try_from(offset.saturating_add(limit))
+            .unwrap_or(usize::MAX)
+            .min(total);
+        let page = &ids[start..end];
+        let customers = if page.is_empty() {
+            Vec::new()
+        } else {
+            t::table
+                .filter(dsl::id_customer.eq_any(page))
+                .filter(dsl::anonymized_at.is_null())
+                .order(dsl::id_customer.asc())
+                .select(Customer::as_select())
+                .load(conn)?
+        };
+        return Ok((customers, Matches::Exactly(total as i64), end < total));
     }
-    let mut customers = page
+    let mut matches = Matches::MoreThan(count_limit);
+    let mut customers = matching(backend == Backend::Sqlite)
         .order(dsl::id_customer.asc())
         .offset(offset)
         .limit(limit.saturating_add(1))
         .select(Customer::as_select())
         .load(conn)?;
+    if customers.is_empty() && offset > 0 {
+        // Past the end of an uncounted result: count it all (the offset scan just cost as
+        // much), so the links lead back to the last page instead of into the void.
+        matches = Matches::Exactly(matching(false).count().get_result(conn)?);
+    }
     let more = customers.len() as i64 > limit;
     customers.truncate(limit.max(0) as usize);
     Ok((customers, matches, more))

@@ -513,22 +513,35 @@ pub fn purge_expired(
         while start < ids.len() {
             let chunk = &ids[start..(start + batch_size).min(ids.len())];
             start += chunk.len();
-            let started = std::time::Instant::now();
-            let batch = crate::db::write_transaction(conn, |conn| -> QueryResult<usize> {
-                let expired = t::table
-                    .filter(dsl::id_oauth_refresh_token.eq_any(chunk))
-                    .filter(dsl::expires_at.lt(before))
-                    .select(dsl::id_oauth_refresh_token);
-                diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(expired)))
-                    .execute(conn)?;
-                diesel::delete(
-                    t::table
-                        .filter(dsl::id_oauth_refresh_token.eq_any(chunk))
-                        .filter(dsl::expires_at.lt(before)),
-                )
-                .execute(conn)
+            // Timed from the first statement to the commit: waiting for SQLite's lock is not
+            // holding it.
+            let begun = std::cell::Cell::new(std::time::Instant::now());
+            let batch = crate::db::retry_deadlocks(|| {
+                crate::db::write_transaction(&mut *conn, |conn| {
+                    begun.set(std::time::Instant::now());
+                    let expired = || {
+                        t::table
+                            .filter(dsl::id_oauth_refresh_token.eq_any(chunk))
+                            .filter(dsl::expires_at.lt(before))
+                    };
+                    // Token rows first, as an exchange locks them (a no-op UPDATE holds the
+                    // row locks on PostgreSQL and MySQL), then the ones that are still glue's.
+                    diesel::update(expired())
+                        .set(dsl::updated_at.eq(dsl::updated_at))
+                        .execute(conn)?;
+                    let gone: Vec<i64> = expired()
+                        .inner_join(g::table)
+                        .select(dsl::id_oauth_refresh_token)
+                        .load(conn)?;
+                    diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(&gone)))
+                        .execute(conn)?;
+                    let batch =
+                        diesel::delete(t::table.filter(dsl::id_oauth_refresh_token.eq_any(&gone)))
+                            .execute(conn)?;
+                    Ok::<_, diesel::result::Error>(batch)
+                })
             })?;
-            let took = started.elapsed();
+            let took = begun.get().elapsed();
             done.deleted += batch;
             done.transactions += 1;
             done.longest_transaction = done.longest_transaction.max(took);

@@ -316,6 +316,14 @@ async fn beyond_the_count_limit_there_is_next_but_no_last(backend: Backend) {
     assert!(body["links"].get("last").is_none());
     assert_eq!(body["links"]["prev"], link(3));
 
+    // Past the end of an uncounted result, the search counts after all: `last` and `prev`
+    // lead back to the data.
+    let body = search_json(&app, "q=count&page[offset]=30&page[limit]=3", &agent).await;
+    assert_eq!(body["data"][0]["attributes"]["customers"], json!([]));
+    assert_eq!(body["links"]["last"], link(6));
+    assert_eq!(body["links"]["prev"], link(6));
+    assert!(body["links"].get("next").is_none());
+
     // Within the limit the count is exact and `last` is there.
     let body = search_json(&app, "q=count01&page[limit]=3", &agent).await;
     assert_eq!(references(&body), ["C-01"]);
