@@ -454,9 +454,16 @@ fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
 
 /// Rows read per step by [`purge_expired`], and the most it deletes in one transaction.
 const PURGE_BATCH: i64 = 1000;
-/// How long one purge transaction may hold its locks: the batch size follows it (SQLite has one
-/// write lock for the whole database, and a waiting writer polls for it).
-const PURGE_TRANSACTION_TARGET: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long one purge transaction should hold its locks; the batch size follows it. SQLite has
+/// one write lock for the whole database, and a waiting writer polls for it: a few
+/// milliseconds. PostgreSQL and MySQL lock only the expired rows, which nobody else uses: a
+/// tenth of a second (a commit's flush alone can take milliseconds).
+fn purge_transaction_target(backend: crate::db::Backend) -> std::time::Duration {
+    match backend {
+        crate::db::Backend::Sqlite => std::time::Duration::from_millis(5),
+        _ => std::time::Duration::from_millis(100),
+    }
+}
 
 /// Where a purge is, reported after every batch.
 #[derive(Debug, Clone, Default)]
@@ -485,7 +492,7 @@ pub fn count_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryRes
 /// The cost grows with the table once, not per batch: the rows are found by a plain read that
 /// walks the primary key from where the last batch stopped (no index on `expires_at` needed,
 /// none added to Spryker's table), [`PURGE_BATCH`] ids at a time, and deleted in transactions
-/// sized to last about [`PURGE_TRANSACTION_TARGET`], with the expiry checked again. After each
+/// sized to last about [`purge_transaction_target`] (5 ms on SQLite, 100 ms elsewhere), with the expiry checked again. After each
 /// transaction the purge pauses as long as the transaction took, so the service's writers
 /// (SQLite has one lock for the whole database) always get at least half of the time.
 /// `progress` sees every transaction.
@@ -495,6 +502,7 @@ pub fn purge_expired(
     mut progress: impl FnMut(&PurgeProgress),
 ) -> QueryResult<PurgeProgress> {
     let mut done = PurgeProgress::default();
+    let target = purge_transaction_target(conn.backend());
     let mut batch_size = 100;
     let mut after = i64::MIN;
     loop {
@@ -548,8 +556,7 @@ pub fn purge_expired(
             progress(&done);
             // The next batch aims at the target duration; then the service's writers get a
             // turn at least as long as this transaction was.
-            let scaled = batch_size as f64 * PURGE_TRANSACTION_TARGET.as_secs_f64()
-                / took.as_secs_f64().max(1e-6);
+            let scaled = batch_size as f64 * target.as_secs_f64() / took.as_secs_f64().max(1e-6);
             batch_size = (scaled as usize).clamp(10, PURGE_BATCH as usize);
             crate::db::checkpoint(conn)?;
             std::thread::sleep(took);
