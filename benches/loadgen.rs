@@ -1018,6 +1018,10 @@ fn main() {
             let (logins, _) = login_storm(&client, &base, login_concurrency, phase).await;
             let (refreshes, _) = refresh_saturation(&client, &base, pid, concurrency, phase).await;
             f.with_tokens = Some((logins, refreshes, seed_s));
+            eprintln!(
+                "with {tokens} refresh tokens: {logins:.1} logins/s ({:.1} empty), {refreshes:.0} refreshes/s ({:.0} empty)",
+                f.logins_per_s, f.refresh_per_s
+            );
 
             // The purge, while one client refreshes; idle first, for the comparison.
             let mut chain = login(&client, &base).await.1;

@@ -506,9 +506,12 @@ pub fn purge_expired(
     let mut batch_size = 100;
     let mut after = i64::MIN;
     loop {
+        // The cursor on both sides of the join: PostgreSQL's merge join does not carry a range
+        // from one side to the other, and would read the side table from its start each time.
         let ids: Vec<i64> = t::table
             .inner_join(g::table)
             .filter(dsl::id_oauth_refresh_token.gt(after))
+            .filter(side::id_oauth_refresh_token.gt(after))
             .filter(dsl::expires_at.lt(before))
             .select(dsl::id_oauth_refresh_token)
             .order(dsl::id_oauth_refresh_token.asc())
