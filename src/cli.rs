@@ -421,7 +421,7 @@ fn agent_set_status(settings: &Settings, username: &str, status: i16) -> Result<
     let (changed, ended) = db::retry_deadlocks(|| {
         db::write_transaction(&mut conn, |conn| {
             let changed = agent::set_status(conn, username, status)?;
-            let ended = crate::oauth::end_agent_sessions(conn, user.id_user.into())?;
+            let ended = crate::session::end_agent_sessions(conn, user.id_user.into())?;
             Ok((changed, ended))
         })
     })?;
@@ -512,7 +512,7 @@ fn agent_set_password(
         db::write_transaction(&mut conn, |conn| {
             let changed = agent::set_password(conn, username, &hash)?;
             let ended = match agent::find_by_username(conn, username)? {
-                Some(user) => crate::oauth::end_agent_sessions(conn, user.id_user.into())?,
+                Some(user) => crate::session::end_agent_sessions(conn, user.id_user.into())?,
                 None => 0,
             };
             Ok((changed, ended))

@@ -8,12 +8,12 @@
 //!    (`/access-tokens`, `/refresh-tokens`) [AuthRestApi, OauthRevoke], and what they share,
 //!    [`oauth_api`] (the `Authorization` check, token resources, JWKS, domain errors → HTTP)
 //!    [OauthApi]; [`state`] is the app data they read
-//! 3. flows, one outcome enum each: [`login`] (the one login flow), [`oauth_agent_connector`]
-//!    [OauthAgentConnector], [`oauth_customer_connector`] (password and impersonation grants)
-//!    [OauthCustomerConnector], [`php_glue`] (exchanging and revoking the shop's PHP Glue
-//!    refresh tokens during a migration)
-//! 4. [`oauth`]: keys + JWKS, JWT mint/verify, refresh-token rules and the refresh flow
-//!    [Oauth, OauthRevoke]; [`security_blocker`] failed-login counters [SecurityBlocker];
+//! 3. flows, one outcome enum each: [`login`] (the one login flow), [`session`] (refresh of
+//!    glue's and PHP Glue's refresh tokens, revoke one / `mine`, end an agent's sessions)
+//!    [Oauth refresh grant, OauthRevoke], [`oauth_agent_connector`] [OauthAgentConnector],
+//!    [`oauth_customer_connector`] (password and impersonation grants) [OauthCustomerConnector]
+//! 4. [`oauth`]: keys + JWKS, identities as values, JWT mint/verify, refresh-token rows and
+//!    rules [Oauth]; [`security_blocker`] failed-login counters [SecurityBlocker];
 //!    [`password`] bcrypt compatible with PHP's `password_hash`, batched in SIMD lanes
 //! 5. repositories: [`agent`] `spy_user` [User, Agent], [`customer`] `spy_customer` [Customer]
 //! 6. [`db`] pool, SQLite/PostgreSQL/MySQL connection, migrations, the layout on a shop's own
@@ -38,9 +38,9 @@ pub mod oauth_agent_connector;
 pub mod oauth_api;
 pub mod oauth_customer_connector;
 pub mod password;
-pub mod php_glue;
 pub mod secret;
 pub mod security_blocker;
+pub mod session;
 pub mod settings;
 pub mod startup;
 pub mod state;

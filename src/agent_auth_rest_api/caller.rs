@@ -59,8 +59,8 @@ impl AgentCaller {
 }
 
 fn as_agent(token: &VerifiedToken) -> Option<AgentCaller> {
-    let id_agent = token.subject.id_agent?;
-    if token.actor.is_some() || !token.scopes.iter().any(|s| s == SCOPE_AGENT) {
+    let id_agent = token.identity.subject.agent_id()?;
+    if token.identity.acting_agent.is_some() || !token.scopes.iter().any(|s| s == SCOPE_AGENT) {
         return None;
     }
     Some(AgentCaller {

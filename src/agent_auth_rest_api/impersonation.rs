@@ -41,8 +41,7 @@ pub async fn post_impersonation_access_tokens(
     let acting = agent.clone();
     let (customer, tokens) = db::run(&state.pool, move |conn| -> Result<_, GlueError> {
         acting.ensure_active(conn, &oauth)?;
-        impersonate(conn, &oauth, &acting.token.subject_json, &reference)?
-            .ok_or_else(impersonation_failed)
+        impersonate(conn, &oauth, acting.id_agent, &reference)?.ok_or_else(impersonation_failed)
     })
     .await?;
     log::info!(

@@ -8,7 +8,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::Value;
 
-use crate::db;
 use crate::glue_application::client_ip::ClientIp;
 use crate::glue_application::connection::ClientConnection;
 use crate::glue_application::error::{GlueError, RestErrorMessage};
@@ -16,12 +15,9 @@ use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::created_with_tokens;
 use crate::glue_application::{resource, ResourceRoutePlugin};
 use crate::login::{LoginAttempt, LoginOutcome, Username};
-use crate::oauth::php_token;
-use crate::oauth::refresh_token::{self, Owner};
-use crate::oauth::{hash_refresh_token, OAuthError, RefreshOutcome};
 use crate::oauth_api::{blocked, token_resource, Authenticated};
 use crate::password::Password;
-use crate::php_glue::PhpRefresh;
+use crate::session::{self, RefreshOutcome, Revocation, RevokeTarget};
 use crate::state::AppState;
 use config::*;
 
@@ -141,16 +137,6 @@ fn refresh_failed() -> GlueError {
     )
 }
 
-/// The shop's refresh-token encryption key, when PHP Glue's tokens are accepted.
-fn php_encryption_key(state: &AppState) -> Option<crate::secret::Secret> {
-    state
-        .settings
-        .oauth
-        .spryker_env
-        .as_ref()
-        .map(|env| env.encryption_key.clone())
-}
-
 async fn post_refresh_tokens(
     state: web::Data<AppState>,
     ip: ClientIp,
@@ -167,36 +153,8 @@ async fn post_refresh_tokens(
         // Present but not a string: not blank, and no token either.
         Some(_) => return Err(refresh_failed()),
     };
-    let outcome = match php_encryption_key(&state).filter(|_| php_token::looks_like_php(&presented))
-    {
-        // A refresh token the shop's PHP Glue issued: exchanged once for glue's own pair.
-        Some(key) => {
-            let still_wanted = std::sync::Arc::new(move || client.is_open());
-            match crate::php_glue::exchange(&state.login, key, presented, ip.0, still_wanted)
-                .await?
-            {
-                PhpRefresh::Outcome(outcome) => outcome,
-                PhpRefresh::Blocked(refused) => {
-                    log::warn!(target: "security", "Blocked PHP refresh token exchange ip={ip}");
-                    return Err(blocked(refused));
-                }
-            }
-        }
-        None => {
-            let oauth = state.oauth.clone();
-            db::run(&state.pool, move |conn| -> Result<_, OAuthError> {
-                oauth.refresh(conn, &presented)
-            })
-            .await?
-        }
-    };
-    let counted = match &outcome {
-        RefreshOutcome::Rotated(_) => "rotated",
-        RefreshOutcome::Reused => "reused",
-        RefreshOutcome::Rejected(_) => "rejected",
-    };
-    state.metrics.refreshes.with_label_values(&[counted]).inc();
-    match outcome {
+    let still_wanted = std::sync::Arc::new(move || client.is_open());
+    match session::refresh(&state.login, presented, ip.0, still_wanted).await? {
         RefreshOutcome::Rotated(tokens) => Ok(created_with_tokens(&token_resource(
             state.settings.base_url(),
             RESOURCE_REFRESH_TOKENS,
@@ -207,14 +165,14 @@ async fn post_refresh_tokens(
             Err(refresh_failed())
         }
         RefreshOutcome::Rejected(_) => Err(refresh_failed()),
+        RefreshOutcome::Blocked(refused) => {
+            log::warn!(target: "security", "Blocked PHP refresh token exchange ip={ip}");
+            Err(blocked(refused))
+        }
     }
 }
 
 /// Always 204: whether anything was revoked is nobody else's business.
-///
-/// A customer (not an impersonating agent) also revokes the rows the shop's PHP Glue wrote for
-/// its customer reference, as PHP's own `DELETE` does: all of them for `mine`, or the one a PHP
-/// refresh token names (opened like an exchange, when PHP Glue's tokens are accepted).
 async fn delete_refresh_tokens(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -222,46 +180,13 @@ async fn delete_refresh_tokens(
     client: ClientConnection,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GlueError> {
-    let target = path.into_inner();
-    let token = caller.0;
-    let customer = match (&token.subject.customer_reference, &token.actor) {
-        (Some(reference), None) => Some(reference.clone()),
-        _ => None,
+    let target = match path.into_inner() {
+        mine if mine == REFRESH_TOKEN_MINE => RevokeTarget::Mine,
+        token => RevokeTarget::Token(token),
     };
-    if let (Some(key), Some(reference)) = (
-        php_encryption_key(&state).filter(|_| php_token::looks_like_php(&target)),
-        &customer,
-    ) {
-        let still_wanted = std::sync::Arc::new(move || client.is_open());
-        let outcome = crate::php_glue::revoke(
-            &state.login,
-            key,
-            target,
-            ip.0,
-            still_wanted,
-            reference.clone(),
-        )
-        .await?;
-        return match outcome {
-            Some(refused) => Err(blocked(refused)),
-            None => Ok(HttpResponse::NoContent().finish()),
-        };
+    let still_wanted = std::sync::Arc::new(move || client.is_open());
+    match session::revoke(&state.login, caller.0.identity, target, ip.0, still_wanted).await? {
+        Revocation::Done => Ok(HttpResponse::NoContent().finish()),
+        Revocation::Blocked(refused) => Err(blocked(refused)),
     }
-    db::run(&state.pool, move |conn| -> Result<_, OAuthError> {
-        let owner = Owner {
-            user_identifier: &token.subject_json,
-            actor_identifier: token.actor.as_ref().map(|a| a.sub.as_str()),
-        };
-        if target == REFRESH_TOKEN_MINE {
-            refresh_token::revoke_all_owned_by(conn, owner)?;
-            if let Some(reference) = &customer {
-                refresh_token::revoke_foreign_of_customer(conn, reference, None)?;
-            }
-        } else {
-            refresh_token::revoke_family_owned_by(conn, &hash_refresh_token(&target), owner)?;
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
 }

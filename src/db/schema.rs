@@ -65,6 +65,7 @@ diesel::table! {
         successor -> Nullable<Text>,
         actor_identifier -> Nullable<Text>,
         grace_uses -> Integer,
+        id_agent -> Nullable<BigInt>,
     }
 }
 

@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::identity::Identity;
 use super::keys::{KeyError, KeySet};
 
 /// Spryker's `OauthUserTransfer` identifier, serialized into `sub` with exactly these keys in
@@ -159,11 +160,10 @@ struct IncomingClaims {
 /// A token that passed every check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedToken {
-    pub subject: UserIdentifier,
-    /// The `sub` text as signed (the key refresh tokens are stored under).
-    pub subject_json: String,
+    /// Whose it is (`sub`, and `act` for an impersonation), read as a value: glue's and PHP
+    /// Glue's spellings of one identifier are the same identity.
+    pub identity: Identity,
     pub scopes: Vec<String>,
-    pub actor: Option<Actor>,
     /// The session it belongs to (`None` for tokens glue did not issue with one).
     pub session: Option<String>,
 }
@@ -250,13 +250,11 @@ pub fn verify(
             return Err(VerifyError::Issuer);
         }
     }
-    let subject: UserIdentifier =
-        serde_json::from_str(&claims.sub).map_err(|_| VerifyError::Subject)?;
+    let identity = Identity::parse(&claims.sub, claims.act.as_ref().map(|a| a.sub.as_str()))
+        .ok_or(VerifyError::Subject)?;
     Ok(VerifiedToken {
-        subject,
-        subject_json: claims.sub,
+        identity,
         scopes: claims.scopes,
-        actor: claims.act,
         session: claims.sid,
     })
 }
@@ -356,7 +354,7 @@ mod tests {
             let extra = if float_times { 0.25 } else { 0.0 };
             let expected = match verify(keys(), &token, &RULES, now as f64) {
                 Ok(verified) => {
-                    prop_assert_eq!(verified.subject_json, sub.clone());
+                    prop_assert_eq!(Some(verified.identity), Identity::parse(&sub, None));
                     true
                 }
                 Err(_) => false,

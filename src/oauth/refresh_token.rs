@@ -22,6 +22,9 @@ pub struct NewRefreshToken {
     pub customer_reference: Option<String>,
     pub user_identifier: String,
     pub actor_identifier: Option<String>,
+    /// The agent the session hangs on (the subject agent, or the agent acting for the
+    /// customer): glue's normalised key for ending an agent's sessions.
+    pub id_agent: Option<i64>,
     pub fk_oauth_client: String,
     pub expires_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
@@ -107,6 +110,7 @@ pub fn insert(conn: &mut DbConnection, row: &NewRefreshToken) -> QueryResult<i64
             side::id_oauth_refresh_token.eq(id),
             side::family.eq(&row.family),
             side::actor_identifier.eq(row.actor_identifier.as_deref()),
+            side::id_agent.eq(row.id_agent),
         ))
         .execute(conn)?;
     Ok(id)
@@ -124,7 +128,7 @@ pub fn find(conn: &mut DbConnection, identifier: &str) -> QueryResult<Option<Ref
         .optional()
 }
 
-fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<RefreshTokenRow>> {
+pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<RefreshTokenRow>> {
     t::table
         .left_join(g::table)
         .filter(dsl::id_oauth_refresh_token.eq(id))
@@ -299,24 +303,6 @@ fn until_settled(mut pass: impl FnMut() -> QueryResult<usize>) -> QueryResult<us
     }
 }
 
-/// Whose tokens a caller may revoke: its `sub` JSON and, for an impersonation session, the
-/// acting agent's `sub` JSON (an agent ends its own impersonation, not the customer's logins).
-#[derive(Debug, Clone, Copy)]
-pub struct Owner<'a> {
-    pub user_identifier: &'a str,
-    pub actor_identifier: Option<&'a str>,
-}
-
-impl Owner<'_> {
-    fn owns(&self, row: &RefreshTokenRow) -> bool {
-        row.user_identifier == self.user_identifier
-            && match self.actor_identifier {
-                Some(actor) => row.actor_identifier.as_deref() == Some(actor),
-                None => true,
-            }
-    }
-}
-
 /// True while some token of the family is not revoked (rotation revokes a token but leaves its
 /// successor live; logout and reuse revoke them all).
 pub fn family_is_live(conn: &mut DbConnection, family: &str) -> QueryResult<bool> {
@@ -332,59 +318,73 @@ pub fn family_is_live(conn: &mut DbConnection, family: &str) -> QueryResult<bool
     .get_result(conn)
 }
 
-/// Revokes the family of the token with this identifier, only if `owner` owns it.
-pub fn revoke_family_owned_by(
+/// The live rows filed under the customer reference `reference` (glue's and PHP Glue's; by
+/// Spryker's indexed column, compared as the database compares): candidates only, the caller
+/// decides on the parsed identifiers.
+pub fn live_rows_of_customer(
     conn: &mut DbConnection,
-    identifier: &str,
-    owner: Owner<'_>,
-) -> QueryResult<usize> {
-    crate::db::retry_deadlocks(|| {
-        crate::db::write_transaction(&mut *conn, |conn| match find(conn, identifier)? {
-            Some(row) if owner.owns(&row) => match &row.family {
-                Some(family) => revoke_family(conn, family, crate::db::now()),
-                None => revoke_one(conn, row.id_oauth_refresh_token),
-            },
-            _ => Ok(0),
-        })
-    })
-}
-
-/// Revokes every live token `owner` has: for an impersonation session (an actor) the tokens of
-/// that customer acting as that agent; otherwise every token issued to the owner and every
-/// token issued to anyone *acting as* the owner (an agent's impersonation sessions; for a
-/// customer, the agents acting for them).
-pub fn revoke_all_owned_by(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
-    crate::db::retry_deadlocks(|| revoke_all_owned_by_in(&mut *conn, owner))
-}
-
-/// [`revoke_all_owned_by`] without its deadlock retry, for a caller's own transaction.
-pub fn revoke_all_owned_by_in(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
-    until_settled(|| revoke_all_owned_by_pass(&mut *conn, owner))
-}
-
-fn revoke_all_owned_by_pass(conn: &mut DbConnection, owner: Owner<'_>) -> QueryResult<usize> {
-    let now = crate::db::now();
-    let acting_as = |actor: &str| {
-        g::table
-            .filter(side::actor_identifier.eq(actor.to_string()))
-            .select(side::id_oauth_refresh_token)
-    };
-    let target = diesel::update(t::table)
+    reference: &str,
+) -> QueryResult<Vec<RefreshTokenRow>> {
+    if !crate::db::storable(reference) {
+        return Ok(Vec::new());
+    }
+    t::table
+        .left_join(g::table)
+        .filter(dsl::customer_reference.eq(reference))
         .filter(dsl::revoked_at.is_null())
-        .into_boxed();
-    let target = match owner.actor_identifier {
-        Some(actor) => target
-            .filter(dsl::user_identifier.eq(owner.user_identifier))
-            .filter(dsl::id_oauth_refresh_token.eq_any(acting_as(actor))),
-        None => target.filter(
-            dsl::user_identifier
-                .eq(owner.user_identifier)
-                .or(dsl::id_oauth_refresh_token.eq_any(acting_as(owner.user_identifier))),
-        ),
-    };
-    target
-        .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
-        .execute(conn)
+        .select(row_columns!())
+        .load(conn)
+}
+
+/// The live rows glue wrote for sessions that hang on the agent `id_agent` (its logins and
+/// the impersonations it started; by glue's indexed key) and, with `php_rows`, every live row
+/// the shop's PHP Glue wrote without a customer reference (agent sessions, found by a scan:
+/// Spryker's table has no agent column). Candidates only, as above.
+pub fn live_rows_of_agent(
+    conn: &mut DbConnection,
+    id_agent: i64,
+    php_rows: bool,
+) -> QueryResult<Vec<RefreshTokenRow>> {
+    let mut rows: Vec<RefreshTokenRow> = t::table
+        .inner_join(g::table)
+        .filter(side::id_agent.eq(id_agent))
+        .filter(dsl::revoked_at.is_null())
+        .select(row_columns!())
+        .load(conn)?;
+    if php_rows {
+        rows.extend(
+            t::table
+                .left_join(g::table)
+                .filter(side::id_oauth_refresh_token.nullable().is_null())
+                .filter(dsl::revoked_at.is_null())
+                .filter(
+                    dsl::customer_reference
+                        .is_null()
+                        .or(dsl::customer_reference.eq("")),
+                )
+                .select(row_columns!())
+                .load::<RefreshTokenRow>(conn)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// Revokes the sessions of `rows`: the whole family of a row glue wrote (a successor a
+/// concurrent rotation stores is caught), the row itself for one PHP Glue wrote. Returns how
+/// many tokens it revoked. Runs inside the caller's transaction.
+pub fn revoke_rows(conn: &mut DbConnection, rows: &[RefreshTokenRow]) -> QueryResult<usize> {
+    let now = crate::db::now();
+    let mut families: Vec<&str> = rows.iter().filter_map(|r| r.family.as_deref()).collect();
+    families.sort_unstable();
+    families.dedup();
+    let mut revoked = 0;
+    for family in families {
+        revoked += revoke_family(conn, family, now)?;
+    }
+    for row in rows.iter().filter(|r| r.family.is_none()) {
+        revoked += revoke_one(conn, row.id_oauth_refresh_token)?;
+    }
+    Ok(revoked)
 }
 
 /// Retires a row glue did not write (the shop's PHP Glue did: no side row), only if it is not
@@ -402,46 +402,8 @@ pub fn retire_foreign(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Q
     .execute(conn)
 }
 
-/// Revokes the live rows the shop's PHP Glue wrote (no side row) for the customer with
-/// `customer_reference` — all of them, or the one with `identifier` (PHP's own
-/// `DELETE /refresh-tokens` semantics: by customer reference).
-pub fn revoke_foreign_of_customer(
-    conn: &mut DbConnection,
-    customer_reference: &str,
-    identifier: Option<&str>,
-) -> QueryResult<usize> {
-    if !crate::db::storable(customer_reference) || !identifier.is_none_or(crate::db::storable) {
-        return Ok(0);
-    }
-    let now = crate::db::now();
-    let mut rows = t::table
-        .filter(dsl::customer_reference.eq(customer_reference))
-        .filter(dsl::revoked_at.is_null())
-        .filter(diesel::dsl::not(diesel::dsl::exists(g::table.filter(
-            side::id_oauth_refresh_token.eq(dsl::id_oauth_refresh_token),
-        ))))
-        .select(dsl::id_oauth_refresh_token)
-        .into_boxed();
-    if let Some(identifier) = identifier {
-        rows = rows.filter(dsl::identifier.eq(identifier));
-    }
-    let ids: Vec<i64> = rows.load(conn)?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    crate::db::retry_deadlocks(|| {
-        diesel::update(
-            t::table
-                .filter(dsl::id_oauth_refresh_token.eq_any(&ids))
-                .filter(dsl::revoked_at.is_null()),
-        )
-        .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
-        .execute(conn)
-    })
-}
-
 /// Revokes one token (a row without a family: nothing else belongs to its session).
-fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+pub fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
     let now = crate::db::now();
     diesel::update(
         t::table

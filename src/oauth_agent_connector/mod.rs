@@ -4,7 +4,7 @@
 use crate::agent::{self, User};
 use crate::db::DbConnection;
 use crate::login::{self, Accounts, LoginAttempt, LoginDeps, LoginError, LoginOutcome, Username};
-use crate::oauth::jwt::UserIdentifier;
+use crate::oauth::identity::{Identity, Principal};
 use crate::oauth::{Grant, SCOPE_AGENT};
 use crate::security_blocker::EntityType;
 
@@ -28,11 +28,12 @@ impl Accounts for Agents {
     }
 
     fn grant(user: &User) -> Grant {
-        Grant {
-            subject: UserIdentifier::agent(user.id_user.into()),
-            scopes: vec![SCOPE_AGENT.to_string()],
-            actor: None,
-        }
+        Grant::new(
+            Identity::of(Principal::Agent {
+                id_user: user.id_user.into(),
+            }),
+            vec![SCOPE_AGENT.to_string()],
+        )
     }
 
     fn logged_in(conn: &mut DbConnection, user: &User) -> diesel::QueryResult<()> {

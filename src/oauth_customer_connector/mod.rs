@@ -6,12 +6,19 @@
 use crate::customer::{self, Customer};
 use crate::db::DbConnection;
 use crate::login::{self, Accounts, LoginAttempt, LoginDeps, LoginError, LoginOutcome, Username};
-use crate::oauth::jwt::UserIdentifier;
+use crate::oauth::identity::{Identity, Principal};
 use crate::oauth::{
     Grant, IssuedTokens, OAuthError, OAuthServer, SCOPE_CUSTOMER, SCOPE_CUSTOMER_IMPERSONATION,
 };
 use crate::password::Password;
 use crate::security_blocker::EntityType;
+
+fn principal(customer: &Customer) -> Principal {
+    Principal::Customer {
+        reference: customer.customer_reference.clone(),
+        id_customer: Some(customer.id_customer.into()),
+    }
+}
 
 /// Customers: `spy_customer` rows, found by email in any case.
 pub struct Customers;
@@ -31,14 +38,10 @@ impl Accounts for Customers {
     }
 
     fn grant(customer: &Customer) -> Grant {
-        Grant {
-            subject: UserIdentifier::customer(
-                customer.customer_reference.clone(),
-                customer.id_customer.into(),
-            ),
-            scopes: vec![SCOPE_CUSTOMER.to_string()],
-            actor: None,
-        }
+        Grant::new(
+            Identity::of(principal(customer)),
+            vec![SCOPE_CUSTOMER.to_string()],
+        )
     }
 
     /// Spryker hashes customer passwords with Symfony's `NativePasswordHasher`.
@@ -64,28 +67,27 @@ pub async fn authenticate(
     login::counted_password_grant::<Customers>(deps, attempt).await
 }
 
-/// A customer token pair for the customer with `reference`, acting as the agent whose `sub`
-/// JSON is `actor`; `None` when there is no such customer.
+/// A customer token pair for the customer with `reference`, the agent `id_agent` acting for
+/// it; `None` when there is no such customer.
 pub fn impersonate(
     conn: &mut DbConnection,
     oauth: &OAuthServer,
-    actor: &str,
+    id_agent: i64,
     reference: &str,
 ) -> Result<Option<(Customer, IssuedTokens)>, OAuthError> {
     let Some(customer) = customer::find_by_reference(conn, reference)? else {
         return Ok(None);
     };
-    let grant = Grant {
-        subject: UserIdentifier::customer(
-            customer.customer_reference.clone(),
-            customer.id_customer.into(),
-        ),
-        scopes: vec![
+    let grant = Grant::new(
+        Identity {
+            subject: principal(&customer),
+            acting_agent: Some(id_agent),
+        },
+        vec![
             SCOPE_CUSTOMER_IMPERSONATION.to_string(),
             SCOPE_CUSTOMER.to_string(),
         ],
-        actor: Some(actor.to_string()),
-    };
+    );
     let tokens = oauth.issue(conn, &grant)?;
     Ok(Some((customer, tokens)))
 }

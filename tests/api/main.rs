@@ -16,6 +16,7 @@ mod impersonation;
 mod metrics;
 mod openapi;
 mod php_glue;
+mod php_sessions;
 mod process;
 mod properties;
 mod refresh_tokens;

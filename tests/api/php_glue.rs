@@ -37,7 +37,7 @@ pub fn shop_env() -> SprykerEnv {
     SprykerEnv::read(env).expect("the shop's env")
 }
 
-fn spawn_migrating_app(backend: Backend) -> TestApp {
+pub fn spawn_migrating_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |settings| {
         let env = shop_env();
         settings.oauth.key_source = KeySource::SprykerEnv;
@@ -52,7 +52,7 @@ fn spawn_migrating_app(backend: Backend) -> TestApp {
 /// An access token exactly as league's `AccessTokenTrait::convertToJWT` emits it: header
 /// `{"typ":"JWT","alg":"RS256"}`, claims aud, jti, iat, nbf, exp (floats with microseconds),
 /// sub (a JSON string), scopes; no `kid`, no `iss`.
-fn php_access_token(sub: &str, scopes: &[&str], iat: f64, ttl_s: f64) -> String {
+pub fn php_access_token(sub: &str, scopes: &[&str], iat: f64, ttl_s: f64) -> String {
     let header = r#"{"typ":"JWT","alg":"RS256"}"#;
     let claims = format!(
         r#"{{"aud":"frontend","jti":"{}","iat":{iat:.6},"nbf":{iat:.6},"exp":{:.6},"sub":{},"scopes":{}}}"#,
@@ -150,14 +150,14 @@ pub fn php_refresh_token(password: &str, payload: &str) -> String {
 }
 
 /// The `sub` PHP writes for a customer (every key of the transfer, nulls included).
-fn customer_sub(reference: &str, id: i64) -> String {
+pub fn customer_sub(reference: &str, id: i64) -> String {
     format!(
         r#"{{"customer_reference":"{reference}","id_customer":{id},"id_company_user":null,"id_agent":null,"permissions":null}}"#
     )
 }
 
 /// A `spy_oauth_refresh_token` row as PHP Glue writes it (identifier = the plain id).
-fn insert_php_row(app: &TestApp, identifier: &str, reference: &str, sub: &str, expires: &str) {
+pub fn insert_php_row(app: &TestApp, identifier: &str, reference: &str, sub: &str, expires: &str) {
     let mut conn = app.conn();
     glue::db::insert_with_id(&mut conn, "spy_oauth_refresh_token_pk_seq", |conn, id| {
         let (id_column, id_value) = match id {
@@ -174,7 +174,7 @@ fn insert_php_row(app: &TestApp, identifier: &str, reference: &str, sub: &str, e
     .unwrap();
 }
 
-fn row_revoked(app: &TestApp, identifier: &str) -> bool {
+pub fn row_revoked(app: &TestApp, identifier: &str) -> bool {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
@@ -188,14 +188,14 @@ fn row_revoked(app: &TestApp, identifier: &str) -> bool {
     row.revoked_at.is_some()
 }
 
-async fn refresh_status(app: &TestApp, token: &str) -> (u16, Value) {
+pub async fn refresh_status(app: &TestApp, token: &str) -> (u16, Value) {
     let response = app.refresh(&json!(token)).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// A customer, a live PHP refresh-token row for it, and the PHP token naming that row.
-fn php_session(app: &TestApp, reference: &str) -> (String, String, String) {
+pub fn php_session(app: &TestApp, reference: &str) -> (String, String, String) {
     let id = app.insert_customer(
         reference,
         &format!("{reference}@example.com"),
@@ -593,8 +593,8 @@ async fn racing_exchanges_have_one_winner(backend: Backend) {
             std::thread::spawn(move || {
                 barrier.wait();
                 matches!(
-                    oauth.refresh_php(&mut conn, &payload).unwrap(),
-                    glue::oauth::RefreshOutcome::Rotated(_)
+                    glue::session::php::exchange_payload(&mut conn, &oauth, &payload).unwrap(),
+                    glue::session::RefreshOutcome::Rotated(_)
                 )
             })
         })

@@ -16,7 +16,7 @@ backends!(
 );
 
 /// 401/4102 on an agent route.
-async fn assert_agent_token_refused(app: &TestApp, access: &str) {
+pub async fn assert_agent_token_refused(app: &TestApp, access: &str) {
     assert_error(
         app.search("q=sonia", access).await,
         Some("4102"),
@@ -27,7 +27,7 @@ async fn assert_agent_token_refused(app: &TestApp, access: &str) {
 }
 
 /// 401/001 with the token in `Authorization`.
-async fn assert_access_token_refused(app: &TestApp, access: &str) {
+pub async fn assert_access_token_refused(app: &TestApp, access: &str) {
     assert_error(
         app.delete_refresh_token("mine", Some(access)).await,
         Some("001"),
@@ -37,7 +37,7 @@ async fn assert_access_token_refused(app: &TestApp, access: &str) {
     .await;
 }
 
-async fn impersonation(app: &TestApp, agent_access: &str, reference: &str) -> (String, String) {
+pub async fn impersonation(app: &TestApp, agent_access: &str, reference: &str) -> (String, String) {
     let response = app.impersonate(&json!(reference), agent_access).await;
     assert_eq!(response.status(), 201);
     token_pair(response.json().await.unwrap())

@@ -1,0 +1,272 @@
+//! The session lifecycle after a login (Spryker's refresh grant + `OauthRevoke`): refresh
+//! (glue's own refresh tokens with their grace window and reuse detection, and the shop's PHP
+//! Glue refresh tokens during a migration, see [`php`]), revoke one session or all of the
+//! caller's (`mine`), and end every session of an agent (a password change, a deactivation).
+//!
+//! Whose a session is, is decided on parsed values ([`Identity`]), never on the identifier
+//! text: glue and PHP Glue spell one identifier differently. Rows are found by indexed columns
+//! (Spryker's `customer_reference`, glue's side-table `id_agent`) and then judged by their parsed
+//! identity. Each entry point returns an outcome enum; nothing here knows HTTP.
+
+pub mod php;
+
+use std::net::IpAddr;
+
+use crate::agent;
+use crate::db::{self, DbConnection};
+use crate::login::{LoginDeps, LoginError};
+use crate::oauth::identity::{Identity, Principal};
+use crate::oauth::refresh_token::{self, Exchange, RefreshTokenRow, Refusal};
+use crate::oauth::{hash_refresh_token, php_token, Grant, IssuedTokens, OAuthError, OAuthServer};
+use crate::password::StillWanted;
+use crate::security_blocker::Blocked;
+
+/// What a refresh came to.
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// The presented token was retired and its successor issued, in the same session.
+    Rotated(IssuedTokens),
+    /// A retired token came back: a copy exists somewhere, so its whole session was revoked.
+    Reused,
+    /// Refused; nothing changed.
+    Rejected(RefreshRejection),
+    /// A PHP Glue token from an address with too many failed ones: refused before any work.
+    Blocked(Blocked),
+}
+
+/// Why a refresh was refused (all answered alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshRejection {
+    Unknown,
+    Expired,
+    Revoked,
+    WrongClient,
+    /// The stored row cannot be read back into an identity.
+    Unreadable,
+    /// The user or the acting agent may no longer hold a session (e.g. a deactivated agent).
+    Inactive,
+    /// The immediately previous token came back within the grace window more often than
+    /// allowed (refused without revoking anything).
+    GraceExhausted,
+}
+
+impl From<Refusal> for RefreshRejection {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Unknown => RefreshRejection::Unknown,
+            Refusal::GraceExhausted => RefreshRejection::GraceExhausted,
+            Refusal::Expired => RefreshRejection::Expired,
+            // A retired token is handled by the caller, which revokes the session.
+            Refusal::Revoked | Refusal::Retired => RefreshRejection::Revoked,
+            Refusal::WrongClient => RefreshRejection::WrongClient,
+        }
+    }
+}
+
+/// Which sessions a revocation is about.
+#[derive(Debug, Clone)]
+pub enum RevokeTarget {
+    /// Every session of the caller (`DELETE /refresh-tokens/mine`).
+    Mine,
+    /// The session of this refresh token, if it is the caller's.
+    Token(String),
+}
+
+/// What a revocation came to. Whether anything was revoked is nobody else's business.
+#[derive(Debug)]
+pub enum Revocation {
+    Done,
+    /// A PHP Glue token from an address with too many failed ones: refused before any work.
+    Blocked(Blocked),
+}
+
+/// Refreshes a presented refresh token: glue's own, or (when the shop's keys are configured)
+/// one the shop's PHP Glue issued. Counted into `glue_refreshes_total{outcome}`.
+pub async fn refresh(
+    deps: &LoginDeps,
+    presented: String,
+    ip: Option<IpAddr>,
+    still_wanted: StillWanted,
+) -> Result<RefreshOutcome, LoginError> {
+    let outcome =
+        match php::encryption_key(&deps.oauth).filter(|_| php_token::looks_like_php(&presented)) {
+            Some(key) => php::exchange(deps, key, presented, ip, still_wanted).await?,
+            None => {
+                let oauth = deps.oauth.clone();
+                db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                    Ok(refresh_native(conn, &oauth, &presented)?)
+                })
+                .await?
+            }
+        };
+    let counted = match &outcome {
+        RefreshOutcome::Rotated(_) => Some("rotated"),
+        RefreshOutcome::Reused => Some("reused"),
+        RefreshOutcome::Rejected(_) => Some("rejected"),
+        RefreshOutcome::Blocked(_) => None,
+    };
+    if let Some(counted) = counted {
+        deps.metrics.refreshes.with_label_values(&[counted]).inc();
+    }
+    Ok(outcome)
+}
+
+/// True while every principal the session depends on may still hold one: the subject agent
+/// and the acting agent must exist and be active.
+pub fn still_entitled(conn: &mut DbConnection, identity: &Identity) -> diesel::QueryResult<bool> {
+    for id_agent in [identity.subject.agent_id(), identity.acting_agent]
+        .into_iter()
+        .flatten()
+    {
+        if agent::find_active_agent_by_id(conn, id_agent)?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Exchanges one of glue's refresh tokens for a new pair in the same session. The checks and
+/// the RS256 signature happen before the write transaction, so no lock is held while signing;
+/// the transaction judges the row again under its lock and either retires it and stores the
+/// successor, or changes nothing. A retired token (outside the grace window) revokes its whole
+/// session. A token whose agent (or acting agent) was deactivated is refused without being
+/// consumed.
+fn refresh_native(
+    conn: &mut DbConnection,
+    oauth: &OAuthServer,
+    presented: &str,
+) -> Result<RefreshOutcome, OAuthError> {
+    let rejected = |why: RefreshRejection| Ok(RefreshOutcome::Rejected(why));
+    let Some(current) = refresh_token::find(conn, &hash_refresh_token(presented))? else {
+        return rejected(RefreshRejection::Unknown);
+    };
+    let grace = oauth.grace();
+    let now = db::now();
+    match refresh_token::refusal(&current, &oauth.settings.client_id, now) {
+        // A token retired within the grace window may still be honoured: the exchange decides
+        // under the row lock.
+        Some(Refusal::Retired) if grace.covers(&current, now) => {}
+        Some(Refusal::Retired) => {
+            if let Some(family) = &current.family {
+                // In a transaction, so that a request that already answered 503 (its database
+                // hung) cannot revoke a session once the database answers again.
+                db::retry_deadlocks(|| {
+                    db::write_transaction(&mut *conn, |conn| {
+                        refresh_token::revoke_family(conn, family, db::now())
+                    })
+                })?;
+            }
+            return Ok(RefreshOutcome::Reused);
+        }
+        Some(refusal) => return rejected(refusal.into()),
+        None => {}
+    }
+    let (Some(grant), Some(family)) = (grant_of(&current), current.family.as_deref()) else {
+        return rejected(RefreshRejection::Unreadable);
+    };
+    if !still_entitled(conn, &grant.identity)? {
+        return rejected(RefreshRejection::Inactive);
+    }
+    let (tokens, successor) = oauth.new_pair(&grant, family)?;
+    Ok(
+        match refresh_token::exchange(conn, &current, &successor, &oauth.settings.client_id, grace)?
+        {
+            Exchange::Rotated => RefreshOutcome::Rotated(tokens),
+            Exchange::Reused => RefreshOutcome::Reused,
+            Exchange::Refused(refusal) => RefreshOutcome::Rejected(refusal.into()),
+        },
+    )
+}
+
+/// The identity a stored row stands for; `None` if it names nobody.
+fn identity_of(row: &RefreshTokenRow) -> Option<Identity> {
+    Identity::parse(&row.user_identifier, row.actor_identifier.as_deref())
+}
+
+/// The grant a stored row goes on with: its identity, its `sub` text verbatim, its scopes.
+fn grant_of(row: &RefreshTokenRow) -> Option<Grant> {
+    Some(Grant {
+        identity: identity_of(row)?,
+        subject_text: row.user_identifier.clone(),
+        scopes: serde_json::from_str(row.scopes.as_deref()?).ok()?,
+    })
+}
+
+/// Ends sessions of `caller`: the one a refresh token names (if the caller [owns](Identity::owns)
+/// it), or every session `mine` [includes](Identity::includes). A customer (not an impersonation)
+/// also ends the rows the shop's PHP Glue wrote for it, as PHP's own `DELETE` does: all of them
+/// for `mine`, or the one a PHP refresh token names (opened like an exchange, when PHP Glue's
+/// tokens are accepted).
+pub async fn revoke(
+    deps: &LoginDeps,
+    caller: Identity,
+    target: RevokeTarget,
+    ip: Option<IpAddr>,
+    still_wanted: StillWanted,
+) -> Result<Revocation, LoginError> {
+    let php_key = php::encryption_key(&deps.oauth);
+    match target {
+        RevokeTarget::Token(token)
+            if php_key.is_some()
+                && php_token::looks_like_php(&token)
+                && caller.acting_agent.is_none()
+                && caller.subject.customer_reference().is_some() =>
+        {
+            let key = php_key.expect("checked above");
+            php::revoke(deps, key, token, ip, still_wanted, caller).await
+        }
+        RevokeTarget::Token(token) => {
+            let identifier = hash_refresh_token(&token);
+            db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                db::retry_deadlocks(|| {
+                    db::write_transaction(&mut *conn, |conn| {
+                        let owned: Vec<_> = refresh_token::find(conn, &identifier)?
+                            .filter(|row| identity_of(row).is_some_and(|id| caller.owns(&id)))
+                            .into_iter()
+                            .collect();
+                        refresh_token::revoke_rows(conn, &owned)
+                    })
+                })?;
+                Ok(Revocation::Done)
+            })
+            .await
+        }
+        RevokeTarget::Mine => {
+            db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                db::retry_deadlocks(|| {
+                    db::write_transaction(&mut *conn, |conn| revoke_mine(conn, &caller))
+                })?;
+                Ok(Revocation::Done)
+            })
+            .await
+        }
+    }
+}
+
+/// Revokes every live session `caller` includes; returns how many tokens.
+fn revoke_mine(conn: &mut DbConnection, caller: &Identity) -> diesel::QueryResult<usize> {
+    let candidates = match &caller.subject {
+        Principal::Customer { reference, .. } => {
+            refresh_token::live_rows_of_customer(conn, reference)?
+        }
+        Principal::Agent { id_user } => refresh_token::live_rows_of_agent(conn, *id_user, false)?,
+    };
+    let mine: Vec<_> = candidates
+        .into_iter()
+        .filter(|row| identity_of(row).is_some_and(|id| caller.includes(&id)))
+        .collect();
+    refresh_token::revoke_rows(conn, &mine)
+}
+
+/// Ends every session of the agent `id_agent`, in the caller's transaction (no deadlock retry
+/// of its own: the caller retries its whole transaction): its own logins — glue's, exchanged
+/// ones whatever their spelling, and rows the shop's PHP Glue wrote and nobody exchanged — and
+/// the impersonations it started. Their access tokens stop working at once. Returns how many
+/// refresh tokens it revoked.
+pub fn end_agent_sessions(conn: &mut DbConnection, id_agent: i64) -> diesel::QueryResult<usize> {
+    let sessions: Vec<_> = refresh_token::live_rows_of_agent(conn, id_agent, true)?
+        .into_iter()
+        .filter(|row| identity_of(row).is_some_and(|id| id.agent() == Some(id_agent)))
+        .collect();
+    refresh_token::revoke_rows(conn, &sessions)
+}
