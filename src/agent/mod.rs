@@ -69,11 +69,11 @@ pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<
     if !crate::db::storable(username) {
         return Ok(None);
     }
-    let mut query = t::table.filter(dsl::username.eq(username)).into_boxed();
-    if let Some(exact) = crate::db::exactly(conn.backend(), "username", username) {
-        query = query.filter(exact);
-    }
-    query.select(User::as_select()).first(conn).optional()
+    t::table
+        .filter(conn.backend().equals_exactly("username", username))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// The user if it may log in as an agent: exists, `is_agent`, active.
@@ -81,15 +81,13 @@ pub fn find_active_agent(conn: &mut DbConnection, username: &str) -> QueryResult
     if !crate::db::storable(username) {
         return Ok(None);
     }
-    let mut query = t::table
-        .filter(dsl::username.eq(username))
+    t::table
+        .filter(conn.backend().equals_exactly("username", username))
         .filter(dsl::is_agent.eq(true))
         .filter(dsl::status.eq(STATUS_ACTIVE))
-        .into_boxed();
-    if let Some(exact) = crate::db::exactly(conn.backend(), "username", username) {
-        query = query.filter(exact);
-    }
-    query.select(User::as_select()).first(conn).optional()
+        .select(User::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// Every agent (`is_agent` true), by id.

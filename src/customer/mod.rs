@@ -18,9 +18,7 @@
 //! `SpyCustomerQuery::create()` does.
 
 use chrono::NaiveDateTime;
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
 
 use crate::db::schema::spy_customer::{self as t, dsl};
 use crate::db::{Backend, DbConnection};
@@ -59,112 +57,20 @@ struct CustomerRow<'a> {
     updated_at: Option<NaiveDateTime>,
 }
 
-/// The smallest string greater than every string that starts with `prefix`; `None` when no
-/// such bound exists (every character is U+10FFFF).
-pub fn prefix_successor(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let mut next = last as u32 + 1;
-        if (0xD800..=0xDFFF).contains(&next) {
-            next = 0xE000;
-        }
-        if let Some(c) = char::from_u32(next) {
-            chars.push(c);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
-/// `value` with LIKE's `%`, `_` and the escape character `!` escaped.
-fn like_literal(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len() + 2);
-    for c in value.chars() {
-        if matches!(c, '%' | '_' | '!') {
-            escaped.push('!');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-type Filter = Box<dyn BoxableExpression<t::table, crate::db::DbBackend, SqlType = Bool>>;
-
-/// `column` folded to lower case the way `backend` can index it.
-fn folded(backend: Backend, column: &str) -> String {
-    match backend {
-        Backend::Postgresql => format!("lower({column}) COLLATE \"C\""),
-        _ => format!("lower({column})"),
-    }
-}
-
-/// `q` folded as the stored side is.
-fn fold(q: &str) -> String {
-    q.to_lowercase()
-}
-
-/// One column starts with `q`, in any case. `scan`: in a form no index serves (SQLite only),
-/// for a broad search that walks the table in id order and stops at the page's last row.
-fn starts_with(backend: Backend, column: &str, q: &str, scan: bool) -> Filter {
-    let pattern = format!("{}%", like_literal(q));
-    match backend {
-        Backend::Mysql => {
-            return Box::new(
-                sql::<Bool>(&format!("{column} LIKE "))
-                    .bind::<Text, _>(pattern)
-                    .sql(" ESCAPE '!'"),
-            )
-        }
-        // The database folds both sides (Rust's and PostgreSQL's lower-casing differ for a few
-        // characters); the planner turns the constant prefix into an index range.
-        Backend::Postgresql => {
-            return Box::new(
-                sql::<Bool>(&format!("{} LIKE lower(", folded(backend, column)))
-                    .bind::<Text, _>(pattern)
-                    .sql(") ESCAPE '!'"),
-            )
-        }
-        Backend::Sqlite => {}
-    }
-    // SQLite's lower() is glue's own (Rust's), so folding here agrees with the index.
-    let lower = fold(q);
-    let column = folded(backend, column);
-    if scan {
-        // substr counts characters, as chars() does: "starts with", unindexable.
-        return Box::new(
-            sql::<Bool>(&format!(
-                "substr({column}, 1, {}) = ",
-                lower.chars().count()
-            ))
-            .bind::<Text, _>(lower),
-        );
-    }
-    match prefix_successor(&lower) {
-        Some(upper) => Box::new(
-            sql::<Bool>(&format!("({column} >= "))
-                .bind::<Text, _>(lower)
-                .sql(&format!(" AND {column} < "))
-                .bind::<Text, _>(upper)
-                .sql(")"),
-        ),
-        None => Box::new(sql::<Bool>(&format!("{column} >= ")).bind::<Text, _>(lower)),
-    }
-}
+type Filter = crate::db::Condition<t::table>;
 
 /// The reference equals `q` exactly (references are identifiers: case matters everywhere).
 fn same_reference(backend: Backend, q: &str) -> Filter {
-    match crate::db::exactly(backend, "customer_reference", q) {
-        Some(exact) => Box::new(dsl::customer_reference.eq(q.to_string()).and(exact)),
-        None => Box::new(dsl::customer_reference.eq(q.to_string())),
-    }
+    backend.equals_exactly("customer_reference", q)
 }
 
 /// Matches: email, first or last name starting with `q` (any case), or reference equal to `q`.
 fn search_filter(backend: Backend, q: &str, scan: bool) -> Filter {
     Box::new(
-        starts_with(backend, "email", q, scan)
-            .or(starts_with(backend, "first_name", q, scan))
-            .or(starts_with(backend, "last_name", q, scan))
+        backend
+            .starts_with_folded("email", q, scan)
+            .or(backend.starts_with_folded("first_name", q, scan))
+            .or(backend.starts_with_folded("last_name", q, scan))
             .or(same_reference(backend, q)),
     )
 }
@@ -230,7 +136,7 @@ pub fn search(
         return Ok((customers, Matches::Exactly(total as i64), end < total));
     }
     let mut matches = Matches::MoreThan(count_limit);
-    let mut customers = matching(backend == Backend::Sqlite)
+    let mut customers = matching(backend.sorts_broad_searches())
         .order(dsl::id_customer.asc())
         .offset(offset)
         .limit(limit.saturating_add(1))
@@ -266,17 +172,7 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
     if !crate::db::storable(email) {
         return Ok(None);
     }
-    let backend = conn.backend();
-    let same_email: Filter = match backend {
-        // The collation ignores case.
-        Backend::Mysql => Box::new(dsl::email.eq(email.to_string())),
-        // Folded by the database on both sides.
-        _ => Box::new(
-            sql::<Bool>(&format!("{} = lower(", folded(backend, "email")))
-                .bind::<Text, _>(email.to_string())
-                .sql(")"),
-        ),
-    };
+    let same_email: Filter = conn.backend().equals_folded("email", email);
     t::table
         .filter(dsl::anonymized_at.is_null())
         .filter(same_email)

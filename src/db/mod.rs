@@ -6,20 +6,21 @@
 //! Queries live with their modules (`agent`, `oauth::refresh_token`, …) as plain functions that
 //! take `&mut DbConnection` first and return `QueryResult`.
 
-pub mod layout;
+pub mod dialect;
 pub mod schema;
 
-pub use layout::{Layout, SchemaOwner};
+pub use dialect::layout::{self, Layout, SchemaOwner};
+pub use dialect::{
+    checkpoint, insert_with_id, is_deadlock, migrate, sqlite_path, write_transaction, Backend,
+    Condition, UrlError, WriteLock, ACCEPTED_URLS,
+};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::secret::Secret;
 
@@ -97,18 +98,6 @@ pub enum DbConnection {
     Mysql(diesel::mysql::MysqlConnection),
 }
 
-impl DbConnection {
-    /// Which backend this connection talks to.
-    pub fn backend(&self) -> Backend {
-        match self {
-            DbConnection::Postgresql(_) => Backend::Postgresql,
-            DbConnection::Sqlite(_) => Backend::Sqlite,
-            #[cfg(feature = "mysql")]
-            DbConnection::Mysql(_) => Backend::Mysql,
-        }
-    }
-}
-
 /// The backend type diesel's `MultiConnection` derive generates (for boxed expressions).
 pub type DbBackend = <DbConnection as diesel::Connection>::Backend;
 
@@ -149,113 +138,9 @@ impl r2d2::HandleEvent for PoolEvents {
     }
 }
 
-pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-#[cfg(feature = "mysql")]
-pub const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
-/// `schema_owner = "spryker"`: glue's own tables only (see [`layout`]).
-pub const POSTGRES_SPRYKER_MIGRATIONS: EmbeddedMigrations =
-    embed_migrations!("migrations/postgres-spryker");
-#[cfg(feature = "mysql")]
-pub const MYSQL_SPRYKER_MIGRATIONS: EmbeddedMigrations =
-    embed_migrations!("migrations/mysql-spryker");
-
 diesel::define_sql_function! {
     /// SQL `substr(text, start, length)` (1-based), on every backend.
     fn substr(text: diesel::sql_types::Text, start: diesel::sql_types::Integer, length: diesel::sql_types::Integer) -> diesel::sql_types::Text;
-}
-
-/// Inserts a row whose id comes from Propel's sequence `sequence` on PostgreSQL (`insert`
-/// gets `Some(id)` and must write it) or from AUTO_INCREMENT on SQLite and MySQL (`None`); returns
-/// the new id. `sequence` is a constant name, never input.
-pub fn insert_with_id(
-    conn: &mut DbConnection,
-    sequence: &'static str,
-    insert: impl FnOnce(&mut DbConnection, Option<i64>) -> QueryResult<usize>,
-) -> QueryResult<i64> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::BigInt;
-    let last_id = match conn.backend() {
-        Backend::Postgresql => {
-            let id: i64 = diesel::select(sql::<BigInt>(&format!("nextval('{sequence}')")))
-                .get_result(conn)?;
-            insert(conn, Some(id))?;
-            return Ok(id);
-        }
-        Backend::Sqlite => "last_insert_rowid()",
-        Backend::Mysql => "CAST(LAST_INSERT_ID() AS SIGNED)",
-    };
-    insert(conn, None)?;
-    diesel::select(sql::<BigInt>(last_id)).get_result(conn)
-}
-
-diesel::define_sql_function! {
-    /// SQLite's `lower(text)`, replaced by a Unicode-aware one (see `ConnectionManager`).
-    fn lower(text: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
-}
-
-/// Which backend a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgresql,
-    Sqlite,
-    Mysql,
-}
-
-/// The forms `DATABASE_URL` may take, for error messages.
-pub const ACCEPTED_URLS: &str = "`sqlite://path` or a plain file path without `://`, `postgres://…` or `postgresql://…`, `mysql://user:password@host:port/database`";
-
-/// Why a database URL is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    #[error("unknown database URL scheme {0:?}: use {ACCEPTED_URLS}")]
-    UnknownScheme(String),
-    #[error("a mysql:// URL needs a build with MySQL support: `cargo build --release --features mysql` (links libmariadb; on Debian `apt-get install libmariadb-dev`)")]
-    MysqlNotBuilt,
-    #[error("the database URL is empty: use {ACCEPTED_URLS}")]
-    Empty,
-}
-
-impl Backend {
-    /// The backend a URL names. A plain path is an SQLite file; anything that looks like
-    /// `scheme:` must be a scheme we serve, so a URL is never taken for a file name.
-    pub fn of_url(url: &str) -> Result<Backend, UrlError> {
-        let url = url.trim();
-        if url.is_empty() {
-            return Err(UrlError::Empty);
-        }
-        let scheme = url
-            .split_once(':')
-            .map(|(scheme, _)| scheme)
-            .filter(|scheme| {
-                let mut chars = scheme.chars();
-                chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-                    && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-            });
-        match scheme.map(str::to_ascii_lowercase).as_deref() {
-            None if !url.contains("://") => Ok(Backend::Sqlite),
-            Some("sqlite") => Ok(Backend::Sqlite),
-            Some("postgres" | "postgresql") if url.contains("://") => Ok(Backend::Postgresql),
-            Some("mysql") if url.contains("://") => {
-                if cfg!(feature = "mysql") {
-                    Ok(Backend::Mysql)
-                } else {
-                    Err(UrlError::MysqlNotBuilt)
-                }
-            }
-            Some(other) => Err(UrlError::UnknownScheme(other.to_string())),
-            None => Err(UrlError::UnknownScheme(
-                url.split("://").next().unwrap_or("").to_string(),
-            )),
-        }
-    }
-}
-
-/// The SQLite file a URL names (`sqlite://path`, `sqlite:path` or a bare path).
-pub fn sqlite_path(url: &str) -> &str {
-    url.strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -345,104 +230,9 @@ impl ConnectionManager {
         self.backend
     }
 
-    /// Opens one connection (used by the pool and by the CLI).
+    /// Opens one connection (used by the pool and by the CLI), set up as its engine needs.
     pub fn establish(&self) -> Result<DbConnection, ConnectError> {
-        match self.backend {
-            Backend::Postgresql => {
-                let mut conn = PgConnection::establish(&self.postgres_url())?;
-                if let Some(ms) = self.statement_timeout_ms {
-                    conn.batch_execute(&format!("SET statement_timeout = {ms}"))?;
-                }
-                // diesel caches prepared statements; after five runs PostgreSQL may switch one
-                // to a generic plan that ignores the parameters. For customer search that plan
-                // walks the primary key for a rare prefix (67 ms instead of 0.2 ms on 100,000
-                // customers). Our statements are small: planning each run costs microseconds.
-                conn.batch_execute("SET plan_cache_mode = force_custom_plan")?;
-                let mut conn = DbConnection::Postgresql(conn);
-                self.layout.on_connect(&mut conn)?;
-                Ok(conn)
-            }
-            Backend::Sqlite => {
-                let path = sqlite_path(&self.url);
-                if path.is_empty() || path == ":memory:" {
-                    return Err(ConnectError::Setup(
-                        "an SQLite database must be a file (each pooled connection would get its own in-memory database)".into(),
-                    ));
-                }
-                create_private_file(std::path::Path::new(path))?;
-                let mut conn = SqliteConnection::establish(path)?;
-                // SQLite's own lower() folds ASCII only: glue's replaces it on every connection
-                // (deterministic, so the `lower(column)` search indexes use it) with Unicode
-                // lower-casing, the same Rust applies to the searched prefix.
-                lower_utils::register_impl(&mut conn, |text: Option<String>| {
-                    text.map(|text| text.to_lowercase())
-                })?;
-                // busy_timeout first: switching to WAL needs the lock, and parallel pool
-                // start-up fails with "database is locked" in the other order.
-                conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                    self.sqlite_busy_timeout_ms
-                ))?;
-                Ok(DbConnection::Sqlite(conn))
-            }
-            #[cfg(feature = "mysql")]
-            Backend::Mysql => {
-                let mut conn = diesel::mysql::MysqlConnection::establish(&self.url)?;
-                // Spryker's connection: utf8 text, times as written (UTC here).
-                conn.batch_execute(
-                    "SET NAMES utf8 COLLATE utf8_unicode_ci; SET time_zone = '+00:00'",
-                )?;
-                if let Some(ms) = self.statement_timeout_ms {
-                    // MariaDB counts seconds, MySQL 8 milliseconds (and bounds SELECTs only);
-                    // a lock wait gives up no later than the statement would.
-                    let seconds = (ms as f64 / 1000.0).max(0.001);
-                    if conn
-                        .batch_execute(&format!("SET SESSION max_statement_time = {seconds}"))
-                        .is_err()
-                    {
-                        conn.batch_execute(&format!("SET SESSION max_execution_time = {ms}"))?;
-                    }
-                    let lock_wait_s = ms.div_ceil(1000).max(1);
-                    conn.batch_execute(&format!(
-                        "SET SESSION innodb_lock_wait_timeout = {lock_wait_s}"
-                    ))?;
-                }
-                let mut conn = DbConnection::Mysql(conn);
-                self.layout.on_connect(&mut conn)?;
-                Ok(conn)
-            }
-            #[cfg(not(feature = "mysql"))]
-            Backend::Mysql => Err(UrlError::MysqlNotBuilt.into()),
-        }
-    }
-}
-
-/// Creates the SQLite file (mode 0600) and its missing directories (0700) before SQLite opens
-/// it: the file holds password hashes. SQLite gives its `-wal` and `-shm` files the database
-/// file's permissions.
-fn create_private_file(path: &std::path::Path) -> Result<(), ConnectError> {
-    let setup = |what: &str, path: &std::path::Path, e: std::io::Error| {
-        ConnectError::Setup(format!("cannot create the {what} {}: {e}", path.display()))
-    };
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() && !parent.exists() {
-            let mut builder = std::fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder
-                .create(parent)
-                .map_err(|e| setup("directory", parent, e))?;
-        }
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(setup("database file", path, e)),
+        self.backend.establish(self)
     }
 }
 
@@ -485,8 +275,7 @@ pub fn build_pool(
     let manager = ConnectionManager::for_settings(settings)?;
     let zone = settings.zone()?;
     // A server connection can die with the server or the network: check it on checkout.
-    // An SQLite connection is a file handle that cannot.
-    let test_on_check_out = manager.backend() != Backend::Sqlite;
+    let test_on_check_out = manager.backend().connections_can_die();
     let inner = r2d2::Pool::builder()
         .max_size(settings.pool_size)
         .min_idle(Some(settings.pool_size.min(2)))
@@ -506,162 +295,10 @@ pub fn build_pool(
     })
 }
 
-/// Checks, prepares and migrates the database `manager` connects to, as its layout asks:
-/// everything `glue migrate` and `glue serve` do before serving. Returns the migrations applied.
-///
-/// `spryker` layout: refuses (naming each piece) when the shop's tables lack what glue needs,
-/// and otherwise creates only glue's own schema or database and tables — never a `spy_*` one.
-/// `glue` layout: refuses a database that already holds Spryker tables glue did not create.
-pub fn migrate(manager: &ConnectionManager) -> Result<usize, ConnectError> {
-    let layout = manager.layout().clone();
-    // On MySQL glue's database may not exist yet: connect to the shop's and move over.
-    let mut conn = match &layout {
-        Layout::Spryker { .. } if manager.backend() == Backend::Mysql => {
-            manager.clone().with_layout(Layout::Glue).establish()?
-        }
-        _ => manager.establish()?,
-    };
-    if layout.is_spryker() {
-        let problems = layout::check_shop(&mut conn, &layout)?;
-        if !problems.is_empty() {
-            return Err(ConnectError::Setup(format!(
-                "the shop's database lacks what glue needs (database.schema_owner = \"spryker\"): {}",
-                problems.join("; ")
-            )));
-        }
-    } else if layout::holds_foreign_spryker_tables(&mut conn)? {
-        return Err(ConnectError::Setup(
-            "the database already holds Spryker tables that glue did not create: to serve a shop's own database set database.schema_owner = \"spryker\" (GLUE__DATABASE__SCHEMA_OWNER=spryker)".into(),
-        ));
-    }
-    run_migrations_in(&mut conn, &layout)
-}
-
 /// Runs every pending migration of the connection's backend in the glue-owned layout (tests
 /// and tools that connect by hand; services go through [`migrate`]).
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, ConnectError> {
-    run_migrations_in(conn, &Layout::Glue)
-}
-
-/// Runs every pending migration of `layout`. An advisory lock (PostgreSQL) or named lock
-/// (MySQL) keeps two instances that start together from migrating at the same time.
-fn run_migrations_in(conn: &mut DbConnection, layout: &Layout) -> Result<usize, ConnectError> {
-    const MIGRATION_LOCK: i64 = 0x676c_7565; // "glue"
-    let spryker = layout.is_spryker();
-    let applied = match conn {
-        DbConnection::Postgresql(_) => {
-            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
-            let result = layout::prepare(conn, layout).and_then(|()| {
-                let DbConnection::Postgresql(pg) = conn else {
-                    unreachable!()
-                };
-                let migrations = if spryker {
-                    POSTGRES_SPRYKER_MIGRATIONS
-                } else {
-                    POSTGRES_MIGRATIONS
-                };
-                pg.run_pending_migrations(migrations)
-                    .map(|v| v.len())
-                    .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
-            });
-            conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
-            result
-        }
-        DbConnection::Sqlite(sqlite) => sqlite
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|v| v.len())
-            .map_err(|e| ConnectError::Setup(format!("migration failed: {e}"))),
-        #[cfg(feature = "mysql")]
-        DbConnection::Mysql(_) => {
-            conn.batch_execute("DO GET_LOCK('glue_migrations', 60)")?;
-            let result = layout::prepare(conn, layout).and_then(|()| {
-                let DbConnection::Mysql(mysql) = conn else {
-                    unreachable!()
-                };
-                let migrations = if spryker {
-                    MYSQL_SPRYKER_MIGRATIONS
-                } else {
-                    MYSQL_MIGRATIONS
-                };
-                mysql
-                    .run_pending_migrations(migrations)
-                    .map(|v| v.len())
-                    .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
-            });
-            conn.batch_execute("DO RELEASE_LOCK('glue_migrations')")?;
-            result
-        }
-    };
-    applied
-}
-
-/// SQLite: copies the write-ahead log into the database now, without waiting for anyone
-/// (`PRAGMA wal_checkpoint(PASSIVE)`), so a long housekeeping run pays for its own checkpoints
-/// instead of the next request that commits. Other backends: nothing to do.
-pub fn checkpoint(conn: &mut DbConnection) -> diesel::QueryResult<()> {
-    if conn.backend() == Backend::Sqlite {
-        diesel::connection::SimpleConnection::batch_execute(
-            conn,
-            "PRAGMA wal_checkpoint(PASSIVE)",
-        )?;
-    }
-    Ok(())
-}
-
-/// Runs `f` in a transaction that holds the write lock from its first statement: `BEGIN
-/// IMMEDIATE` on SQLite (a deferred transaction that reads first and writes later can fail
-/// with SQLITE_BUSY_SNAPSHOT instead of waiting for the lock), a normal transaction on
-/// PostgreSQL and MySQL, where row locks and re-checked conditions do that job. `f` must not open
-/// transactions of its own.
-pub fn write_transaction<T, E>(
-    conn: &mut DbConnection,
-    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
-) -> Result<T, E>
-where
-    E: From<diesel::result::Error>,
-{
-    match conn {
-        DbConnection::Sqlite(_) => {
-            conn.batch_execute("BEGIN IMMEDIATE")?;
-            // A panic must not hand the pool a connection that is still inside a transaction.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
-            let result = match result {
-                Ok(result) => result,
-                Err(panic) => {
-                    let _ = conn.batch_execute("ROLLBACK");
-                    std::panic::resume_unwind(panic);
-                }
-            };
-            let result = result.and_then(|value| {
-                if abandoned() {
-                    Err(diesel::result::Error::RollbackTransaction.into())
-                } else {
-                    Ok(value)
-                }
-            });
-            match result {
-                Ok(value) => match conn.batch_execute("COMMIT") {
-                    Ok(()) => Ok(value),
-                    Err(e) => {
-                        let _ = conn.batch_execute("ROLLBACK");
-                        Err(e.into())
-                    }
-                },
-                Err(e) => {
-                    let _ = conn.batch_execute("ROLLBACK");
-                    Err(e)
-                }
-            }
-        }
-        // Row locks and re-checked conditions do the job on the servers.
-        _ => conn.transaction(|conn| {
-            let value = f(conn)?;
-            if abandoned() {
-                return Err(diesel::result::Error::RollbackTransaction.into());
-            }
-            Ok(value)
-        }),
-    }
+    dialect::run_migrations_in(conn, &Layout::Glue)
 }
 
 /// Runs `attempt` again (up to eight more times, after short growing pauses) when the database chose it as a deadlock victim
@@ -683,34 +320,6 @@ pub fn retry_deadlocks<T>(mut attempt: impl FnMut() -> QueryResult<T>) -> QueryR
     }
 }
 
-/// True when the error only asks for the transaction to be run again (see [`retry_deadlocks`]):
-/// a serialization failure (MySQL reports its deadlocks so) or PostgreSQL's "deadlock detected".
-pub fn is_deadlock(error: &diesel::result::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match error {
-        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
-        Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
-        _ => false,
-    }
-}
-
-/// Exact (byte-wise) equality of a text column with `value` where the collation ignores case:
-/// on MySQL `BINARY column = value` (combined with `column = value`, which keeps the index);
-/// `None` elsewhere, where `=` is exact already.
-pub fn exactly<QS>(
-    backend: Backend,
-    column: &'static str,
-    value: &str,
-) -> Option<Box<dyn BoxableExpression<QS, DbBackend, SqlType = diesel::sql_types::Bool>>> {
-    match backend {
-        Backend::Mysql => Some(Box::new(
-            diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("BINARY {column} = "))
-                .bind::<diesel::sql_types::Text, _>(value.to_string()),
-        )),
-        _ => None,
-    }
-}
-
 /// A database failure, as the layers above see it: unreachable or busy (answered with 503),
 /// or anything else (a bug or a constraint violation: 500). The cause is kept for the log.
 #[derive(Debug, thiserror::Error)]
@@ -727,7 +336,7 @@ pub enum DbError {
 
 impl From<diesel::result::Error> for DbError {
     fn from(e: diesel::result::Error) -> Self {
-        if is_unavailable(&e) {
+        if dialect::is_unavailable(&e) {
             DbError::Unavailable(Box::new(e))
         } else {
             DbError::Query(e)
@@ -750,7 +359,7 @@ thread_local! {
 
 /// True when the request this thread works for has already answered 503 (its deadline passed
 /// while the database did not answer): a transaction must not commit then.
-fn abandoned() -> bool {
+pub(crate) fn abandoned() -> bool {
     ABANDONED.with(|flag| {
         flag.borrow()
             .as_ref()
@@ -796,38 +405,4 @@ where
 /// lookups with one answer "not found" on every backend instead of failing on one.
 pub fn storable(text: &str) -> bool {
     !text.contains('\0')
-}
-
-/// True when the error means the database could not be reached or is busy (answered with 503),
-/// as opposed to a bug or a constraint violation (500).
-fn is_unavailable(error: &diesel::result::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match error {
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
-        Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => true,
-        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
-        Error::DatabaseError(_, info) => {
-            let message = info.message();
-            message.contains("database is locked")
-                || message.contains("database table is locked")
-                || message.contains("server closed the connection")
-                || message.contains("terminating connection")
-                || message.contains("no connection to the server")
-                || message.contains("could not connect")
-                || message.contains("could not receive data")
-                || message.contains("could not send data")
-                || message.contains("connection to server")
-                || message.contains("SSL SYSCALL error")
-                || message.contains("server has gone away")
-                || message.contains("canceling statement due to statement timeout")
-                || message.contains("canceling statement due to lock timeout")
-                || message.contains("max_statement_time exceeded")
-                || message.contains("maximum statement execution time exceeded")
-                || message.contains("Lost connection to")
-                || message.contains("Can't connect to")
-                || message.contains("Lock wait timeout exceeded")
-                || message.contains("Deadlock found")
-        }
-        _ => false,
-    }
 }

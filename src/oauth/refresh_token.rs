@@ -420,10 +420,10 @@ const PURGE_BATCH: i64 = 1000;
 /// one write lock for the whole database, and a waiting writer polls for it: a few
 /// milliseconds. PostgreSQL and MySQL lock only the expired rows, which nobody else uses: a
 /// tenth of a second (a commit's flush alone can take milliseconds).
-fn purge_transaction_target(backend: crate::db::Backend) -> std::time::Duration {
-    match backend {
-        crate::db::Backend::Sqlite => std::time::Duration::from_millis(5),
-        _ => std::time::Duration::from_millis(100),
+fn purge_transaction_target(lock: crate::db::WriteLock) -> std::time::Duration {
+    match lock {
+        crate::db::WriteLock::Database => std::time::Duration::from_millis(5),
+        crate::db::WriteLock::Rows => std::time::Duration::from_millis(100),
     }
 }
 
@@ -464,7 +464,7 @@ pub fn purge_expired(
     mut progress: impl FnMut(&PurgeProgress),
 ) -> QueryResult<PurgeProgress> {
     let mut done = PurgeProgress::default();
-    let target = purge_transaction_target(conn.backend());
+    let target = purge_transaction_target(conn.backend().write_lock());
     let mut batch_size = 100;
     let mut after = i64::MIN;
     loop {

@@ -22,7 +22,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::{Backend, ConnectError, DbConnection};
+use super::Backend;
+use crate::db::{ConnectError, DbConnection};
 
 /// `database.schema_owner`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]

@@ -1,0 +1,594 @@
+//! The one place that knows the database engines apart (Propel's adapters): which engine a
+//! URL names, how a connection is set up, how ids come back from an insert (Propel's sequences
+//! on PostgreSQL, AUTO_INCREMENT elsewhere), how text is compared (exactly, or folded to lower
+//! case the way each engine folds it), how a write transaction takes its lock, which
+//! migrations run under which lock, and which errors mean "the database is unavailable".
+//! Repositories say *what* they want; the methods of [`Backend`] say *how* on each engine, and
+//! nothing outside this module matches on the engine. [`layout`] is the part about a shop's
+//! own database (where glue's tables live beside Spryker's).
+
+pub mod layout;
+
+use diesel::connection::SimpleConnection;
+use diesel::dsl::sql;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::{abandoned, ConnectError, ConnectionManager, DbBackend, DbConnection};
+use layout::Layout;
+
+diesel::define_sql_function! {
+    /// SQLite's `lower(text)`, replaced by a Unicode-aware one (see [`Backend::establish`]).
+    fn lower(text: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// Which backend a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgresql,
+    Sqlite,
+    Mysql,
+}
+
+/// The forms `DATABASE_URL` may take, for error messages.
+pub const ACCEPTED_URLS: &str = "`sqlite://path` or a plain file path without `://`, `postgres://…` or `postgresql://…`, `mysql://user:password@host:port/database`";
+
+/// Why a database URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("unknown database URL scheme {0:?}: use {ACCEPTED_URLS}")]
+    UnknownScheme(String),
+    #[error("a mysql:// URL needs a build with MySQL support: `cargo build --release --features mysql` (links libmariadb; on Debian `apt-get install libmariadb-dev`)")]
+    MysqlNotBuilt,
+    #[error("the database URL is empty: use {ACCEPTED_URLS}")]
+    Empty,
+}
+
+impl Backend {
+    /// The backend a URL names. A plain path is an SQLite file; anything that looks like
+    /// `scheme:` must be a scheme we serve, so a URL is never taken for a file name.
+    pub fn of_url(url: &str) -> Result<Backend, UrlError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(UrlError::Empty);
+        }
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme)
+            .filter(|scheme| {
+                let mut chars = scheme.chars();
+                chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            });
+        match scheme.map(str::to_ascii_lowercase).as_deref() {
+            None if !url.contains("://") => Ok(Backend::Sqlite),
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres" | "postgresql") if url.contains("://") => Ok(Backend::Postgresql),
+            Some("mysql") if url.contains("://") => {
+                if cfg!(feature = "mysql") {
+                    Ok(Backend::Mysql)
+                } else {
+                    Err(UrlError::MysqlNotBuilt)
+                }
+            }
+            Some(other) => Err(UrlError::UnknownScheme(other.to_string())),
+            None => Err(UrlError::UnknownScheme(
+                url.split("://").next().unwrap_or("").to_string(),
+            )),
+        }
+    }
+}
+
+/// The SQLite file a URL names (`sqlite://path`, `sqlite:path` or a bare path).
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+impl DbConnection {
+    /// Which backend this connection talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConnection::Postgresql(_) => Backend::Postgresql,
+            DbConnection::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(_) => Backend::Mysql,
+        }
+    }
+}
+
+/// A condition on a row, for boxed queries on any table.
+pub type Condition<QS> = Box<dyn BoxableExpression<QS, DbBackend, SqlType = Bool>>;
+
+/// What a write transaction locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteLock {
+    /// The whole database (SQLite): every other writer waits.
+    Database,
+    /// The rows it touches (PostgreSQL, MySQL).
+    Rows,
+}
+
+/// `value` as a `LIKE` literal with `!` as the escape character.
+fn like_literal(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len() + 2);
+    for c in value.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            escaped.push('!');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// The smallest string greater than every string that starts with `prefix` (`None` when there
+/// is none): the upper bound of an index range for a prefix.
+pub fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+impl Backend {
+    /// `column` folded to lower case the way this engine can index it.
+    fn folded(self, column: &str) -> String {
+        match self {
+            Backend::Postgresql => format!("lower({column}) COLLATE \"C\""),
+            _ => format!("lower({column})"),
+        }
+    }
+
+    /// Byte-wise equality of a text column with `value` (identifiers: usernames, references).
+    /// MySQL's collation ignores case and accents: `column = value AND BINARY column = value`
+    /// (the first keeps the index); `=` is exact elsewhere. `column` is a constant, never input.
+    pub fn equals_exactly<QS>(self, column: &'static str, value: &str) -> Condition<QS> {
+        let equal = sql::<Bool>(&format!("{column} = ")).bind::<Text, _>(value.to_string());
+        match self {
+            Backend::Mysql => Box::new(
+                equal
+                    .sql(&format!(" AND BINARY {column} = "))
+                    .bind::<Text, _>(value.to_string()),
+            ),
+            _ => Box::new(equal),
+        }
+    }
+
+    /// Equality without regard to case, as the engine folds it: MySQL's collation ignores case
+    /// (the column's index serves); elsewhere both sides folded by the database.
+    pub fn equals_folded<QS>(self, column: &'static str, value: &str) -> Condition<QS> {
+        match self {
+            Backend::Mysql => {
+                Box::new(sql::<Bool>(&format!("{column} = ")).bind::<Text, _>(value.to_string()))
+            }
+            _ => Box::new(
+                sql::<Bool>(&format!("{} = lower(", self.folded(column)))
+                    .bind::<Text, _>(value.to_string())
+                    .sql(")"),
+            ),
+        }
+    }
+
+    /// `column` starts with `prefix`, in any case, in a form the engine's index on the folded
+    /// column serves. `scan`: in a form no index serves (SQLite only), for a broad search that
+    /// walks the table in id order and stops at the page's last row.
+    pub fn starts_with_folded<QS>(
+        self,
+        column: &'static str,
+        prefix: &str,
+        scan: bool,
+    ) -> Condition<QS> {
+        let pattern = format!("{}%", like_literal(prefix));
+        match self {
+            Backend::Mysql => {
+                return Box::new(
+                    sql::<Bool>(&format!("{column} LIKE "))
+                        .bind::<Text, _>(pattern)
+                        .sql(" ESCAPE '!'"),
+                )
+            }
+            // The database folds both sides (Rust's and PostgreSQL's lower-casing differ for a
+            // few characters); the planner turns the constant prefix into an index range.
+            Backend::Postgresql => {
+                return Box::new(
+                    sql::<Bool>(&format!("{} LIKE lower(", self.folded(column)))
+                        .bind::<Text, _>(pattern)
+                        .sql(") ESCAPE '!'"),
+                )
+            }
+            Backend::Sqlite => {}
+        }
+        // SQLite's lower() is glue's own (Rust's), so folding here agrees with the index.
+        let lower = prefix.to_lowercase();
+        let column = self.folded(column);
+        if scan {
+            // substr counts characters, as chars() does: "starts with", unindexable.
+            return Box::new(
+                sql::<Bool>(&format!(
+                    "substr({column}, 1, {}) = ",
+                    lower.chars().count()
+                ))
+                .bind::<Text, _>(lower),
+            );
+        }
+        match prefix_successor(&lower) {
+            Some(upper) => Box::new(
+                sql::<Bool>(&format!("({column} >= "))
+                    .bind::<Text, _>(lower)
+                    .sql(&format!(" AND {column} < "))
+                    .bind::<Text, _>(upper)
+                    .sql(")"),
+            ),
+            None => Box::new(sql::<Bool>(&format!("{column} >= ")).bind::<Text, _>(lower)),
+        }
+    }
+
+    /// True when the planner would collect and sort every match of a broad search before its
+    /// `LIMIT` (SQLite), so such a search walks the table in id order with unindexable tests.
+    pub fn sorts_broad_searches(self) -> bool {
+        self == Backend::Sqlite
+    }
+
+    /// What a write transaction locks.
+    pub fn write_lock(self) -> WriteLock {
+        match self {
+            Backend::Sqlite => WriteLock::Database,
+            _ => WriteLock::Rows,
+        }
+    }
+
+    /// True when a connection can die with a server or the network (checked on checkout); an
+    /// SQLite connection is a file handle that cannot.
+    pub fn connections_can_die(self) -> bool {
+        self != Backend::Sqlite
+    }
+
+    pub(in crate::db) fn establish(
+        self,
+        manager: &ConnectionManager,
+    ) -> Result<DbConnection, ConnectError> {
+        match self {
+            Backend::Postgresql => {
+                let mut conn = PgConnection::establish(&manager.postgres_url())?;
+                if let Some(ms) = manager.statement_timeout_ms {
+                    conn.batch_execute(&format!("SET statement_timeout = {ms}"))?;
+                }
+                // diesel caches prepared statements; after five runs PostgreSQL may switch one
+                // to a generic plan that ignores the parameters. For customer search that plan
+                // walks the primary key for a rare prefix (67 ms instead of 0.2 ms on 100,000
+                // customers). Our statements are small: planning each run costs microseconds.
+                conn.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+                let mut conn = DbConnection::Postgresql(conn);
+                manager.layout.on_connect(&mut conn)?;
+                Ok(conn)
+            }
+            Backend::Sqlite => {
+                let path = sqlite_path(&manager.url);
+                if path.is_empty() || path == ":memory:" {
+                    return Err(ConnectError::Setup(
+                        "an SQLite database must be a file (each pooled connection would get its own in-memory database)".into(),
+                    ));
+                }
+                create_private_file(std::path::Path::new(path))?;
+                let mut conn = SqliteConnection::establish(path)?;
+                // SQLite's own lower() folds ASCII only: glue's replaces it on every connection
+                // (deterministic, so the `lower(column)` search indexes use it) with Unicode
+                // lower-casing, the same Rust applies to the searched prefix.
+                lower_utils::register_impl(&mut conn, |text: Option<String>| {
+                    text.map(|text| text.to_lowercase())
+                })?;
+                // busy_timeout first: switching to WAL needs the lock, and parallel pool
+                // start-up fails with "database is locked" in the other order.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    manager.sqlite_busy_timeout_ms
+                ))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => {
+                let mut conn = diesel::mysql::MysqlConnection::establish(&manager.url)?;
+                // Spryker's connection: utf8 text, times as written (UTC here).
+                conn.batch_execute(
+                    "SET NAMES utf8 COLLATE utf8_unicode_ci; SET time_zone = '+00:00'",
+                )?;
+                if let Some(ms) = manager.statement_timeout_ms {
+                    // MariaDB counts seconds, MySQL 8 milliseconds (and bounds SELECTs only);
+                    // a lock wait gives up no later than the statement would.
+                    let seconds = (ms as f64 / 1000.0).max(0.001);
+                    if conn
+                        .batch_execute(&format!("SET SESSION max_statement_time = {seconds}"))
+                        .is_err()
+                    {
+                        conn.batch_execute(&format!("SET SESSION max_execution_time = {ms}"))?;
+                    }
+                    let lock_wait_s = ms.div_ceil(1000).max(1);
+                    conn.batch_execute(&format!(
+                        "SET SESSION innodb_lock_wait_timeout = {lock_wait_s}"
+                    ))?;
+                }
+                let mut conn = DbConnection::Mysql(conn);
+                manager.layout.on_connect(&mut conn)?;
+                Ok(conn)
+            }
+            #[cfg(not(feature = "mysql"))]
+            Backend::Mysql => Err(UrlError::MysqlNotBuilt.into()),
+        }
+    }
+}
+
+/// Creates the SQLite file (mode 0600) and its missing directories (0700) before SQLite opens
+/// it: the file holds password hashes. SQLite gives its `-wal` and `-shm` files the database
+/// file's permissions.
+fn create_private_file(path: &std::path::Path) -> Result<(), ConnectError> {
+    let setup = |what: &str, path: &std::path::Path, e: std::io::Error| {
+        ConnectError::Setup(format!("cannot create the {what} {}: {e}", path.display()))
+    };
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(parent)
+                .map_err(|e| setup("directory", parent, e))?;
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(setup("database file", path, e)),
+    }
+}
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+#[cfg(feature = "mysql")]
+pub const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+/// `schema_owner = "spryker"`: glue's own tables only (see [`layout`]).
+pub const POSTGRES_SPRYKER_MIGRATIONS: EmbeddedMigrations =
+    embed_migrations!("migrations/postgres-spryker");
+#[cfg(feature = "mysql")]
+pub const MYSQL_SPRYKER_MIGRATIONS: EmbeddedMigrations =
+    embed_migrations!("migrations/mysql-spryker");
+
+/// Runs every pending migration of `layout`. An advisory lock (PostgreSQL) or named lock
+/// (MySQL) keeps two instances that start together from migrating at the same time.
+/// Checks, prepares and migrates the database `manager` connects to, as its layout asks:
+/// everything `glue migrate` and `glue serve` do before serving. Returns the migrations applied.
+///
+/// `spryker` layout: refuses (naming each piece) when the shop's tables lack what glue needs,
+/// and otherwise creates only glue's own schema or database and tables — never a `spy_*` one.
+/// `glue` layout: refuses a database that already holds Spryker tables glue did not create.
+pub fn migrate(manager: &ConnectionManager) -> Result<usize, ConnectError> {
+    let layout = manager.layout().clone();
+    // On MySQL glue's database may not exist yet: connect to the shop's and move over.
+    let mut conn = match &layout {
+        Layout::Spryker { .. } if manager.backend() == Backend::Mysql => {
+            manager.clone().with_layout(Layout::Glue).establish()?
+        }
+        _ => manager.establish()?,
+    };
+    if layout.is_spryker() {
+        let problems = layout::check_shop(&mut conn, &layout)?;
+        if !problems.is_empty() {
+            return Err(ConnectError::Setup(format!(
+                "the shop's database lacks what glue needs (database.schema_owner = \"spryker\"): {}",
+                problems.join("; ")
+            )));
+        }
+    } else if layout::holds_foreign_spryker_tables(&mut conn)? {
+        return Err(ConnectError::Setup(
+            "the database already holds Spryker tables that glue did not create: to serve a shop's own database set database.schema_owner = \"spryker\" (GLUE__DATABASE__SCHEMA_OWNER=spryker)".into(),
+        ));
+    }
+    run_migrations_in(&mut conn, &layout)
+}
+
+pub(in crate::db) fn run_migrations_in(
+    conn: &mut DbConnection,
+    layout: &Layout,
+) -> Result<usize, ConnectError> {
+    const MIGRATION_LOCK: i64 = 0x676c_7565; // "glue"
+    let spryker = layout.is_spryker();
+    let applied = match conn {
+        DbConnection::Postgresql(_) => {
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let result = layout::prepare(conn, layout).and_then(|()| {
+                let DbConnection::Postgresql(pg) = conn else {
+                    unreachable!()
+                };
+                let migrations = if spryker {
+                    POSTGRES_SPRYKER_MIGRATIONS
+                } else {
+                    POSTGRES_MIGRATIONS
+                };
+                pg.run_pending_migrations(migrations)
+                    .map(|v| v.len())
+                    .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
+            });
+            conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            result
+        }
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len())
+            .map_err(|e| ConnectError::Setup(format!("migration failed: {e}"))),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(_) => {
+            conn.batch_execute("DO GET_LOCK('glue_migrations', 60)")?;
+            let result = layout::prepare(conn, layout).and_then(|()| {
+                let DbConnection::Mysql(mysql) = conn else {
+                    unreachable!()
+                };
+                let migrations = if spryker {
+                    MYSQL_SPRYKER_MIGRATIONS
+                } else {
+                    MYSQL_MIGRATIONS
+                };
+                mysql
+                    .run_pending_migrations(migrations)
+                    .map(|v| v.len())
+                    .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
+            });
+            conn.batch_execute("DO RELEASE_LOCK('glue_migrations')")?;
+            result
+        }
+    };
+    applied
+}
+
+/// SQLite: copies the write-ahead log into the database now, without waiting for anyone
+/// (`PRAGMA wal_checkpoint(PASSIVE)`), so a long housekeeping run pays for its own checkpoints
+/// instead of the next request that commits. Other backends: nothing to do.
+pub fn checkpoint(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    if conn.backend() == Backend::Sqlite {
+        diesel::connection::SimpleConnection::batch_execute(
+            conn,
+            "PRAGMA wal_checkpoint(PASSIVE)",
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `f` in a transaction that holds the write lock from its first statement: `BEGIN
+/// IMMEDIATE` on SQLite (a deferred transaction that reads first and writes later can fail
+/// with SQLITE_BUSY_SNAPSHOT instead of waiting for the lock), a normal transaction on
+/// PostgreSQL and MySQL, where row locks and re-checked conditions do that job. `f` must not open
+/// transactions of its own.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")?;
+            // A panic must not hand the pool a connection that is still inside a transaction.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
+            let result = match result {
+                Ok(result) => result,
+                Err(panic) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    std::panic::resume_unwind(panic);
+                }
+            };
+            let result = result.and_then(|value| {
+                if abandoned() {
+                    Err(diesel::result::Error::RollbackTransaction.into())
+                } else {
+                    Ok(value)
+                }
+            });
+            match result {
+                Ok(value) => match conn.batch_execute("COMMIT") {
+                    Ok(()) => Ok(value),
+                    Err(e) => {
+                        let _ = conn.batch_execute("ROLLBACK");
+                        Err(e.into())
+                    }
+                },
+                Err(e) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    Err(e)
+                }
+            }
+        }
+        // Row locks and re-checked conditions do the job on the servers.
+        _ => conn.transaction(|conn| {
+            let value = f(conn)?;
+            if abandoned() {
+                return Err(diesel::result::Error::RollbackTransaction.into());
+            }
+            Ok(value)
+        }),
+    }
+}
+
+/// Inserts a row whose id comes from Propel's sequence `sequence` on PostgreSQL (`insert`
+/// gets `Some(id)` and must write it) or from AUTO_INCREMENT on SQLite and MySQL (`None`); returns
+/// the new id. `sequence` is a constant name, never input.
+pub fn insert_with_id(
+    conn: &mut DbConnection,
+    sequence: &'static str,
+    insert: impl FnOnce(&mut DbConnection, Option<i64>) -> QueryResult<usize>,
+) -> QueryResult<i64> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::BigInt;
+    let last_id = match conn.backend() {
+        Backend::Postgresql => {
+            let id: i64 = diesel::select(sql::<BigInt>(&format!("nextval('{sequence}')")))
+                .get_result(conn)?;
+            insert(conn, Some(id))?;
+            return Ok(id);
+        }
+        Backend::Sqlite => "last_insert_rowid()",
+        Backend::Mysql => "CAST(LAST_INSERT_ID() AS SIGNED)",
+    };
+    insert(conn, None)?;
+    diesel::select(sql::<BigInt>(last_id)).get_result(conn)
+}
+
+/// True when the error only asks for the transaction to be run again (see [`retry_deadlocks`]):
+/// a serialization failure (MySQL reports its deadlocks so) or PostgreSQL's "deadlock detected".
+pub fn is_deadlock(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
+}
+
+/// True when the error means the database could not be reached or is busy (answered with 503),
+/// as opposed to a bug or a constraint violation (500).
+pub(in crate::db) fn is_unavailable(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => true,
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("database is locked")
+                || message.contains("database table is locked")
+                || message.contains("server closed the connection")
+                || message.contains("terminating connection")
+                || message.contains("no connection to the server")
+                || message.contains("could not connect")
+                || message.contains("could not receive data")
+                || message.contains("could not send data")
+                || message.contains("connection to server")
+                || message.contains("SSL SYSCALL error")
+                || message.contains("server has gone away")
+                || message.contains("canceling statement due to statement timeout")
+                || message.contains("canceling statement due to lock timeout")
+                || message.contains("max_statement_time exceeded")
+                || message.contains("maximum statement execution time exceeded")
+                || message.contains("Lost connection to")
+                || message.contains("Can't connect to")
+                || message.contains("Lock wait timeout exceeded")
+                || message.contains("Deadlock found")
+        }
+        _ => false,
+    }
+}
