@@ -418,13 +418,10 @@ fn agent_set_status(settings: &Settings, username: &str, status: i16) -> Result<
         require_agent(agent::set_status(&mut conn, username, status)?, username)?;
         return Ok(format!("activated agent {username}"));
     }
-    let (changed, ended) = db::retry_deadlocks(|| {
-        db::write_transaction(&mut conn, |conn| {
-            let changed = agent::set_status(conn, username, status)?;
-            let ended = crate::session::end_agent_sessions(conn, user.id_user.into())?;
-            Ok((changed, ended))
-        })
-    })?;
+    let (changed, ended) =
+        crate::session::change_agent_and_end_sessions(&mut conn, user.id_user.into(), |conn| {
+            agent::set_status(conn, username, status)
+        })?;
     require_agent(changed, username)?;
     Ok(format!(
         "deactivated agent {username} (ended {ended} session token(s))"
@@ -499,25 +496,17 @@ fn agent_set_password(
     input: &PasswordInput,
 ) -> Result<String, CliError> {
     let mut conn = connect(settings)?;
-    if agent::find_by_username(&mut conn, username)?
-        .filter(agent::User::is_agent)
-        .is_none()
-    {
+    let Some(user) = agent::find_by_username(&mut conn, username)?.filter(agent::User::is_agent)
+    else {
         return Err(refused(format!("no agent with username {username:?}")));
-    }
+    };
     let secret = read_password(settings, input)?;
     let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
-    // The new hash and the end of every session commit together, retried whole on a deadlock.
-    let (changed, ended) = db::retry_deadlocks(|| {
-        db::write_transaction(&mut conn, |conn| {
-            let changed = agent::set_password(conn, username, &hash)?;
-            let ended = match agent::find_by_username(conn, username)? {
-                Some(user) => crate::session::end_agent_sessions(conn, user.id_user.into())?,
-                None => 0,
-            };
-            Ok((changed, ended))
-        })
-    })?;
+    // The new hash and the end of every session commit together.
+    let (changed, ended) =
+        crate::session::change_agent_and_end_sessions(&mut conn, user.id_user.into(), |conn| {
+            agent::set_password(conn, username, &hash)
+        })?;
     require_agent(changed, username)?;
     Ok(format!(
         "changed the password of agent {username} (ended {ended} session token(s))"

@@ -336,31 +336,53 @@ pub fn live_rows_of_customer(
         .load(conn)
 }
 
-/// The live rows glue wrote for sessions that hang on the agent `id_agent` (its logins and
-/// the impersonations it started; by glue's indexed key) and, with `php_rows`, every live row
-/// the shop's PHP Glue wrote without a customer reference (agent sessions, found by a scan:
-/// Spryker's table has no agent column). Candidates only, as above.
-pub fn live_rows_of_agent(
+/// The live rows glue wrote for sessions that hang on the agent `id_agent` (its logins and the
+/// impersonations it started), by glue's indexed key: these are the agent's, no parsing needed.
+pub fn live_rows_keyed_to_agent(
     conn: &mut DbConnection,
     id_agent: i64,
-    php_rows: bool,
 ) -> QueryResult<Vec<RefreshTokenRow>> {
-    let mut rows: Vec<RefreshTokenRow> = t::table
+    t::table
         .inner_join(g::table)
         .filter(side::id_agent.eq(id_agent))
         .filter(dsl::revoked_at.is_null())
         .select(row_columns!())
+        .load(conn)
+}
+
+/// Live rows without glue's agent key whose identifier texts mention the digits of `id_agent`:
+/// the rows the shop's PHP Glue wrote without a customer reference (agent sessions; Spryker's
+/// table has no agent column) and, with `unkeyed_glue_rows`, rows a glue older than the key
+/// wrote (an instance not yet upgraded). Found by a scan with a textual pre-filter: candidates
+/// only, the caller decides on the parsed identities.
+pub fn live_rows_mentioning_agent(
+    conn: &mut DbConnection,
+    id_agent: i64,
+    unkeyed_glue_rows: bool,
+) -> QueryResult<Vec<RefreshTokenRow>> {
+    let digits = format!("%{id_agent}%");
+    let mut rows: Vec<RefreshTokenRow> = t::table
+        .left_join(g::table)
+        .filter(side::id_oauth_refresh_token.nullable().is_null())
+        .filter(dsl::revoked_at.is_null())
+        .filter(
+            dsl::customer_reference
+                .is_null()
+                .or(dsl::customer_reference.eq("")),
+        )
+        .filter(dsl::user_identifier.like(&digits))
+        .select(row_columns!())
         .load(conn)?;
-    if php_rows {
+    if unkeyed_glue_rows {
         rows.extend(
             t::table
-                .left_join(g::table)
-                .filter(side::id_oauth_refresh_token.nullable().is_null())
+                .inner_join(g::table)
+                .filter(side::id_agent.is_null())
                 .filter(dsl::revoked_at.is_null())
                 .filter(
-                    dsl::customer_reference
-                        .is_null()
-                        .or(dsl::customer_reference.eq("")),
+                    dsl::user_identifier
+                        .like(&digits)
+                        .or(side::actor_identifier.like(&digits)),
                 )
                 .select(row_columns!())
                 .load::<RefreshTokenRow>(conn)?,
@@ -369,22 +391,36 @@ pub fn live_rows_of_agent(
     Ok(rows)
 }
 
+/// What [`revoke_rows`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Tokens revoked.
+    pub tokens: usize,
+    /// Some session was changed by someone else between reading it and revoking it (a rotation,
+    /// a PHP token exchanged into a new session): read the candidates again.
+    pub contested: bool,
+}
+
 /// Revokes the sessions of `rows`: the whole family of a row glue wrote (a successor a
-/// concurrent rotation stores is caught), the row itself for one PHP Glue wrote. Returns how
-/// many tokens it revoked. Runs inside the caller's transaction.
-pub fn revoke_rows(conn: &mut DbConnection, rows: &[RefreshTokenRow]) -> QueryResult<usize> {
+/// concurrent rotation stores is caught), the row itself for one PHP Glue wrote. Runs inside
+/// the caller's transaction.
+pub fn revoke_rows(conn: &mut DbConnection, rows: &[RefreshTokenRow]) -> QueryResult<Revoked> {
     let now = crate::db::now();
     let mut families: Vec<&str> = rows.iter().filter_map(|r| r.family.as_deref()).collect();
     families.sort_unstable();
     families.dedup();
-    let mut revoked = 0;
+    let mut done = Revoked::default();
     for family in families {
-        revoked += revoke_family(conn, family, now)?;
+        let revoked = revoke_family(conn, family, now)?;
+        done.contested |= revoked == 0;
+        done.tokens += revoked;
     }
     for row in rows.iter().filter(|r| r.family.is_none()) {
-        revoked += revoke_one(conn, row.id_oauth_refresh_token)?;
+        let revoked = revoke_one(conn, row.id_oauth_refresh_token)?;
+        done.contested |= revoked == 0;
+        done.tokens += revoked;
     }
-    Ok(revoked)
+    Ok(done)
 }
 
 /// Retires a row glue did not write (the shop's PHP Glue did: no side row), only if it is not

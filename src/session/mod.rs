@@ -218,14 +218,12 @@ pub async fn revoke(
         RevokeTarget::Token(token) => {
             let identifier = hash_refresh_token(&token);
             db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-                db::retry_deadlocks(|| {
-                    db::write_transaction(&mut *conn, |conn| {
-                        let owned: Vec<_> = refresh_token::find(conn, &identifier)?
-                            .filter(|row| identity_of(row).is_some_and(|id| caller.owns(&id)))
-                            .into_iter()
-                            .collect();
-                        refresh_token::revoke_rows(conn, &owned)
-                    })
+                revoke_settled(conn, |conn| {
+                    let owned: Vec<_> = refresh_token::find(conn, &identifier)?
+                        .filter(|row| identity_of(row).is_some_and(|id| caller.owns(&id)))
+                        .into_iter()
+                        .collect();
+                    refresh_token::revoke_rows(conn, &owned)
                 })?;
                 Ok(Revocation::Done)
             })
@@ -233,9 +231,7 @@ pub async fn revoke(
         }
         RevokeTarget::Mine => {
             db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-                db::retry_deadlocks(|| {
-                    db::write_transaction(&mut *conn, |conn| revoke_mine(conn, &caller))
-                })?;
+                revoke_settled(conn, |conn| revoke_mine(conn, &caller))?;
                 Ok(Revocation::Done)
             })
             .await
@@ -243,30 +239,87 @@ pub async fn revoke(
     }
 }
 
-/// Revokes every live session `caller` includes; returns how many tokens.
-fn revoke_mine(conn: &mut DbConnection, caller: &Identity) -> diesel::QueryResult<usize> {
-    let candidates = match &caller.subject {
-        Principal::Customer { reference, .. } => {
-            refresh_token::live_rows_of_customer(conn, reference)?
+/// How often a revocation reads its candidates again when someone changed them under it.
+const MAX_REVOCATION_PASSES: usize = 8;
+
+/// Runs `pass` (read the candidate sessions, revoke them) in a write transaction, and again in
+/// a fresh one while a pass was contested: a session that a rotation or a PHP token's exchange
+/// turned into another between the read and the revocation is read again (a new transaction
+/// sees what committed meanwhile, also under MariaDB's REPEATABLE READ). Returns the tokens
+/// revoked.
+fn revoke_settled(
+    conn: &mut DbConnection,
+    mut pass: impl FnMut(&mut DbConnection) -> diesel::QueryResult<refresh_token::Revoked>,
+) -> diesel::QueryResult<usize> {
+    let mut total = 0;
+    for _ in 0..MAX_REVOCATION_PASSES {
+        let done = db::retry_deadlocks(|| db::write_transaction(&mut *conn, &mut pass))?;
+        total += done.tokens;
+        if !done.contested {
+            break;
         }
-        Principal::Agent { id_user } => refresh_token::live_rows_of_agent(conn, *id_user, false)?,
-    };
-    let mine: Vec<_> = candidates
-        .into_iter()
-        .filter(|row| identity_of(row).is_some_and(|id| caller.includes(&id)))
-        .collect();
-    refresh_token::revoke_rows(conn, &mine)
+    }
+    Ok(total)
 }
 
-/// Ends every session of the agent `id_agent`, in the caller's transaction (no deadlock retry
-/// of its own: the caller retries its whole transaction): its own logins — glue's, exchanged
-/// ones whatever their spelling, and rows the shop's PHP Glue wrote and nobody exchanged — and
-/// the impersonations it started. Their access tokens stop working at once. Returns how many
-/// refresh tokens it revoked.
-pub fn end_agent_sessions(conn: &mut DbConnection, id_agent: i64) -> diesel::QueryResult<usize> {
-    let sessions: Vec<_> = refresh_token::live_rows_of_agent(conn, id_agent, true)?
-        .into_iter()
-        .filter(|row| identity_of(row).is_some_and(|id| id.agent() == Some(id_agent)))
-        .collect();
-    refresh_token::revoke_rows(conn, &sessions)
+/// Revokes every live session `caller` includes.
+fn revoke_mine(
+    conn: &mut DbConnection,
+    caller: &Identity,
+) -> diesel::QueryResult<refresh_token::Revoked> {
+    match &caller.subject {
+        Principal::Customer { reference, .. } => {
+            let mine: Vec<_> = refresh_token::live_rows_of_customer(conn, reference)?
+                .into_iter()
+                .filter(|row| identity_of(row).is_some_and(|id| caller.includes(&id)))
+                .collect();
+            refresh_token::revoke_rows(conn, &mine)
+        }
+        // An agent's sessions are those that hang on it (its logins and its impersonations),
+        // PHP Glue's rows of it included.
+        Principal::Agent { id_user } => agent_pass(conn, *id_user, false),
+    }
+}
+
+/// One pass over the sessions that hang on the agent `id_agent`: glue's by their key, PHP
+/// Glue's (and, with `unkeyed_glue_rows`, those an older glue wrote without the key) by their
+/// parsed identity.
+fn agent_pass(
+    conn: &mut DbConnection,
+    id_agent: i64,
+    unkeyed_glue_rows: bool,
+) -> diesel::QueryResult<refresh_token::Revoked> {
+    let mut rows = refresh_token::live_rows_keyed_to_agent(conn, id_agent)?;
+    rows.extend(
+        refresh_token::live_rows_mentioning_agent(conn, id_agent, unkeyed_glue_rows)?
+            .into_iter()
+            .filter(|row| identity_of(row).is_some_and(|id| id.agent() == Some(id_agent))),
+    );
+    refresh_token::revoke_rows(conn, &rows)
+}
+
+/// Runs `change` on the agent `id_agent` (a password change, a deactivation) and ends every
+/// session of the agent in the same write transaction (retried whole on a deadlock): its own
+/// logins — glue's, exchanged ones whatever their spelling, rows the shop's PHP Glue wrote and
+/// nobody exchanged, rows a glue older than the agent key wrote — and the impersonations it
+/// started. Their access tokens stop working at once; a session changed meanwhile is read
+/// again in further transactions. Returns what `change` returned and how many refresh tokens
+/// were revoked.
+pub fn change_agent_and_end_sessions<T>(
+    conn: &mut DbConnection,
+    id_agent: i64,
+    mut change: impl FnMut(&mut DbConnection) -> diesel::QueryResult<T>,
+) -> diesel::QueryResult<(T, usize)> {
+    let (value, first) = db::retry_deadlocks(|| {
+        db::write_transaction(&mut *conn, |conn| {
+            let value = change(conn)?;
+            Ok((value, agent_pass(conn, id_agent, true)?))
+        })
+    })?;
+    let more = if first.contested {
+        revoke_settled(conn, |conn| agent_pass(conn, id_agent, true))?
+    } else {
+        0
+    };
+    Ok((value, first.tokens + more))
 }

@@ -17,6 +17,7 @@ backends!(
     a_php_access_tokens_logout_of_everything_ends_glue_sessions,
     a_password_change_ends_an_agents_exchanged_and_php_sessions,
     deactivation_ends_an_agents_exchanged_session_for_good,
+    an_agents_logout_of_everything_ends_its_php_rows_and_impersonations,
 );
 
 /// Exchanges `php_token` and returns glue's pair.
@@ -211,4 +212,34 @@ async fn deactivation_ends_an_agents_exchanged_session_for_good(backend: Backend
     assert_refresh_fails(&app, &customer_refresh).await;
     let body: Value = app.demo_agent_tokens().await;
     assert!(body["data"]["attributes"]["accessToken"].is_string());
+}
+
+async fn an_agents_logout_of_everything_ends_its_php_rows_and_impersonations(backend: Backend) {
+    let app = spawn_migrating_app(backend);
+    let (php_token, _) = php_agent_session(&app, "leaving@example.com");
+    let (agent_access, agent_refresh) = exchange(&app, &php_token).await;
+    let (customer_access, customer_refresh) = impersonation(&app, &agent_access, "DE--1").await;
+    let agent_id = glue::agent::find_by_username(&mut app.conn(), "leaving@example.com")
+        .unwrap()
+        .unwrap()
+        .id_user;
+    let untouched = glue::oauth::random_hex(40);
+    insert_php_row(
+        &app,
+        &untouched,
+        "",
+        &php_agent_sub(agent_id.into()),
+        "2099-01-01 00:00:00",
+    );
+    // Another agent keeps its PHP row.
+    let (_, lookalike_row) = php_agent_session(&app, "lookalike@example.com");
+
+    let response = app.delete_refresh_token("mine", Some(&agent_access)).await;
+    assert_eq!(response.status(), 204);
+    assert_agent_token_refused(&app, &agent_access).await;
+    assert_refresh_fails(&app, &agent_refresh).await;
+    assert_access_token_refused(&app, &customer_access).await;
+    assert_refresh_fails(&app, &customer_refresh).await;
+    assert!(row_revoked(&app, &untouched));
+    assert!(!row_revoked(&app, &lookalike_row));
 }
