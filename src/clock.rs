@@ -1,4 +1,5 @@
-//! The time, as the security blocker sees it. Injectable, so tests move time instead of
+//! The time of every time rule: the security blocker's windows and blocks, token lifetimes,
+//! refresh-token expiry and the grace window. Injectable, so tests move time instead of
 //! sleeping through windows and blocks; production uses [`SystemClock`].
 
 use chrono::NaiveDateTime;

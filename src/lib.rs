@@ -40,6 +40,7 @@ pub mod oauth_customer_connector;
 pub mod password;
 pub mod secret;
 pub mod security_blocker;
+pub mod services;
 pub mod session;
 pub mod settings;
 pub mod startup;

@@ -11,14 +11,14 @@
 //! [`LoginOutcome`].
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use diesel::QueryResult;
 
-use crate::db::{self, DbConnection, DbError, DbPool};
-use crate::oauth::{Grant, IssuedTokens, OAuthError, OAuthServer};
-use crate::password::{Password, PasswordError, PasswordVerifier, StillWanted};
-use crate::security_blocker::{Admission, Blocked, EntityType, SecurityBlocker};
+use crate::db::{self, DbConnection, DbError};
+use crate::oauth::{Grant, IssuedTokens, OAuthError};
+use crate::password::{Password, PasswordError, StillWanted};
+use crate::security_blocker::{Admission, Blocked, EntityType};
+use crate::services::Services;
 
 /// A username as sent: a non-blank string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,19 +109,9 @@ pub trait Accounts: Send + 'static {
     ) -> QueryResult<()>;
 }
 
-/// What a login needs; cheap to clone (everything is shared).
-#[derive(Clone)]
-pub struct LoginDeps {
-    pub pool: DbPool,
-    pub blocker: Arc<SecurityBlocker>,
-    pub passwords: Arc<PasswordVerifier>,
-    pub oauth: Arc<OAuthServer>,
-    pub metrics: Arc<crate::metrics::Metrics>,
-}
-
 /// [`password_grant`], counted into `glue_logins_total{kind, outcome}`.
 pub async fn counted_password_grant<A: Accounts>(
-    deps: &LoginDeps,
+    deps: &Services,
     attempt: LoginAttempt,
 ) -> Result<LoginOutcome<A::User>, LoginError> {
     let result = password_grant::<A>(deps, attempt).await;
@@ -159,7 +149,7 @@ enum Lookup<U> {
 /// lookup, one verification at the target cost, then a new token pair (and `A::logged_in`, and
 /// a new hash when the old one was cheaper than configured) or a counted failure.
 pub async fn password_grant<A: Accounts>(
-    deps: &LoginDeps,
+    deps: &Services,
     attempt: LoginAttempt,
 ) -> Result<LoginOutcome<A::User>, LoginError> {
     let slot = deps.passwords.slot()?;

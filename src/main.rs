@@ -55,16 +55,6 @@ fn main() {
 
 /// Prints the error with its causes ("outer: inner: innermost") and exits with status 1.
 fn fail(error: &dyn std::error::Error) -> ! {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.ends_with(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    eprintln!("error: {message}");
+    eprintln!("error: {}", glue::glue_application::error::chain(error));
     std::process::exit(1);
 }

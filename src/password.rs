@@ -143,19 +143,7 @@ pub struct Verification {
     pub rehashed: Option<String>,
 }
 
-/// Which bcrypt implementation verifies logins (`oauth.bcrypt_kernel`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kernel {
-    /// bcrypt-rust: logins waiting together are verified in SIMD lanes (AVX2/AVX-512/NEON,
-    /// chosen at run time), a lone login with the scalar kernel.
-    #[default]
-    Batch,
-    /// bcrypt-rust's scalar kernel only (the switch that turns batching off).
-    Scalar,
-    /// The `bcrypt` crate, glue's original implementation.
-    Reference,
-}
+pub use crate::settings::BcryptKernel as Kernel;
 
 impl Kernel {
     /// One verification with this kernel's scalar code.

@@ -221,7 +221,7 @@ pub struct OAuthSettings {
     pub leeway_s: u64,
     pub bcrypt_cost: u32,
     /// `batch` (SIMD lanes for logins that wait together), `scalar` or `reference`.
-    pub bcrypt_kernel: crate::password::Kernel,
+    pub bcrypt_kernel: BcryptKernel,
     pub bcrypt_concurrency: usize,
     pub bcrypt_nice: i32,
     /// Logins waiting for or in bcrypt beyond this many are answered 503 at once.
@@ -293,6 +293,9 @@ fn parse_network(text: &str) -> Option<ipnet::IpNet> {
     })
 }
 
+/// Ten years: far beyond any sensible lifetime, and keeps date arithmetic in range.
+const MAX_TTL_S: u64 = 10 * 366 * 86_400;
+
 fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
     SettingsError::Invalid {
         key: key.to_string(),
@@ -345,6 +348,14 @@ impl Settings {
 
     /// Checks values that deserialize fine but cannot work.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        self.validate_database()?;
+        self.validate_http()?;
+        self.validate_oauth()?;
+        self.validate_security_blocker()
+    }
+
+    /// `[database]`.
+    fn validate_database(&self) -> Result<(), SettingsError> {
         if let Err(e) = crate::db::Backend::of_url(self.database.url.expose()) {
             return Err(invalid("database.url", e.to_string()));
         }
@@ -360,6 +371,11 @@ impl Settings {
         if self.database.connect_timeout_ms == 0 {
             return Err(invalid("database.connect_timeout_ms", "must be at least 1"));
         }
+        Ok(())
+    }
+
+    /// `[server]` and `[glue]`: limits, URLs, CORS, proxies.
+    fn validate_http(&self) -> Result<(), SettingsError> {
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be at least 1"));
         }
@@ -383,11 +399,38 @@ impl Settings {
                 "must be between 1 and 100000",
             ));
         }
+        for origin in &self.glue.cors_allowed_origins {
+            if !is_valid_origin(origin) {
+                return Err(invalid(
+                    "glue.cors_allowed_origins",
+                    format!("{origin:?} is not an origin like https://shop.example or http://localhost:3000 (or \"*\")"),
+                ));
+            }
+        }
+        for name in &self.glue.cors_allowed_headers {
+            if actix_web::http::header::HeaderName::try_from(name.as_str()).is_err() {
+                return Err(invalid(
+                    "glue.cors_allowed_headers",
+                    format!("{name:?} is not a header name"),
+                ));
+            }
+        }
+        for proxy in &self.glue.trusted_proxies {
+            if parse_network(proxy).is_none() {
+                return Err(invalid(
+                    "glue.trusted_proxies",
+                    format!("{proxy:?} is not an IP address or CIDR network"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[oauth]`: lifetimes, bcrypt, the grace window, password rules.
+    fn validate_oauth(&self) -> Result<(), SettingsError> {
         if self.oauth.client_id.is_empty() {
             return Err(invalid("oauth.client_id", "must not be empty"));
         }
-        // Ten years is far beyond any sensible lifetime and keeps date arithmetic in range.
-        const MAX_TTL_S: u64 = 10 * 366 * 86_400;
         if !(1..=MAX_TTL_S).contains(&self.oauth.access_token_ttl_s) {
             return Err(invalid(
                 "oauth.access_token_ttl_s",
@@ -436,12 +479,6 @@ impl Settings {
                 "must be at least 12 in production",
             ));
         }
-        if !(1..=MAX_TTL_S).contains(&self.security_blocker.trusted_address_s) {
-            return Err(invalid(
-                "security_blocker.trusted_address_s",
-                "must be between 1 s and 10 years",
-            ));
-        }
         if !(0..=19).contains(&self.oauth.bcrypt_nice) {
             return Err(invalid("oauth.bcrypt_nice", "must be between 0 and 19"));
         }
@@ -449,6 +486,17 @@ impl Settings {
             return Err(invalid(
                 "oauth.bcrypt_cost",
                 "must be at least 10 in production",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[security_blocker]`: every rule's attempts, window and block.
+    fn validate_security_blocker(&self) -> Result<(), SettingsError> {
+        if !(1..=MAX_TTL_S).contains(&self.security_blocker.trusted_address_s) {
+            return Err(invalid(
+                "security_blocker.trusted_address_s",
+                "must be between 1 s and 10 years",
             ));
         }
         for (key, rule) in [
@@ -473,30 +521,6 @@ impl Settings {
                 return Err(invalid(
                     &format!("{key}.block_s"),
                     "must be between 1 s and 10 years",
-                ));
-            }
-        }
-        for origin in &self.glue.cors_allowed_origins {
-            if !is_valid_origin(origin) {
-                return Err(invalid(
-                    "glue.cors_allowed_origins",
-                    format!("{origin:?} is not an origin like https://shop.example or http://localhost:3000 (or \"*\")"),
-                ));
-            }
-        }
-        for name in &self.glue.cors_allowed_headers {
-            if actix_web::http::header::HeaderName::try_from(name.as_str()).is_err() {
-                return Err(invalid(
-                    "glue.cors_allowed_headers",
-                    format!("{name:?} is not a header name"),
-                ));
-            }
-        }
-        for proxy in &self.glue.trusted_proxies {
-            if parse_network(proxy).is_none() {
-                return Err(invalid(
-                    "glue.trusted_proxies",
-                    format!("{proxy:?} is not an IP address or CIDR network"),
                 ));
             }
         }
@@ -543,6 +567,21 @@ impl Settings {
             self.oauth.bcrypt_concurrency
         }
     }
+}
+
+/// Which bcrypt implementation verifies logins (`oauth.bcrypt_kernel`; the kernels themselves
+/// are in `password`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BcryptKernel {
+    /// bcrypt-rust: logins waiting together are verified in SIMD lanes (AVX2/AVX-512/NEON,
+    /// chosen at run time), a lone login with the scalar kernel.
+    #[default]
+    Batch,
+    /// bcrypt-rust's scalar kernel only (the switch that turns batching off).
+    Scalar,
+    /// The `bcrypt` crate, glue's original implementation.
+    Reference,
 }
 
 #[cfg(test)]

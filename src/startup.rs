@@ -18,7 +18,6 @@ use crate::glue_application::openapi::OpenApiResourceRoutePlugin;
 use crate::glue_application::{
     self, middleware::glue_core, GlueCore, ResourceRoutePlugin, ResponseObserver,
 };
-use crate::login::LoginDeps;
 use crate::metrics::Metrics;
 use crate::oauth::keys::{KeyError, KeySet};
 use crate::oauth::OAuthServer;
@@ -27,6 +26,7 @@ use crate::oauth_api::jwks::JwksResourceRoutePlugin;
 use crate::oauth_api::BearerAuthorization;
 use crate::password::{self, PasswordError, PasswordVerifier};
 use crate::security_blocker::SecurityBlocker;
+use crate::services::Services;
 use crate::settings::{Environment, Settings};
 use crate::state::AppState;
 use crate::{agent_auth_rest_api, auth_rest_api};
@@ -123,6 +123,71 @@ fn metrics_server(
     Ok((port, server))
 }
 
+/// The bcrypt verifier the settings ask for, reporting into `metrics`.
+fn password_verifier(
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<Arc<PasswordVerifier>, StartupError> {
+    Ok(Arc::new(
+        PasswordVerifier::new(
+            settings.oauth.bcrypt_cost,
+            settings.bcrypt_concurrency(),
+            settings.oauth.bcrypt_nice,
+            settings.oauth.bcrypt_queue_depth,
+            settings.oauth.bcrypt_pad_to_stored_cost,
+            settings.oauth.bcrypt_kernel,
+        )?
+        .observing(
+            metrics.bcrypt_wait.clone(),
+            metrics.bcrypt_batch_size.clone(),
+        )
+        .rehashing(settings.database.schema_owner == db::SchemaOwner::Glue),
+    ))
+}
+
+/// What the service checks on its database before serving: no demo credentials in production,
+/// the OAuth client's row, and the costliest stored hash (failed logins take as long as its
+/// verification).
+fn check_database(
+    settings: &Settings,
+    pool: &db::DbPool,
+    layout: &db::Layout,
+    passwords: &PasswordVerifier,
+) -> Result<(), StartupError> {
+    let mut conn = pool.get()?;
+    if settings.environment == Environment::Production {
+        production_guard(&mut conn)?;
+    }
+    let client = &settings.oauth.client_id;
+    let client_ready = if layout.is_spryker() {
+        // The shop's installer made its clients; glue adds no row to its tables.
+        crate::oauth::client_exists(&mut conn, client)?
+    } else {
+        crate::oauth::ensure_client(&mut conn, client).map_err(|e| match e {
+            crate::oauth::OAuthError::Database(db) => StartupError::Db(db),
+            other => StartupError::Db(crate::db::DbError::Unavailable(Box::new(other))),
+        })?;
+        true
+    };
+    if !client_ready {
+        return Err(StartupError::Database(ConnectError::Setup(format!(
+                "the shop's spy_oauth_client has no row with identifier {client:?} (oauth.client_id); Spryker's installer creates `frontend`"
+            ))));
+    }
+    // Failed logins take as long as a verification of the costliest stored hash.
+    let mut costs = crate::agent::hash_costs(&mut conn)?;
+    costs.extend(crate::customer::hash_costs(&mut conn)?);
+    if settings.oauth.bcrypt_pad_to_stored_cost {
+        for &cost in &costs {
+            passwords.raise_target_cost(cost);
+        }
+    }
+    passwords.stored_costs(&costs);
+    log::info!(target: "glue::password", "verifying with {}", passwords.describe());
+    log::info!(target: "glue::password", "every failed login costs one bcrypt verification at cost {}", passwords.target_cost());
+    Ok(())
+}
+
 impl Application {
     /// Everything up to a bound, not yet running server. Blocking (runs migrations).
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
@@ -138,21 +203,7 @@ impl Application {
         crate::oauth::jwt::self_test(&keys)?;
 
         let metrics = Arc::new(Metrics::new());
-        let passwords = Arc::new(
-            PasswordVerifier::new(
-                settings.oauth.bcrypt_cost,
-                settings.bcrypt_concurrency(),
-                settings.oauth.bcrypt_nice,
-                settings.oauth.bcrypt_queue_depth,
-                settings.oauth.bcrypt_pad_to_stored_cost,
-                settings.oauth.bcrypt_kernel,
-            )?
-            .observing(
-                metrics.bcrypt_wait.clone(),
-                metrics.bcrypt_batch_size.clone(),
-            )
-            .rehashing(settings.database.schema_owner == db::SchemaOwner::Glue),
-        );
+        let passwords = password_verifier(&settings, &metrics)?;
         if settings.oauth.key_source == crate::settings::KeySource::SprykerEnv
             && settings.database.schema_owner != db::SchemaOwner::Spryker
         {
@@ -164,43 +215,15 @@ impl Application {
             log::info!(target: "glue::db", "applied {applied} migration(s)");
         }
         let pool = db::build_pool(&settings.database, metrics.clone())?;
-        {
-            let mut conn = pool.get()?;
-            if settings.environment == Environment::Production {
-                production_guard(&mut conn)?;
-            }
-            let client = &settings.oauth.client_id;
-            let client_ready = if manager.layout().is_spryker() {
-                // The shop's installer made its clients; glue adds no row to its tables.
-                crate::oauth::client_exists(&mut conn, client)?
-            } else {
-                crate::oauth::ensure_client(&mut conn, client).map_err(|e| match e {
-                    crate::oauth::OAuthError::Database(db) => StartupError::Db(db),
-                    other => StartupError::Db(crate::db::DbError::Unavailable(Box::new(other))),
-                })?;
-                true
-            };
-            if !client_ready {
-                return Err(StartupError::Database(ConnectError::Setup(format!(
-                    "the shop's spy_oauth_client has no row with identifier {client:?} (oauth.client_id); Spryker's installer creates `frontend`"
-                ))));
-            }
-            // Failed logins take as long as a verification of the costliest stored hash.
-            let mut costs = crate::agent::hash_costs(&mut conn)?;
-            costs.extend(crate::customer::hash_costs(&mut conn)?);
-            if settings.oauth.bcrypt_pad_to_stored_cost {
-                for &cost in &costs {
-                    passwords.raise_target_cost(cost);
-                }
-            }
-            passwords.stored_costs(&costs);
-            log::info!(target: "glue::password", "verifying with {}", passwords.describe());
-            log::info!(target: "glue::password", "every failed login costs one bcrypt verification at cost {}", passwords.target_cost());
-        }
+        check_database(&settings, &pool, manager.layout(), &passwords)?;
 
         let mut oauth_settings = settings.oauth.clone();
         oauth_settings.issuer = settings.issuer().to_string();
-        let oauth = Arc::new(OAuthServer::new(Arc::new(keys), oauth_settings));
+        let oauth = Arc::new(OAuthServer::new(
+            Arc::new(keys),
+            oauth_settings,
+            clock.clone(),
+        ));
         let core = web::Data::new(GlueCore {
             locale: settings.glue.locale.clone(),
             trusted_proxies: TrustedProxies::new(settings.trusted_proxy_networks()),
@@ -212,20 +235,17 @@ impl Application {
         });
         let plugins = resource_route_plugins(&pool);
         let state = web::Data::new(AppState {
-            login: LoginDeps {
+            services: Services {
                 pool: pool.clone(),
                 blocker: Arc::new(SecurityBlocker::new(
                     settings.security_blocker.clone(),
                     clock,
                 )),
                 passwords: passwords.clone(),
-                oauth: oauth.clone(),
+                oauth,
                 metrics: metrics.clone(),
             },
-            oauth,
-            pool: pool.clone(),
             settings: settings.clone(),
-            metrics: metrics.clone(),
         });
         let metrics_server = match settings.metrics.listen.trim() {
             "" => None,

@@ -88,6 +88,7 @@ fn agent_caller(req: &HttpRequest) -> Result<AgentCaller, GlueError> {
                 .ok_or_else(|| GlueError::internal("application state missing"))?;
             let token = parse_bearer(text).ok_or_else(agent_token_invalid)?;
             let verified = state
+                .services
                 .oauth
                 .verify(token)
                 .map_err(|_| agent_token_invalid())?;

@@ -150,14 +150,15 @@ pub async fn get_agent_customer_search(
 ) -> Result<HttpResponse, GlueError> {
     let params = SearchParams::parse(req.query_string(), state.settings.glue.max_page_limit)?;
     let query = params.clone();
-    let oauth = state.oauth.clone();
+    let oauth = state.services.oauth.clone();
     let count_limit = state.settings.glue.search_count_limit;
-    let (customers, matches, more) = db::run(&state.pool, move |conn| -> Result<_, GlueError> {
-        agent.ensure_active(conn, &oauth)?;
-        customer::search(conn, &query.q, query.offset, query.limit, count_limit)
-            .map_err(|e| db::DbError::from(e).into())
-    })
-    .await?;
+    let (customers, matches, more) =
+        db::run(&state.services.pool, move |conn| -> Result<_, GlueError> {
+            agent.ensure_active(conn, &oauth)?;
+            customer::search(conn, &query.q, query.offset, query.limit, count_limit)
+                .map_err(|e| db::DbError::from(e).into())
+        })
+        .await?;
 
     let base = state.settings.base_url();
     let resource = RestResource::new(

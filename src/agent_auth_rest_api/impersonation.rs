@@ -37,9 +37,9 @@ pub async fn post_impersonation_access_tokens(
     else {
         return Err(impersonation_failed());
     };
-    let oauth = state.oauth.clone();
+    let oauth = state.services.oauth.clone();
     let acting = agent.clone();
-    let (customer, tokens) = db::run(&state.pool, move |conn| -> Result<_, GlueError> {
+    let (customer, tokens) = db::run(&state.services.pool, move |conn| -> Result<_, GlueError> {
         acting.ensure_active(conn, &oauth)?;
         impersonate(conn, &oauth, acting.id_agent, &reference)?.ok_or_else(impersonation_failed)
     })

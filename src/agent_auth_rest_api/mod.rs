@@ -64,9 +64,9 @@ async fn post_agent_access_tokens(
         username: Username::parse(attributes.string("username")),
         password: Password::parse(attributes.string("password")),
         ip: ip.0,
-        still_wanted: std::sync::Arc::new(move || client.is_open()),
+        still_wanted: client.still_wanted(),
     };
-    match crate::oauth_agent_connector::authenticate(&state.login, attempt).await? {
+    match crate::oauth_agent_connector::authenticate(&state.services, attempt).await? {
         LoginOutcome::Issued { user, tokens } => {
             log::info!(target: "security", "Successful Login (Agent) username={:?} id_agent={} ip={ip}", user.username, user.id_user);
             Ok(created_with_tokens(&token_resource(

@@ -103,9 +103,9 @@ async fn post_access_tokens(
         username: Some(email.clone()),
         password: Some(password),
         ip: ip.0,
-        still_wanted: std::sync::Arc::new(move || client.is_open()),
+        still_wanted: client.still_wanted(),
     };
-    match crate::oauth_customer_connector::authenticate(&state.login, attempt).await? {
+    match crate::oauth_customer_connector::authenticate(&state.services, attempt).await? {
         LoginOutcome::Issued { user, tokens } => {
             log::info!(
                 target: "security",
@@ -153,8 +153,8 @@ async fn post_refresh_tokens(
         // Present but not a string: not blank, and no token either.
         Some(_) => return Err(refresh_failed()),
     };
-    let still_wanted = std::sync::Arc::new(move || client.is_open());
-    match session::refresh(&state.login, presented, ip.0, still_wanted).await? {
+    let still_wanted = client.still_wanted();
+    match session::refresh(&state.services, presented, ip.0, still_wanted).await? {
         RefreshOutcome::Rotated(tokens) => Ok(created_with_tokens(&token_resource(
             state.settings.base_url(),
             RESOURCE_REFRESH_TOKENS,
@@ -184,8 +184,16 @@ async fn delete_refresh_tokens(
         mine if mine == REFRESH_TOKEN_MINE => RevokeTarget::Mine,
         token => RevokeTarget::Token(token),
     };
-    let still_wanted = std::sync::Arc::new(move || client.is_open());
-    match session::revoke(&state.login, caller.0.identity, target, ip.0, still_wanted).await? {
+    let still_wanted = client.still_wanted();
+    match session::revoke(
+        &state.services,
+        caller.0.identity,
+        target,
+        ip.0,
+        still_wanted,
+    )
+    .await?
+    {
         Revocation::Done => Ok(HttpResponse::NoContent().finish()),
         Revocation::Blocked(refused) => Err(blocked(refused)),
     }

@@ -77,8 +77,13 @@ pub fn use_zone(zone: chrono_tz::Tz) {
 /// without a zone (as PHP writes it). Every write into and comparison with those tables' times
 /// uses it; the time of a repeated hour when clocks go back is ambiguous, as it is for PHP.
 pub fn now() -> chrono::NaiveDateTime {
+    in_shop_zone(chrono::Utc::now().naive_utc())
+}
+
+/// `utc` as a timestamp in Spryker's tables (see [`now`]).
+pub fn in_shop_zone(utc: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
     let zone = SHOP_ZONE.with(std::cell::Cell::get);
-    chrono::Utc::now().with_timezone(&zone).naive_local()
+    utc.and_utc().with_timezone(&zone).naive_local()
 }
 
 /// A connection to whichever backend `DATABASE_URL` names.

@@ -36,6 +36,12 @@ pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
 pub struct ClientConnection(#[cfg(unix)] Option<Arc<std::os::fd::OwnedFd>>);
 
 impl ClientConnection {
+    /// Asks, whenever called, whether the client still waits for the answer (for queued work
+    /// that should be skipped when nobody does).
+    pub fn still_wanted(self) -> Arc<dyn Fn() -> bool + Send + Sync> {
+        Arc::new(move || self.is_open())
+    }
+
     /// False once the client has closed or reset the connection; true when it cannot tell.
     pub fn is_open(&self) -> bool {
         #[cfg(unix)]

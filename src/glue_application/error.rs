@@ -127,13 +127,17 @@ impl fmt::Display for GlueError {
     }
 }
 
-/// "outer: inner: innermost", for the log.
-pub fn chain(error: &(dyn StdError + 'static)) -> String {
+/// "outer: inner: innermost", for the log and the command line (the one error-chain printer):
+/// a cause whose text the message already ends with is not repeated.
+pub fn chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let more = cause.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         source = cause.source();
     }
     text

@@ -19,6 +19,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::clock::Clock;
 use crate::db::{DbConnection, DbError};
 use crate::settings::OAuthSettings;
 use identity::Identity;
@@ -49,14 +50,6 @@ pub fn new_refresh_token() -> String {
 /// What the database stores instead of a refresh token: SHA-256, lowercase hex.
 pub fn hash_refresh_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-pub fn now_s() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-fn now_naive() -> chrono::NaiveDateTime {
-    crate::db::now()
 }
 
 /// What a new token pair is for.
@@ -139,11 +132,29 @@ pub fn ensure_client(conn: &mut DbConnection, client_id: &str) -> Result<(), OAu
 pub struct OAuthServer {
     pub keys: Arc<KeySet>,
     pub settings: OAuthSettings,
+    /// The one clock of every time rule: token lifetimes, refresh-token expiry and the grace
+    /// window (the security blocker is given the same one).
+    clock: Arc<dyn Clock>,
 }
 
 impl OAuthServer {
-    pub fn new(keys: Arc<KeySet>, settings: OAuthSettings) -> Self {
-        OAuthServer { keys, settings }
+    pub fn new(keys: Arc<KeySet>, settings: OAuthSettings, clock: Arc<dyn Clock>) -> Self {
+        OAuthServer {
+            keys,
+            settings,
+            clock,
+        }
+    }
+
+    /// Now, in seconds since the epoch.
+    pub fn now_s(&self) -> i64 {
+        self.clock.now().and_utc().timestamp()
+    }
+
+    /// Now, as a timestamp in Spryker's tables (the shop's wall-clock time, see
+    /// [`crate::db::in_shop_zone`]).
+    pub fn shop_now(&self) -> chrono::NaiveDateTime {
+        crate::db::in_shop_zone(self.clock.now())
     }
 
     fn mint_access_token(&self, grant: &Grant, session: &str) -> Result<String, OAuthError> {
@@ -160,7 +171,7 @@ impl OAuthServer {
                 session: Some(session),
                 backdate_s: self.settings.issued_at_backdate_s,
             },
-            now_s(),
+            self.now_s(),
         )?)
     }
 
@@ -173,7 +184,7 @@ impl OAuthServer {
     ) -> Result<(IssuedTokens, NewRefreshToken), OAuthError> {
         let access_token = self.mint_access_token(grant, family)?;
         let refresh_token = new_refresh_token();
-        let now = now_naive();
+        let now = self.shop_now();
         let ttl = chrono::Duration::seconds(
             i64::try_from(self.settings.refresh_token_ttl_s).unwrap_or(i64::MAX / 1000),
         );
@@ -243,7 +254,7 @@ impl OAuthServer {
 
     /// Verifies an access token against every configured key and the claim rules.
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        let now = self.clock.now().and_utc().timestamp_micros() as f64 / 1e6;
         jwt::verify(
             &self.keys,
             token,

@@ -205,6 +205,7 @@ pub fn exchange(
     successor: &NewRefreshToken,
     client_id: &str,
     grace: Grace,
+    now: NaiveDateTime,
 ) -> QueryResult<Exchange> {
     let id = current.id_oauth_refresh_token;
     crate::db::retry_deadlocks(|| {
@@ -216,7 +217,6 @@ pub fn exchange(
             let Some(row) = find_by_id(conn, id)? else {
                 return Ok(Exchange::Refused(Refusal::Unknown));
             };
-            let now = crate::db::now();
             match refusal(&row, client_id, now) {
                 Some(Refusal::Retired)
                     if grace.covers(&row, now) && head_is_live(conn, &row, client_id, now)? =>
@@ -404,8 +404,11 @@ pub struct Revoked {
 /// Revokes the sessions of `rows`: the whole family of a row glue wrote (a successor a
 /// concurrent rotation stores is caught), the row itself for one PHP Glue wrote. Runs inside
 /// the caller's transaction.
-pub fn revoke_rows(conn: &mut DbConnection, rows: &[RefreshTokenRow]) -> QueryResult<Revoked> {
-    let now = crate::db::now();
+pub fn revoke_rows(
+    conn: &mut DbConnection,
+    rows: &[RefreshTokenRow],
+    now: NaiveDateTime,
+) -> QueryResult<Revoked> {
     let mut families: Vec<&str> = rows.iter().filter_map(|r| r.family.as_deref()).collect();
     families.sort_unstable();
     families.dedup();
@@ -416,7 +419,7 @@ pub fn revoke_rows(conn: &mut DbConnection, rows: &[RefreshTokenRow]) -> QueryRe
         done.tokens += revoked;
     }
     for row in rows.iter().filter(|r| r.family.is_none()) {
-        let revoked = revoke_one(conn, row.id_oauth_refresh_token)?;
+        let revoked = revoke_one(conn, row.id_oauth_refresh_token, now)?;
         done.contested |= revoked == 0;
         done.tokens += revoked;
     }
@@ -439,8 +442,7 @@ pub fn retire_foreign(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Q
 }
 
 /// Revokes one token (a row without a family: nothing else belongs to its session).
-pub fn revoke_one(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
-    let now = crate::db::now();
+pub fn revoke_one(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(
         t::table
             .filter(dsl::id_oauth_refresh_token.eq(id))
@@ -528,26 +530,7 @@ pub fn purge_expired(
             let batch = crate::db::retry_deadlocks(|| {
                 crate::db::write_transaction(&mut *conn, |conn| {
                     begun.set(std::time::Instant::now());
-                    let expired = || {
-                        t::table
-                            .filter(dsl::id_oauth_refresh_token.eq_any(chunk))
-                            .filter(dsl::expires_at.lt(before))
-                    };
-                    // Token rows first, as an exchange locks them (a no-op UPDATE holds the
-                    // row locks on PostgreSQL and MySQL), then the ones that are still glue's.
-                    diesel::update(expired())
-                        .set(dsl::updated_at.eq(dsl::updated_at))
-                        .execute(conn)?;
-                    let gone: Vec<i64> = expired()
-                        .inner_join(g::table)
-                        .select(dsl::id_oauth_refresh_token)
-                        .load(conn)?;
-                    diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(&gone)))
-                        .execute(conn)?;
-                    let batch =
-                        diesel::delete(t::table.filter(dsl::id_oauth_refresh_token.eq_any(&gone)))
-                            .execute(conn)?;
-                    Ok::<_, diesel::result::Error>(batch)
+                    purge_batch(conn, chunk, before)
                 })
             })?;
             let took = begun.get().elapsed();
@@ -564,6 +547,39 @@ pub fn purge_expired(
         }
         after = *ids.last().expect("not empty");
     }
+    purge_orphans(conn)?;
+    Ok(done)
+}
+
+/// Deletes, in the caller's transaction, the rows of `chunk` that expired before `before` and
+/// are still glue's; returns how many token rows.
+fn purge_batch(
+    conn: &mut DbConnection,
+    chunk: &[i64],
+    before: NaiveDateTime,
+) -> QueryResult<usize> {
+    let expired = || {
+        t::table
+            .filter(dsl::id_oauth_refresh_token.eq_any(chunk))
+            .filter(dsl::expires_at.lt(before))
+    };
+    // Token rows first, as an exchange locks them (a no-op UPDATE holds the
+    // row locks on PostgreSQL and MySQL), then the ones that are still glue's.
+    diesel::update(expired())
+        .set(dsl::updated_at.eq(dsl::updated_at))
+        .execute(conn)?;
+    let gone: Vec<i64> = expired()
+        .inner_join(g::table)
+        .select(dsl::id_oauth_refresh_token)
+        .load(conn)?;
+    diesel::delete(g::table.filter(side::id_oauth_refresh_token.eq_any(&gone))).execute(conn)?;
+    let batch =
+        diesel::delete(t::table.filter(dsl::id_oauth_refresh_token.eq_any(&gone))).execute(conn)?;
+    Ok(batch)
+}
+
+/// Deletes side rows whose token row is gone (deleted by the shop).
+fn purge_orphans(conn: &mut DbConnection) -> QueryResult<()> {
     // Orphans: found by a plain read (a side row is written after its token row, so a visible
     // side row without a visible token row has lost it), then deleted with the check repeated.
     let mut after = i64::MIN;
@@ -590,5 +606,5 @@ pub fn purge_expired(
         )
         .execute(conn)?;
     }
-    Ok(done)
+    Ok(())
 }

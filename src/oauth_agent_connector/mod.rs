@@ -3,10 +3,11 @@
 
 use crate::agent::{self, User};
 use crate::db::DbConnection;
-use crate::login::{self, Accounts, LoginAttempt, LoginDeps, LoginError, LoginOutcome, Username};
+use crate::login::{self, Accounts, LoginAttempt, LoginError, LoginOutcome, Username};
 use crate::oauth::identity::{Identity, Principal};
 use crate::oauth::{Grant, SCOPE_AGENT};
 use crate::security_blocker::EntityType;
+use crate::services::Services;
 
 /// Agents: `spy_user` rows with `is_agent` and status `active`.
 pub struct Agents;
@@ -52,7 +53,7 @@ impl Accounts for Agents {
 
 /// Logs an agent in.
 pub async fn authenticate(
-    deps: &LoginDeps,
+    deps: &Services,
     attempt: LoginAttempt,
 ) -> Result<LoginOutcome<User>, LoginError> {
     login::counted_password_grant::<Agents>(deps, attempt).await

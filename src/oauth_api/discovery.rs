@@ -27,7 +27,7 @@ impl ResourceRoutePlugin for DiscoveryResourceRoutePlugin {
 async fn get_metadata(state: web::Data<AppState>) -> HttpResponse {
     let base = state.settings.base_url();
     let metadata = json!({
-        "issuer": state.oauth.settings.issuer,
+        "issuer": state.services.oauth.settings.issuer,
         "jwks_uri": format!("{base}{JWKS_PATH}"),
         // Glue's token endpoints take JSON:API documents, not form posts: each is named here
         // (glue_*) besides the standard token_endpoint (customer login).

@@ -24,7 +24,7 @@ impl ResourceRoutePlugin for JwksResourceRoutePlugin {
 /// The key set as `application/json` (RFC 7517 allows `application/jwk-set+json` too; plain
 /// JSON is what every client library fetches).
 async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
-    let mut response = HttpResponse::Ok().json(state.oauth.keys.jwks());
+    let mut response = HttpResponse::Ok().json(state.services.oauth.keys.jwks());
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("public, max-age=300"),

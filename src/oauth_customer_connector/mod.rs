@@ -5,13 +5,14 @@
 
 use crate::customer::{self, Customer};
 use crate::db::DbConnection;
-use crate::login::{self, Accounts, LoginAttempt, LoginDeps, LoginError, LoginOutcome, Username};
+use crate::login::{self, Accounts, LoginAttempt, LoginError, LoginOutcome, Username};
 use crate::oauth::identity::{Identity, Principal};
 use crate::oauth::{
     Grant, IssuedTokens, OAuthError, OAuthServer, SCOPE_CUSTOMER, SCOPE_CUSTOMER_IMPERSONATION,
 };
 use crate::password::Password;
 use crate::security_blocker::EntityType;
+use crate::services::Services;
 
 fn principal(customer: &Customer) -> Principal {
     Principal::Customer {
@@ -61,7 +62,7 @@ impl Accounts for Customers {
 
 /// Logs a customer in by email and password.
 pub async fn authenticate(
-    deps: &LoginDeps,
+    deps: &Services,
     attempt: LoginAttempt,
 ) -> Result<LoginOutcome<Customer>, LoginError> {
     login::counted_password_grant::<Customers>(deps, attempt).await

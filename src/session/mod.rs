@@ -12,14 +12,17 @@ pub mod php;
 
 use std::net::IpAddr;
 
+use chrono::NaiveDateTime;
+
 use crate::agent;
 use crate::db::{self, DbConnection};
-use crate::login::{LoginDeps, LoginError};
+use crate::login::LoginError;
 use crate::oauth::identity::{Identity, Principal};
 use crate::oauth::refresh_token::{self, Exchange, RefreshTokenRow, Refusal};
 use crate::oauth::{hash_refresh_token, php_token, Grant, IssuedTokens, OAuthError, OAuthServer};
 use crate::password::StillWanted;
 use crate::security_blocker::Blocked;
+use crate::services::Services;
 
 /// What a refresh came to.
 #[derive(Debug)]
@@ -83,7 +86,7 @@ pub enum Revocation {
 /// Refreshes a presented refresh token: glue's own, or (when the shop's keys are configured)
 /// one the shop's PHP Glue issued. Counted into `glue_refreshes_total{outcome}`.
 pub async fn refresh(
-    deps: &LoginDeps,
+    deps: &Services,
     presented: String,
     ip: Option<IpAddr>,
     still_wanted: StillWanted,
@@ -141,7 +144,7 @@ fn refresh_native(
         return rejected(RefreshRejection::Unknown);
     };
     let grace = oauth.grace();
-    let now = db::now();
+    let now = oauth.shop_now();
     match refresh_token::refusal(&current, &oauth.settings.client_id, now) {
         // A token retired within the grace window may still be honoured: the exchange decides
         // under the row lock.
@@ -152,7 +155,7 @@ fn refresh_native(
                 // hung) cannot revoke a session once the database answers again.
                 db::retry_deadlocks(|| {
                     db::write_transaction(&mut *conn, |conn| {
-                        refresh_token::revoke_family(conn, family, db::now())
+                        refresh_token::revoke_family(conn, family, oauth.shop_now())
                     })
                 })?;
             }
@@ -169,8 +172,14 @@ fn refresh_native(
     }
     let (tokens, successor) = oauth.new_pair(&grant, family)?;
     Ok(
-        match refresh_token::exchange(conn, &current, &successor, &oauth.settings.client_id, grace)?
-        {
+        match refresh_token::exchange(
+            conn,
+            &current,
+            &successor,
+            &oauth.settings.client_id,
+            grace,
+            oauth.shop_now(),
+        )? {
             Exchange::Rotated => RefreshOutcome::Rotated(tokens),
             Exchange::Reused => RefreshOutcome::Reused,
             Exchange::Refused(refusal) => RefreshOutcome::Rejected(refusal.into()),
@@ -198,7 +207,7 @@ fn grant_of(row: &RefreshTokenRow) -> Option<Grant> {
 /// for `mine`, or the one a PHP refresh token names (opened like an exchange, when PHP Glue's
 /// tokens are accepted).
 pub async fn revoke(
-    deps: &LoginDeps,
+    deps: &Services,
     caller: Identity,
     target: RevokeTarget,
     ip: Option<IpAddr>,
@@ -217,21 +226,23 @@ pub async fn revoke(
         }
         RevokeTarget::Token(token) => {
             let identifier = hash_refresh_token(&token);
+            let oauth = deps.oauth.clone();
             db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
                 revoke_settled(conn, |conn| {
                     let owned: Vec<_> = refresh_token::find(conn, &identifier)?
                         .filter(|row| identity_of(row).is_some_and(|id| caller.owns(&id)))
                         .into_iter()
                         .collect();
-                    refresh_token::revoke_rows(conn, &owned)
+                    refresh_token::revoke_rows(conn, &owned, oauth.shop_now())
                 })?;
                 Ok(Revocation::Done)
             })
             .await
         }
         RevokeTarget::Mine => {
+            let oauth = deps.oauth.clone();
             db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-                revoke_settled(conn, |conn| revoke_mine(conn, &caller))?;
+                revoke_settled(conn, |conn| revoke_mine(conn, &caller, oauth.shop_now()))?;
                 Ok(Revocation::Done)
             })
             .await
@@ -266,6 +277,7 @@ fn revoke_settled(
 fn revoke_mine(
     conn: &mut DbConnection,
     caller: &Identity,
+    now: NaiveDateTime,
 ) -> diesel::QueryResult<refresh_token::Revoked> {
     match &caller.subject {
         Principal::Customer { reference, .. } => {
@@ -273,11 +285,11 @@ fn revoke_mine(
                 .into_iter()
                 .filter(|row| identity_of(row).is_some_and(|id| caller.includes(&id)))
                 .collect();
-            refresh_token::revoke_rows(conn, &mine)
+            refresh_token::revoke_rows(conn, &mine, now)
         }
         // An agent's sessions are those that hang on it (its logins and its impersonations),
         // PHP Glue's rows of it included.
-        Principal::Agent { id_user } => agent_pass(conn, *id_user, false),
+        Principal::Agent { id_user } => agent_pass(conn, *id_user, false, now),
     }
 }
 
@@ -288,6 +300,7 @@ fn agent_pass(
     conn: &mut DbConnection,
     id_agent: i64,
     unkeyed_glue_rows: bool,
+    now: NaiveDateTime,
 ) -> diesel::QueryResult<refresh_token::Revoked> {
     let mut rows = refresh_token::live_rows_keyed_to_agent(conn, id_agent)?;
     rows.extend(
@@ -295,7 +308,7 @@ fn agent_pass(
             .into_iter()
             .filter(|row| identity_of(row).is_some_and(|id| id.agent() == Some(id_agent))),
     );
-    refresh_token::revoke_rows(conn, &rows)
+    refresh_token::revoke_rows(conn, &rows, now)
 }
 
 /// Runs `change` on the agent `id_agent` (a password change, a deactivation) and ends every
@@ -313,11 +326,11 @@ pub fn change_agent_and_end_sessions<T>(
     let (value, first) = db::retry_deadlocks(|| {
         db::write_transaction(&mut *conn, |conn| {
             let value = change(conn)?;
-            Ok((value, agent_pass(conn, id_agent, true)?))
+            Ok((value, agent_pass(conn, id_agent, true, db::now())?))
         })
     })?;
     let more = if first.contested {
-        revoke_settled(conn, |conn| agent_pass(conn, id_agent, true))?
+        revoke_settled(conn, |conn| agent_pass(conn, id_agent, true, db::now()))?
     } else {
         0
     };

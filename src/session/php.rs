@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use super::{still_entitled, RefreshOutcome, RefreshRejection, Revocation};
 use crate::db::{self, DbConnection};
-use crate::login::{LoginDeps, LoginError};
+use crate::login::LoginError;
 use crate::oauth::identity::Identity;
 use crate::oauth::php_token::{self, PhpRefreshPayload};
 use crate::oauth::refresh_token::{self, Refusal};
@@ -20,6 +20,7 @@ use crate::oauth::{Grant, OAuthError, OAuthServer};
 use crate::password::StillWanted;
 use crate::secret::Secret;
 use crate::security_blocker::{Admission, Blocked, EntityType, Reservation, SecurityBlocker};
+use crate::services::Services;
 
 /// The shop's refresh-token encryption key, when PHP Glue's tokens are accepted
 /// (`oauth.key_source = "spryker-env"`).
@@ -44,7 +45,7 @@ enum Opened {
 
 /// Decrypts `token` with the shop's `encryption_key` under the blocker and the bounded queue.
 async fn open(
-    deps: &LoginDeps,
+    deps: &Services,
     encryption_key: Secret,
     token: String,
     ip: Option<IpAddr>,
@@ -100,7 +101,7 @@ fn settle(
 
 /// Exchanges a PHP refresh token for glue's own pair (see [`exchange_payload`]).
 pub async fn exchange(
-    deps: &LoginDeps,
+    deps: &Services,
     encryption_key: Secret,
     token: String,
     ip: Option<IpAddr>,
@@ -136,7 +137,7 @@ pub fn exchange_payload(
     if payload.client_id != oauth.settings.client_id {
         return rejected(RefreshRejection::WrongClient);
     }
-    if payload.expire_time < crate::oauth::now_s() {
+    if payload.expire_time < oauth.now_s() {
         return rejected(RefreshRejection::Expired);
     }
     let Some(row) = refresh_token::find(conn, &payload.refresh_token_id)? else {
@@ -146,7 +147,7 @@ pub fn exchange_payload(
     if row.family.is_some() {
         return rejected(RefreshRejection::Unknown);
     }
-    match refresh_token::refusal(&row, &oauth.settings.client_id, db::now()) {
+    match refresh_token::refusal(&row, &oauth.settings.client_id, oauth.shop_now()) {
         // PHP Glue rotated or revoked it: no reuse detection for a family glue never had.
         Some(Refusal::Retired | Refusal::Revoked) => return rejected(RefreshRejection::Revoked),
         Some(refusal) => return rejected(refusal.into()),
@@ -166,7 +167,9 @@ pub fn exchange_payload(
     let (tokens, successor) = oauth.new_pair(&grant, &OAuthServer::new_family())?;
     let won = db::retry_deadlocks(|| {
         db::write_transaction(&mut *conn, |conn| {
-            if refresh_token::retire_foreign(conn, row.id_oauth_refresh_token, db::now())? == 0 {
+            if refresh_token::retire_foreign(conn, row.id_oauth_refresh_token, oauth.shop_now())?
+                == 0
+            {
                 return Ok(false);
             }
             refresh_token::insert(conn, &successor)?;
@@ -184,7 +187,7 @@ pub fn exchange_payload(
 /// names if PHP Glue wrote it for that customer (compared as values). Nothing tells the caller
 /// whether a row was revoked.
 pub async fn revoke(
-    deps: &LoginDeps,
+    deps: &Services,
     encryption_key: Secret,
     token: String,
     ip: Option<IpAddr>,
@@ -196,10 +199,10 @@ pub async fn revoke(
         Opened::Invalid => return Ok(Revocation::Done),
         Opened::Blocked(blocked) => return Ok(Revocation::Blocked(blocked)),
     };
-    let client_id = deps.oauth.settings.client_id.clone();
+    let oauth = deps.oauth.clone();
     let blocker = deps.blocker.clone();
     db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        let revoked = if payload.client_id == client_id {
+        let revoked = if payload.client_id == oauth.settings.client_id {
             db::retry_deadlocks(|| {
                 db::write_transaction(&mut *conn, |conn| {
                     match refresh_token::find(conn, &payload.refresh_token_id)? {
@@ -208,7 +211,11 @@ pub async fn revoke(
                                 && Identity::parse(&row.user_identifier, None)
                                     .is_some_and(|id| caller.owns(&id)) =>
                         {
-                            refresh_token::revoke_one(conn, row.id_oauth_refresh_token)
+                            refresh_token::revoke_one(
+                                conn,
+                                row.id_oauth_refresh_token,
+                                oauth.shop_now(),
+                            )
                         }
                         _ => Ok(0),
                     }

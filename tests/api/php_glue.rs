@@ -583,6 +583,7 @@ async fn racing_exchanges_have_one_winner(backend: Backend) {
     let oauth = std::sync::Arc::new(glue::oauth::OAuthServer::new(
         std::sync::Arc::new(keys),
         settings,
+        std::sync::Arc::new(glue::clock::SystemClock),
     ));
     let racers = 8;
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(racers));

@@ -1,0 +1,20 @@
+//! The shared services every flow runs on, built once in `startup.rs`: the connection pool,
+//! the OAuth server, the security blocker, the bcrypt verifier and the metrics.
+
+use std::sync::Arc;
+
+use crate::db::DbPool;
+use crate::metrics::Metrics;
+use crate::oauth::OAuthServer;
+use crate::password::PasswordVerifier;
+use crate::security_blocker::SecurityBlocker;
+
+/// Cheap to clone (everything is shared).
+#[derive(Clone)]
+pub struct Services {
+    pub pool: DbPool,
+    pub oauth: Arc<OAuthServer>,
+    pub blocker: Arc<SecurityBlocker>,
+    pub passwords: Arc<PasswordVerifier>,
+    pub metrics: Arc<Metrics>,
+}
