@@ -11,7 +11,8 @@
 //! 3. flows, one outcome enum each: [`login`] (the one login flow), [`session`] (refresh of
 //!    glue's and PHP Glue's refresh tokens, revoke one / `mine`, end an agent's sessions)
 //!    [Oauth refresh grant, OauthRevoke], [`oauth_agent_connector`] [OauthAgentConnector],
-//!    [`oauth_customer_connector`] (password and impersonation grants) [OauthCustomerConnector]
+//!    [`oauth_customer_connector`] (password and impersonation grants) [OauthCustomerConnector];
+//!    [`services`], what they run on
 //! 4. [`oauth`]: keys + JWKS, identities as values, JWT mint/verify, refresh-token rows and
 //!    rules [Oauth]; [`security_blocker`] failed-login counters [SecurityBlocker];
 //!    [`password`] bcrypt compatible with PHP's `password_hash`, batched in SIMD lanes
@@ -21,7 +22,7 @@
 //!
 //! [`glue_application`], the REST core (envelope, errors, negotiation, headers, client address,
 //! plugin and validator traits) [GlueApplication], is used by the resources and `startup` and
-//! itself imports only `db` and `settings`.
+//! itself imports only `db`.
 
 pub mod agent;
 pub mod agent_auth_rest_api;
