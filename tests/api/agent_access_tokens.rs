@@ -335,10 +335,7 @@ async fn an_invalid_authorization_header_is_refused_even_on_login(backend: Backe
             .post(app.url("/agent-access-tokens"))
             .header("Content-Type", JSON_API)
             .header("Authorization", value)
-            .body(
-                json!({"data":{"type":"agent-access-tokens","attributes":{"username":DEMO_USERNAME,"password":DEMO_PASSWORD}}})
-                    .to_string(),
-            )
+            .body(agent_login_body(DEMO_USERNAME, DEMO_PASSWORD).to_string())
             .send()
             .await
             .unwrap();

@@ -1,6 +1,6 @@
 //! The `glue` binary's commands against a real database.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::backends;
 use crate::helpers::*;
@@ -211,49 +211,26 @@ fn keys_generate_writes_a_usable_pair_and_never_overwrites() {
 #[test]
 fn a_bad_setting_stops_startup_naming_the_key() {
     let db = TestDatabase::create(Backend::Sqlite);
-    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(["migrate"])
-        .env("GLUE_ENV", "test")
-        .env("DATABASE_URL", &db.url)
-        .env("GLUE__SERVER__PORT", "not-a-port")
-        .output()
-        .unwrap();
+    let migrate = |environment: &str, env: &[(&str, &str)]| {
+        glue_with_env(environment, &db, env, &["migrate"], None)
+    };
+    let output = migrate("test", &[("GLUE__SERVER__PORT", "not-a-port")]);
     assert_fails_with(&output, "server.port");
-    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(["migrate"])
-        .env("GLUE_ENV", "test")
-        .env("DATABASE_URL", &db.url)
-        .env("GLUE__OAUTH__BCRYPT_COST", "99")
-        .output()
-        .unwrap();
+    let output = migrate("test", &[("GLUE__OAUTH__BCRYPT_COST", "99")]);
     assert_fails_with(&output, "oauth.bcrypt_cost");
-    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(["migrate"])
-        .env("GLUE_ENV", "staging")
-        .output()
-        .unwrap();
+    let output = migrate("staging", &[]);
     assert_fails_with(&output, "GLUE_ENV");
 }
 
 #[test]
 fn production_refuses_a_low_bcrypt_cost_and_a_missing_key() {
     let db = TestDatabase::create(Backend::Sqlite);
-    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(["serve"])
-        .env("GLUE_ENV", "production")
-        .env("DATABASE_URL", &db.url)
-        .env("GLUE__OAUTH__BCRYPT_COST", "9")
-        .output()
-        .unwrap();
-    assert_fails_with(&output, "oauth.bcrypt_cost");
-    let output = Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(["serve"])
-        .env("GLUE_ENV", "production")
-        .env("DATABASE_URL", &db.url)
-        .env("GLUE__SERVER__PORT", "0")
-        .output()
-        .unwrap();
-    assert_fails_with(&output, "no signing key");
+    let serve = |env: &[(&str, &str)]| glue_with_env("production", &db, env, &["serve"], None);
+    assert_fails_with(
+        &serve(&[("GLUE__OAUTH__BCRYPT_COST", "9")]),
+        "oauth.bcrypt_cost",
+    );
+    assert_fails_with(&serve(&[("GLUE__SERVER__PORT", "0")]), "no signing key");
 }
 
 #[tokio::test]
@@ -416,11 +393,8 @@ fn an_unknown_database_url_is_refused_naming_the_accepted_forms() {
     let dir = std::env::temp_dir().join(format!("glue-url-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let run = |url: &str, args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
-            .args(args)
+        glue_command("test", url, &[], args)
             .current_dir(&dir)
-            .env("GLUE_ENV", "test")
-            .env("DATABASE_URL", url)
             .output()
             .unwrap()
     };
@@ -460,15 +434,7 @@ fn an_unknown_database_url_is_refused_naming_the_accepted_forms() {
 #[test]
 fn an_unknown_setting_stops_every_command_naming_it() {
     let db = TestDatabase::create(Backend::Sqlite);
-    let run = |args: &[&str], env: &[(&str, &str)]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
-            .args(args)
-            .env("GLUE_ENV", "test")
-            .env("DATABASE_URL", &db.url)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str], env: &[(&str, &str)]| glue_with_env("test", &db, env, args, None);
     let typo = run(&["serve"], &[("GLUE__SERVR__PORT", "1")]);
     assert_eq!(typo.status.code(), Some(1));
     assert!(
@@ -493,14 +459,17 @@ fn an_unknown_setting_stops_every_command_naming_it() {
 #[test]
 fn config_show_prints_the_effective_settings_with_secrets_redacted() {
     let db = TestDatabase::create(Backend::Sqlite);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(["config", "show"])
-        .env("GLUE_ENV", "test")
-        .env("DATABASE_URL", "postgres://glue:s3cret-pw@127.0.0.1/glue")
-        .env("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key())
-        .env("GLUE__SECURITY_BLOCKER__AGENT__ATTEMPTS", "7")
-        .output()
-        .unwrap();
+    let output = glue_command(
+        "test",
+        "postgres://glue:s3cret-pw@127.0.0.1/glue",
+        &[
+            ("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key()),
+            ("GLUE__SECURITY_BLOCKER__AGENT__ATTEMPTS", "7"),
+        ],
+        &["config", "show"],
+    )
+    .output()
+    .unwrap();
     assert_ok(&output);
     let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(shown["environment"], "test");
@@ -522,16 +491,18 @@ async fn serve_takes_host_port_and_config_overrides() {
         .port();
     let file = std::env::temp_dir().join(format!("glue-{}.toml", uuid::Uuid::new_v4().simple()));
     std::fs::write(&file, "[glue]\nlocale = \"de_DE\"\n").unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--config", file.to_str().unwrap()])
-        .env("GLUE_ENV", "test")
-        .env("DATABASE_URL", &db.url)
-        .env("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let port_text = port.to_string();
+    let mut child = glue_command(
+        "test",
+        &db.url,
+        &[("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key())],
+        &["serve", "--host", "127.0.0.1", "--port", &port_text],
+    )
+    .args(["--config", file.to_str().unwrap()])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let response = loop {

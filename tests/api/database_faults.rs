@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::backends;
 use crate::helpers::*;
 
 /// A TCP proxy to the PostgreSQL server, on its own thread and runtime.
@@ -140,10 +141,10 @@ fn upstream_address(url: &str) -> SocketAddr {
     host_port.to_socket_addrs().unwrap().next().unwrap()
 }
 
-#[tokio::test]
-#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
-async fn postgres_outage_is_503_with_retry_after_and_heals_without_a_restart() {
-    let db = TestDatabase::create(Backend::Postgres);
+backends!(postgres: an_outage_is_503_with_retry_after_and_heals_without_a_restart);
+
+async fn an_outage_is_503_with_retry_after_and_heals_without_a_restart(backend: Backend) {
+    let db = TestDatabase::create(backend);
     let db = Arc::new(db);
     let proxy = FaultProxy::start(upstream_address(&db.url));
     let mut settings = test_settings(&through_proxy(&db.url, proxy.port));
@@ -180,7 +181,7 @@ fn requests_needing_the_database(
     access: &str,
     refresh: &str,
 ) -> Vec<(&'static str, reqwest::RequestBuilder)> {
-    let login = json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":"agent-pass"}}});
+    let login = agent_login_body(username, "agent-pass");
     let refresh = json!({"data":{"type":"refresh-tokens","attributes":{"refreshToken":refresh}}});
     vec![
         (
@@ -298,17 +299,7 @@ async fn a_hung_database_is_503_within_the_bound_and_heals(backend: Backend) {
     assert_eq!(app.search("q=a", &access).await.status(), 200);
 }
 
-#[tokio::test]
-#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
-async fn postgres_hung_database_is_503_within_the_bound_and_heals() {
-    a_hung_database_is_503_within_the_bound_and_heals(Backend::Postgres).await;
-}
-
-#[tokio::test]
-#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
-async fn mysql_hung_database_is_503_within_the_bound_and_heals() {
-    a_hung_database_is_503_within_the_bound_and_heals(Backend::Mysql).await;
-}
+backends!(servers: a_hung_database_is_503_within_the_bound_and_heals);
 
 #[tokio::test]
 async fn a_locked_sqlite_file_is_503_and_leaves_no_partial_row() {

@@ -148,7 +148,7 @@ async fn unknown_paths_and_methods_are_json_api_404s(backend: Backend) {
 
 async fn content_negotiation_answers_415_for_non_json(backend: Backend) {
     let app = spawn_app(backend);
-    let body = json!({"data":{"type":"agent-access-tokens","attributes":{"username":DEMO_USERNAME,"password":DEMO_PASSWORD}}}).to_string();
+    let body = agent_login_body(DEMO_USERNAME, DEMO_PASSWORD).to_string();
     let send = |content_type: Option<&'static str>, accept: Option<&'static str>| {
         let mut request = app
             .client
@@ -400,15 +400,17 @@ async fn cors_refusals_are_json_api_and_tracing_headers_are_allowed() {
 
 #[test]
 fn an_origin_without_a_scheme_is_refused_at_start_up() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(["config", "show"])
-        .env("GLUE_ENV", "test")
-        .env(
+    let output = glue_command(
+        "test",
+        "sqlite://never-opened.db",
+        &[(
             "GLUE__GLUE__CORS_ALLOWED_ORIGINS",
             "https://ok.example,shop.example",
-        )
-        .output()
-        .unwrap();
+        )],
+        &["config", "show"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

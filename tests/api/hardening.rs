@@ -61,10 +61,7 @@ fn agent_login_request(
         .client
         .post(app.url("/agent-access-tokens"))
         .header("Content-Type", JSON_API)
-        .body(
-            json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":password}}})
-                .to_string(),
-        );
+        .body(agent_login_body(username, password).to_string());
     if let Some(address) = forwarded_for {
         request = request.header("X-Forwarded-For", address);
     }
@@ -99,10 +96,7 @@ async fn a_burst_of_wrong_customer_passwords_verifies_at_most_the_limit(backend:
             .client
             .post(app.url("/access-tokens"))
             .header("Content-Type", JSON_API)
-            .body(
-                json!({"data":{"type":"access-tokens","attributes":{"username":"burst@example.com","password":"wrong"}}})
-                    .to_string(),
-            );
+            .body(customer_login_body("burst@example.com", "wrong").to_string());
         async move { request.send().await.unwrap() }
     })
     .await;
@@ -421,10 +415,7 @@ async fn logins_whose_clients_left_are_not_verified(backend: Backend) {
             let request = impatient
                 .post(app.url("/agent-access-tokens"))
                 .header("Content-Type", JSON_API)
-                .body(
-                    json!({"data":{"type":"agent-access-tokens","attributes":{"username":DEMO_USERNAME,"password":"wrong"}}})
-                        .to_string(),
-                );
+                .body(agent_login_body(DEMO_USERNAME, "wrong").to_string());
             tokio::spawn(async move { request.send().await.is_err() })
         })
         .collect();

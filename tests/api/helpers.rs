@@ -283,30 +283,47 @@ pub fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {})
 }
 
-/// Runs each named scenario `async fn name(backend: Backend)` once per backend: `sqlite` always;
-/// `postgres` (needs `GLUE_TEST_DATABASE_URL`) and `mysql` (needs `--features mysql` and
-/// `GLUE_TEST_MYSQL_URL`) when asked for with `--ignored`.
+/// Runs each named scenario `async fn name(backend: Backend)` once per backend, as
+/// `name::sqlite`, `name::postgres` and `name::mysql`: `sqlite` always; `postgres` (needs
+/// `GLUE_TEST_DATABASE_URL`) and `mysql` (needs `--features mysql` and `GLUE_TEST_MYSQL_URL`)
+/// are ignored unless asked for with `--ignored` (CI runs them). `backends!(servers: …)` makes
+/// only the server variants, `backends!(postgres: …)` only PostgreSQL's: the one mechanism for
+/// every backend variant.
 #[macro_export]
 macro_rules! backends {
+    (servers: $($name:ident),* $(,)?) => {
+        $( $crate::backends!(@scenario [postgres, mysql] $name); )*
+    };
+    (postgres: $($name:ident),* $(,)?) => {
+        $( $crate::backends!(@scenario [postgres] $name); )*
+    };
+    (@scenario [$($backend:ident),*] $name:ident) => {
+        mod $name {
+            $( $crate::backends!(@variant $backend $name); )*
+        }
+    };
+    (@variant sqlite $name:ident) => {
+        #[tokio::test]
+        async fn sqlite() {
+            super::$name($crate::helpers::Backend::Sqlite).await;
+        }
+    };
+    (@variant postgres $name:ident) => {
+        #[tokio::test]
+        #[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
+        async fn postgres() {
+            super::$name($crate::helpers::Backend::Postgres).await;
+        }
+    };
+    (@variant mysql $name:ident) => {
+        #[tokio::test]
+        #[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
+        async fn mysql() {
+            super::$name($crate::helpers::Backend::Mysql).await;
+        }
+    };
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name($crate::helpers::Backend::Sqlite).await;
-                }
-                #[tokio::test]
-                #[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
-                async fn postgres() {
-                    super::$name($crate::helpers::Backend::Postgres).await;
-                }
-                #[tokio::test]
-                #[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
-                async fn mysql() {
-                    super::$name($crate::helpers::Backend::Mysql).await;
-                }
-            }
-        )*
+        $( $crate::backends!(@scenario [sqlite, postgres, mysql] $name); )*
     };
 }
 
@@ -333,7 +350,7 @@ impl TestApp {
     pub async fn post_agent_login(&self, username: &str, password: &str) -> reqwest::Response {
         self.post(
             "/agent-access-tokens",
-            &json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":password}}}),
+            &agent_login_body(username, password),
         )
         .await
     }
@@ -401,6 +418,19 @@ impl TestApp {
 }
 
 /// `spy_user.status` for a status name (Propel's ENUM index).
+/// The body of `POST /agent-access-tokens`.
+pub fn agent_login_body(username: impl serde::Serialize, password: impl serde::Serialize) -> Value {
+    json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":password}}})
+}
+
+/// The body of `POST /access-tokens`.
+pub fn customer_login_body(
+    username: impl serde::Serialize,
+    password: impl serde::Serialize,
+) -> Value {
+    json!({"data":{"type":"access-tokens","attributes":{"username":username,"password":password}}})
+}
+
 pub fn status_code(status: &str) -> i16 {
     match status {
         "active" => glue::agent::STATUS_ACTIVE,
@@ -567,11 +597,8 @@ impl TestApp {
     }
 
     pub async fn customer_login(&self, username: &Value, password: &Value) -> reqwest::Response {
-        self.post(
-            "/access-tokens",
-            &json!({"data":{"type":"access-tokens","attributes":{"username":username,"password":password}}}),
-        )
-        .await
+        self.post("/access-tokens", &customer_login_body(username, password))
+            .await
     }
 }
 
@@ -587,10 +614,7 @@ impl TestApp {
             .post(self.url("/agent-access-tokens"))
             .header("Content-Type", JSON_API)
             .header("X-Forwarded-For", forwarded_for)
-            .body(
-                json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":password}}})
-                    .to_string(),
-            )
+            .body(agent_login_body(username, password).to_string())
             .send()
             .await
             .unwrap()
@@ -628,6 +652,25 @@ pub fn glue_in(
     glue_with_env(environment, db, &[], args, stdin)
 }
 
+/// The `glue` binary with `args`, in `environment` (`GLUE_ENV`), on the database `database_url`
+/// (`DATABASE_URL`), logging warnings, with `env` set last (it may override any of them): the
+/// one place a test assembles the command; run it with `.output()`, or see [`glue_with_env`].
+pub fn glue_command(
+    environment: &str,
+    database_url: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_glue"));
+    command
+        .args(args)
+        .env("GLUE_ENV", environment)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied());
+    command
+}
+
 /// [`glue_in`] with more environment variables.
 pub fn glue_with_env(
     environment: &str,
@@ -636,12 +679,7 @@ pub fn glue_with_env(
     args: &[&str],
     stdin: Option<&str>,
 ) -> std::process::Output {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(args)
-        .env("GLUE_ENV", environment)
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
+    let mut child = glue_command(environment, &db.url, env, args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

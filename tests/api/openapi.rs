@@ -162,7 +162,7 @@ async fn every_response_matches_the_openapi_document(backend: Backend) {
             .header("Content-Type", JSON_API)
             .body(body.to_string())
     };
-    let login = |password: &str| json!({"data":{"type":"agent-access-tokens","attributes":{"username":DEMO_USERNAME,"password":password}}});
+    let login = |password: &str| agent_login_body(DEMO_USERNAME, password);
 
     let (_, body) = spec
         .check(
@@ -260,10 +260,7 @@ async fn every_response_matches_the_openapi_document(backend: Backend) {
         Some("open-pass"),
     );
     let customer_login = |username: &str, password: &str| {
-        post(
-            "/access-tokens",
-            json!({"data":{"type":"access-tokens","attributes":{"username":username,"password":password}}}),
-        )
+        post("/access-tokens", customer_login_body(username, password))
     };
     for (request, expected) in [
         (customer_login("openapi@example.com", "open-pass"), 201),

@@ -799,7 +799,7 @@ async fn serve_takes_the_shops_env_and_never_logs_it() {
     let response = server
         .post(
             "/agent-access-tokens",
-            &json!({"data":{"type":"agent-access-tokens","attributes":{"username":DEMO_USERNAME,"password":DEMO_PASSWORD}}}),
+            &agent_login_body(DEMO_USERNAME, DEMO_PASSWORD),
         )
         .await;
     assert_eq!(response.status(), 201);

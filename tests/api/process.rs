@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::backends;
 use crate::helpers::*;
 
 /// A running `glue serve` process.
@@ -25,19 +26,23 @@ impl ServeProcess {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_glue"))
-            .arg("serve")
-            .env("GLUE_ENV", "test")
-            .env("DATABASE_URL", database_url)
-            .env("GLUE__SERVER__PORT", port.to_string())
-            .env("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key())
-            .env("RUST_LOG", "info")
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start glue serve");
+        let port = port.to_string();
+        let child = glue_command(
+            "test",
+            database_url,
+            &[
+                ("GLUE__SERVER__PORT", &port),
+                ("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key()),
+                ("RUST_LOG", "info"),
+            ],
+            &["serve"],
+        )
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start glue serve");
         let process = ServeProcess {
             child: Some(child),
             base: format!("http://127.0.0.1:{port}"),
@@ -126,7 +131,7 @@ async fn demo_login(server: &ServeProcess) -> (String, String) {
 }
 
 fn login_body(username: &str, password: &str) -> Value {
-    json!({"data":{"type":"agent-access-tokens","attributes":{"username":username,"password":password}}})
+    agent_login_body(username, password)
 }
 
 #[tokio::test]
@@ -165,10 +170,10 @@ async fn sigterm_finishes_in_flight_logins_then_exits_zero() {
     assert!(reqwest::get(format!("{base}/healthz")).await.is_err());
 }
 
-#[tokio::test]
-#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
-async fn postgres_two_processes_on_one_postgresql_database_share_every_piece_of_state() {
-    let db = TestDatabase::create(Backend::Postgres);
+backends!(servers: two_processes_on_one_database_share_every_piece_of_state);
+
+async fn two_processes_on_one_database_share_every_piece_of_state(backend: Backend) {
+    let db = TestDatabase::create(backend);
     let blocker = [("GLUE__SECURITY_BLOCKER__AGENT__ATTEMPTS", "3")];
     let a = ServeProcess::start(&db.url, &blocker).await;
     let b = ServeProcess::start(&db.url, &blocker).await;
@@ -376,18 +381,15 @@ fn debug_output_of_settings_redacts_secrets() {
     assert!(debug.contains("[redacted]"));
 }
 
-/// `DATABASE_URL=mysql://…` serves the demo agent from MariaDB: the login's `last_login` is read
-/// back from MariaDB itself.
-#[cfg(feature = "mysql")]
-#[tokio::test]
-#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
-async fn mysql_serve_uses_mariadb_for_the_demo_agent() {
+backends!(serve_uses_the_database_for_the_demo_agent);
+
+/// `glue serve` on each engine serves the demo agent from it: the login's `last_login` and its
+/// refresh token are read back from the database itself.
+async fn serve_uses_the_database_for_the_demo_agent(backend: Backend) {
     use diesel::prelude::*;
-    let db = TestDatabase::create(Backend::Mysql);
-    assert!(db.url.starts_with("mysql://"));
+    let db = TestDatabase::create(backend);
     let server = ServeProcess::start(&db.url, &[]).await;
     demo_login(&server).await;
-    let mut mariadb = diesel::MysqlConnection::establish(&db.url).unwrap();
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
@@ -399,17 +401,10 @@ async fn mysql_serve_uses_mariadb_for_the_demo_agent() {
         "SELECT last_login, (SELECT COUNT(*) FROM spy_oauth_refresh_token) AS tokens \
          FROM spy_user WHERE username = 'admin@spryker.com'",
     )
-    .get_result(&mut mariadb)
+    .get_result(&mut db.connect())
     .unwrap();
     assert!(row.last_login.is_some());
     assert_eq!(row.tokens, 1);
-}
-
-#[cfg(not(feature = "mysql"))]
-#[tokio::test]
-#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
-async fn mysql_serve_uses_mariadb_for_the_demo_agent() {
-    panic!("build with --features mysql");
 }
 
 /// `GLUE_LOG_FORMAT=json`: one JSON object per line; the access line carries the request id

@@ -352,12 +352,7 @@ async fn a_refresh_that_meets_a_locked_database_consumes_nothing() {
 }
 
 fn glue_cli(db_url: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(args)
-        .env("GLUE_ENV", "test")
-        .env("DATABASE_URL", db_url)
-        .output()
-        .unwrap()
+    glue_command("test", db_url, &[], args).output().unwrap()
 }
 
 async fn purge_expired_deletes_only_long_expired_rows(backend: Backend) {

@@ -6,6 +6,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
+use crate::backends;
 use crate::helpers::*;
 
 #[derive(QueryableByName)]
@@ -50,14 +51,17 @@ fn compare(described: Vec<Line>, expected: &str) {
     }
 }
 
-#[tokio::test]
-#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
-async fn postgres_spryker_tables_match_propels_schema() {
-    let db = TestDatabase::create(Backend::Postgres);
-    drop(db.connect()); // migrated
-    let mut conn = diesel::PgConnection::establish(&db.url).unwrap();
-    let described: Vec<Line> = diesel::sql_query(format!(
-        r#"SELECT 'column ' || table_name || '.' || column_name || ' '
+backends!(servers: spryker_tables_match_propels_schema);
+
+/// glue's migrations create Spryker's tables exactly as Propel's schema does on each engine
+/// (columns, types, defaults, sequences, indexes), plus only glue's own search indexes.
+async fn spryker_tables_match_propels_schema(backend: Backend) {
+    let db = TestDatabase::create(backend);
+    let mut conn = db.connect();
+    let (query, expected) = match backend {
+        Backend::Postgres => (
+            format!(
+                r#"SELECT 'column ' || table_name || '.' || column_name || ' '
                || CASE WHEN character_maximum_length IS NOT NULL
                        THEN data_type || '(' || character_maximum_length || ')' ELSE data_type END
                || CASE is_nullable WHEN 'YES' THEN ' NULL' ELSE ' NOT NULL' END
@@ -72,24 +76,12 @@ async fn postgres_spryker_tables_match_propels_schema() {
                || CASE WHEN indexdef LIKE 'CREATE UNIQUE%' THEN ' unique' ELSE '' END
                || ' (' || substring(indexdef from 'USING btree \((.*)\)$') || ')'
            FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN ({TABLES})"#
-    ))
-    .load(&mut conn)
-    .unwrap();
-    compare(
-        described,
-        include_str!("fixtures/spryker-schema-postgres.txt"),
-    );
-}
-
-#[cfg(feature = "mysql")]
-#[tokio::test]
-#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
-async fn mysql_spryker_tables_match_propels_schema() {
-    let db = TestDatabase::create(Backend::Mysql);
-    drop(db.connect()); // migrated
-    let mut conn = diesel::MysqlConnection::establish(&db.url).unwrap();
-    let described: Vec<Line> = diesel::sql_query(format!(
-        r#"SELECT CONCAT('column ', TABLE_NAME, '.', COLUMN_NAME, ' ', COLUMN_TYPE,
+            ),
+            include_str!("fixtures/spryker-schema-postgres.txt"),
+        ),
+        _ => (
+            format!(
+                r#"SELECT CONCAT('column ', TABLE_NAME, '.', COLUMN_NAME, ' ', COLUMN_TYPE,
                   IF(IS_NULLABLE = 'YES', ' NULL', ' NOT NULL'),
                   IF(COLUMN_DEFAULT IS NULL OR COLUMN_DEFAULT = 'NULL', '', CONCAT(' DEFAULT ', COLUMN_DEFAULT)),
                   IF(COLLATION_NAME IS NULL, '', CONCAT(' ', REPLACE(COLLATION_NAME, 'utf8mb3', 'utf8')))) AS line
@@ -101,15 +93,10 @@ async fn mysql_spryker_tables_match_propels_schema() {
            FROM information_schema.STATISTICS
            WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({TABLES})
            GROUP BY TABLE_NAME, INDEX_NAME, NON_UNIQUE"#
-    ))
-    .load(&mut conn)
-    .unwrap();
-    compare(described, include_str!("fixtures/spryker-schema-mysql.txt"));
-}
-
-#[cfg(not(feature = "mysql"))]
-#[tokio::test]
-#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
-async fn mysql_spryker_tables_match_propels_schema() {
-    panic!("build with --features mysql");
+            ),
+            include_str!("fixtures/spryker-schema-mysql.txt"),
+        ),
+    };
+    let described: Vec<Line> = diesel::sql_query(query).load(&mut conn).unwrap();
+    compare(described, expected);
 }

@@ -208,7 +208,7 @@ async fn a_success_does_not_reset_the_counter_and_envelope_errors_do_not_count(b
     let response = app
         .post(
             "/agent-access-tokens",
-            &json!({"data":{"type":"agent-access-tokens","attributes":{"username":"steady@example.com","password":7}}}),
+            &agent_login_body("steady@example.com", 7),
         )
         .await;
     assert_eq!(response.status(), 401);
@@ -344,7 +344,7 @@ async fn concurrent_failures_are_all_counted(backend: Backend) {
             client
                 .post(url)
                 .header("Content-Type", JSON_API)
-                .body(json!({"data":{"type":"agent-access-tokens","attributes":{"username":"burst@example.com","password":"wrong"}}}).to_string())
+                .body(agent_login_body("burst@example.com", "wrong").to_string())
                 .send()
                 .await
                 .unwrap()
@@ -406,12 +406,7 @@ async fn expired_counters_are_swept(backend: Backend) {
     app.clock.set_behind(std::time::Duration::from_secs(10));
     let _ = app.post_agent_login("late@example.com", "x").await;
     assert_eq!(count(), 5);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_glue"))
-        .args(["tokens", "purge-expired"])
-        .env("GLUE_ENV", "test")
-        .env("DATABASE_URL", &app.db.url)
-        .output()
-        .unwrap();
+    let output = glue_in("test", &app.db, &["tokens", "purge-expired"], None);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.starts_with(

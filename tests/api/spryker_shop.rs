@@ -11,6 +11,7 @@ use glue::db::{ConnectionManager, DbConnection, SchemaOwner};
 use serde_json::{json, Value};
 use sha2::Digest;
 
+use crate::backends;
 use crate::helpers::*;
 
 /// The identifier of the refresh-token row the fixture's PHP Glue wrote.
@@ -205,7 +206,7 @@ async fn error_code(response: reqwest::Response) -> (u16, String) {
     )
 }
 
-async fn shop_flow(backend: Backend) {
+async fn serves_a_spryker_shop_database_unchanged(backend: Backend) {
     let _ = env_logger::builder().is_test(true).try_init();
     let db = std::sync::Arc::new(shop_database(backend));
     let before = describe_shop(&db, backend);
@@ -524,7 +525,7 @@ fn user_password(conn: &mut DbConnection, username: &str) -> String {
 }
 
 /// Start-up refusals: each names what is missing.
-async fn refusals(backend: Backend) {
+async fn refuses_a_shop_database_it_cannot_serve(backend: Backend) {
     // No Spryker tables at all.
     let empty = std::sync::Arc::new(TestDatabase::create(backend));
     let error = start(shop_settings(&empty), empty.clone())
@@ -579,29 +580,7 @@ async fn refusals(backend: Backend) {
     assert_eq!(before, describe_shop(&shop, backend));
 }
 
-#[tokio::test]
-#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
-async fn postgres_serves_a_spryker_shop_database_unchanged() {
-    shop_flow(Backend::Postgres).await;
-}
-
-#[tokio::test]
-#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
-async fn mysql_serves_a_spryker_shop_database_unchanged() {
-    shop_flow(Backend::Mysql).await;
-}
-
-#[tokio::test]
-#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
-async fn postgres_refuses_a_shop_database_it_cannot_serve() {
-    refusals(Backend::Postgres).await;
-}
-
-#[tokio::test]
-#[ignore = "needs --features mysql and a MariaDB server: GLUE_TEST_MYSQL_URL (CI runs it)"]
-async fn mysql_refuses_a_shop_database_it_cannot_serve() {
-    refusals(Backend::Mysql).await;
-}
+backends!(servers: serves_a_spryker_shop_database_unchanged, refuses_a_shop_database_it_cannot_serve);
 
 #[test]
 fn spryker_mode_is_refused_on_sqlite() {
@@ -639,12 +618,12 @@ fn an_unknown_time_zone_is_refused() {
     assert!(error.contains("database.timezone"), "{error}");
 }
 
+backends!(postgres: runs_with_the_documented_grants_only);
+
 /// The README's DBA checklist on PostgreSQL: a role with only the listed grants on the shop's
 /// tables, and the schema `glue` created by the DBA (no CREATE on the database).
-#[tokio::test]
-#[ignore = "needs a PostgreSQL server: GLUE_TEST_DATABASE_URL (CI runs it)"]
-async fn postgres_runs_with_the_documented_grants_only() {
-    let db = std::sync::Arc::new(shop_database(Backend::Postgres));
+async fn runs_with_the_documented_grants_only(backend: Backend) {
+    let db = std::sync::Arc::new(shop_database(backend));
     let role = format!("glue_role_{}", uuid::Uuid::new_v4().simple());
     raw_execute(
         &db,
