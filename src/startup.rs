@@ -117,6 +117,10 @@ fn metrics_server(
         )
     })
     .workers(1)
+    // Only the API server handles SIGTERM/SIGINT: an actix server stops the whole system once
+    // it has stopped, and the idle metrics listener would do so at once, cutting the API's
+    // in-flight requests short. The API's stop stops this one (`run_until_stopped`).
+    .disable_signals()
     .listen(listener)?
     .run();
     log::info!(target: "glue::startup", "metrics on http://{address}/metrics (port {port})");
@@ -304,9 +308,11 @@ impl Application {
             Some((_, metrics)) => {
                 let handle = metrics.handle();
                 match futures_util::future::select(self.server, metrics).await {
-                    futures_util::future::Either::Left((served, metrics)) => {
-                        handle.stop(true).await;
-                        let _ = metrics.await;
+                    // The API stopped (gracefully, on a signal) and stops the actix system
+                    // after it: the metrics listener is told to stop, not waited for (its
+                    // workers may already be gone).
+                    futures_util::future::Either::Left((served, _metrics)) => {
+                        drop(handle.stop(false));
                         served
                     }
                     futures_util::future::Either::Right((_, server)) => server.await,

@@ -278,6 +278,7 @@ async fn a_hung_database_is_503_within_the_bound_and_heals(backend: Backend) {
     settings.database.connect_timeout_ms = 500;
     settings.database.statement_timeout_ms = 1000;
     settings.database.pool_size = 4;
+    settings.metrics.listen = "127.0.0.1:0".into();
     let app = start(settings, db.clone()).unwrap();
     let (access, refresh) = app.agent_session("hung@example.com").await;
 
@@ -291,8 +292,23 @@ async fn a_hung_database_is_503_within_the_bound_and_heals(backend: Backend) {
 
     proxy.resume();
     wait_until_ready(&app, Duration::from_secs(20)).await;
-    // Let the stuck work finish before judging what it left behind.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stuck work finishes before what it left behind is judged: every connection is back
+    // in the pool.
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", app.metrics_port.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric_sample(
+        &reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "glue_db_pool_connections_in_use",
+    ) > 0.0
+    {
+        assert!(Instant::now() < deadline, "the stuck work never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Not consumed, and not taken for a replay either.
     let response = app.refresh(&json!(refresh)).await;
     assert_eq!(response.status(), 201);

@@ -123,15 +123,11 @@ async fn demo_login(server: &ServeProcess) -> (String, String) {
     let response = server
         .post(
             "/agent-access-tokens",
-            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
+            &agent_login_body(DEMO_USERNAME, DEMO_PASSWORD),
         )
         .await;
     assert_eq!(response.status(), 201);
     token_pair(response.json().await.unwrap())
-}
-
-fn login_body(username: &str, password: &str) -> Value {
-    agent_login_body(username, password)
 }
 
 #[tokio::test]
@@ -139,8 +135,20 @@ async fn sigterm_finishes_in_flight_logins_then_exits_zero() {
     let db = TestDatabase::create(Backend::Sqlite);
     // The demo agent's hash has cost 12: each login is a few hundred ms of bcrypt, queued on two
     // threads, so SIGTERM lands while most of them are in the middle of bcrypt.
-    let mut server =
-        ServeProcess::start(&db.url, &[("GLUE__SERVER__SHUTDOWN_TIMEOUT_S", "30")]).await;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
+    let mut server = ServeProcess::start(
+        &db.url,
+        &[
+            ("GLUE__SERVER__SHUTDOWN_TIMEOUT_S", "30"),
+            ("GLUE__METRICS__LISTEN", &metrics_listen),
+        ],
+    )
+    .await;
     let mut in_flight = Vec::new();
     for _ in 0..6 {
         let client = reqwest::Client::new();
@@ -149,13 +157,36 @@ async fn sigterm_finishes_in_flight_logins_then_exits_zero() {
             client
                 .post(url)
                 .header("Content-Type", JSON_API)
-                .body(login_body(DEMO_USERNAME, DEMO_PASSWORD).to_string())
+                .body(agent_login_body(DEMO_USERNAME, DEMO_PASSWORD).to_string())
                 .send()
                 .await
                 .map(|r| r.status().as_u16())
         }));
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // SIGTERM once the server holds all six: each is waiting for or in bcrypt, or done.
+    let metrics_url = format!("http://{metrics_listen}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let held = metric_sample(&text, "glue_bcrypt_queue_depth")
+            + metric_sample(
+                &text,
+                "glue_logins_total{kind=\"agent\",outcome=\"issued\"}",
+            );
+        if held >= 6.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the logins never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let base = server.base.clone();
     let (code, _) = tokio::task::spawn_blocking(move || server.terminate())
         .await
@@ -192,7 +223,7 @@ async fn two_processes_on_one_database_share_every_piece_of_state(backend: Backe
     let response = a
         .post(
             "/agent-access-tokens",
-            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
+            &agent_login_body(DEMO_USERNAME, DEMO_PASSWORD),
         )
         .await;
     let (_, rt1) = tokens(response.json().await.unwrap());
@@ -212,7 +243,7 @@ async fn two_processes_on_one_database_share_every_piece_of_state(backend: Backe
     let response = a
         .post(
             "/agent-access-tokens",
-            &login_body(DEMO_USERNAME, DEMO_PASSWORD),
+            &agent_login_body(DEMO_USERNAME, DEMO_PASSWORD),
         )
         .await;
     let (access, rt) = tokens(response.json().await.unwrap());
@@ -230,7 +261,10 @@ async fn two_processes_on_one_database_share_every_piece_of_state(backend: Backe
     for server in [&a, &b, &a] {
         assert_eq!(
             server
-                .post("/agent-access-tokens", &login_body(DEMO_USERNAME, "wrong"))
+                .post(
+                    "/agent-access-tokens",
+                    &agent_login_body(DEMO_USERNAME, "wrong")
+                )
                 .await
                 .status(),
             401
@@ -241,7 +275,7 @@ async fn two_processes_on_one_database_share_every_piece_of_state(backend: Backe
             server
                 .post(
                     "/agent-access-tokens",
-                    &login_body(DEMO_USERNAME, DEMO_PASSWORD)
+                    &agent_login_body(DEMO_USERNAME, DEMO_PASSWORD)
                 )
                 .await
                 .status(),
@@ -260,7 +294,7 @@ async fn no_password_or_token_reaches_the_logs() {
     let _ = server
         .post(
             "/agent-access-tokens",
-            &login_body(DEMO_USERNAME, "wrong-password-123"),
+            &agent_login_body(DEMO_USERNAME, "wrong-password-123"),
         )
         .await;
     let (access, refresh) = demo_login(&server).await;
@@ -436,7 +470,7 @@ async fn json_logs_carry_the_request_id_and_client_address() {
     let failed = server
         .post(
             "/agent-access-tokens",
-            &login_body(DEMO_USERNAME, "wrong-password-123"),
+            &agent_login_body(DEMO_USERNAME, "wrong-password-123"),
         )
         .await;
     let failed_id = failed.headers()["x-request-id"]
