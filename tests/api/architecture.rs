@@ -58,54 +58,60 @@ fn production_code(path: &Path) -> String {
         .join("\n")
 }
 
-/// Top-level module → the top-level modules its files name with `crate::`.
-fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut stack = vec![src.to_path_buf()];
+/// Every `.rs` file below `dir`.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
             }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let relative = path.strip_prefix(src).unwrap();
-            let module = relative
-                .components()
-                .next()
-                .unwrap()
-                .as_os_str()
-                .to_string_lossy()
-                .trim_end_matches(".rs")
-                .to_string();
-            if module == "lib" {
-                continue;
-            }
-            let code = production_code(&path);
-            let used = graph.entry(module.clone()).or_default();
-            for (at, _) in code.match_indices("crate::") {
-                let rest = &code[at + "crate::".len()..];
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                let names: Vec<String> = if name.is_empty() && rest.starts_with('{') {
-                    // `use crate::{a, b::c}`
-                    rest[1..rest.find('}').unwrap()]
-                        .split(',')
-                        .map(|p| p.trim().split("::").next().unwrap().to_string())
-                        .filter(|p| !p.is_empty())
-                        .collect()
-                } else {
-                    vec![name]
-                };
-                for name in names {
-                    if name != module {
-                        used.insert(name);
-                    }
+        }
+    }
+    files
+}
+
+/// Top-level module → the top-level modules its files name with `crate::`.
+fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in rust_files(src) {
+        let relative = path.strip_prefix(src).unwrap();
+        let module = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if module == "lib" {
+            continue;
+        }
+        let code = production_code(&path);
+        let used = graph.entry(module.clone()).or_default();
+        for (at, _) in code.match_indices("crate::") {
+            let rest = &code[at + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let names: Vec<String> = if name.is_empty() && rest.starts_with('{') {
+                // `use crate::{a, b::c}`
+                rest[1..rest.find('}').unwrap()]
+                    .split(',')
+                    .map(|p| p.trim().split("::").next().unwrap().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            } else {
+                vec![name]
+            };
+            for name in names {
+                if name != module {
+                    used.insert(name);
                 }
             }
         }
@@ -190,18 +196,10 @@ fn the_module_graph_has_no_cycle() {
 fn resources_leave_refresh_token_rows_and_php_tokens_to_the_session_flow() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     for resource in ["auth_rest_api", "agent_auth_rest_api"] {
-        let mut stack = vec![src.join(resource)];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let code = production_code(&path);
-                for private in ["oauth::refresh_token", "oauth::php_token", "php_token::"] {
-                    assert!(!code.contains(private), "{} uses {private}", path.display());
-                }
+        for path in rust_files(&src.join(resource)) {
+            let code = production_code(&path);
+            for private in ["oauth::refresh_token", "oauth::php_token", "php_token::"] {
+                assert!(!code.contains(private), "{} uses {private}", path.display());
             }
         }
     }

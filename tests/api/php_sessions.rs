@@ -65,6 +65,23 @@ fn php_agent_session(app: &TestApp, username: &str) -> (String, String) {
     (token, identifier)
 }
 
+/// Another live PHP row of the agent `username`, which nobody exchanges; its identifier.
+fn second_php_row(app: &TestApp, username: &str) -> String {
+    let agent_id = glue::agent::find_by_username(&mut app.conn(), username)
+        .unwrap()
+        .unwrap()
+        .id_user;
+    let identifier = glue::oauth::random_hex(40);
+    insert_php_row(
+        app,
+        &identifier,
+        "",
+        &php_agent_sub(agent_id.into()),
+        "2099-01-01 00:00:00",
+    );
+    identifier
+}
+
 async fn a_customers_logout_of_everything_ends_her_exchanged_session(backend: Backend) {
     let app = spawn_migrating_app(backend);
     let (php_token, _, _) = php_session(&app, "DE--V1");
@@ -154,18 +171,7 @@ async fn a_password_change_ends_an_agents_exchanged_and_php_sessions(backend: Ba
     assert_eq!(app.search("q=x", &agent_access).await.status(), 200);
     let (customer_access, customer_refresh) = impersonation(&app, &agent_access, "DE--1").await;
     // A second PHP row of the agent that nobody exchanged.
-    let agent_id = glue::agent::find_by_username(&mut app.conn(), "exchanged@example.com")
-        .unwrap()
-        .unwrap()
-        .id_user;
-    let untouched = glue::oauth::random_hex(40);
-    insert_php_row(
-        &app,
-        &untouched,
-        "",
-        &php_agent_sub(agent_id.into()),
-        "2099-01-01 00:00:00",
-    );
+    let untouched = second_php_row(&app, "exchanged@example.com");
     // Another agent's exchanged session goes on.
     let (bystander_token, bystander_row) = php_agent_session(&app, "bystander@example.com");
     let (bystander_access, _) = exchange(&app, &bystander_token).await;
@@ -219,18 +225,7 @@ async fn an_agents_logout_of_everything_ends_its_php_rows_and_impersonations(bac
     let (php_token, _) = php_agent_session(&app, "leaving@example.com");
     let (agent_access, agent_refresh) = exchange(&app, &php_token).await;
     let (customer_access, customer_refresh) = impersonation(&app, &agent_access, "DE--1").await;
-    let agent_id = glue::agent::find_by_username(&mut app.conn(), "leaving@example.com")
-        .unwrap()
-        .unwrap()
-        .id_user;
-    let untouched = glue::oauth::random_hex(40);
-    insert_php_row(
-        &app,
-        &untouched,
-        "",
-        &php_agent_sub(agent_id.into()),
-        "2099-01-01 00:00:00",
-    );
+    let untouched = second_php_row(&app, "leaving@example.com");
     // Another agent keeps its PHP row.
     let (_, lookalike_row) = php_agent_session(&app, "lookalike@example.com");
 
