@@ -218,7 +218,7 @@ impl Application {
         if applied > 0 {
             log::info!(target: "glue::db", "applied {applied} migration(s)");
         }
-        let pool = db::build_pool(&settings.database, metrics.clone())?;
+        let pool = db::build_pool(manager.clone(), &settings.database, metrics.clone())?;
         check_database(&settings, &pool, manager.layout(), &passwords)?;
 
         let mut oauth_settings = settings.oauth.clone();

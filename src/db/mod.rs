@@ -188,14 +188,18 @@ impl ConnectionManager {
     /// The manager the settings describe: URL, timeouts and layout.
     pub fn for_settings(settings: &DatabaseSettings) -> Result<Self, ConnectError> {
         settings.zone()?;
-        let url = settings.url.expose();
-        let layout = Layout::resolve(settings.schema_owner, &settings.glue_schema, url)
-            .map_err(ConnectError::Setup)?;
-        Ok(
-            ConnectionManager::new(url, settings.sqlite_busy_timeout_ms)?
-                .with_timeouts(settings.statement_timeout_ms, settings.connect_timeout_ms)
-                .with_layout(layout),
+        let manager =
+            ConnectionManager::new(settings.url.expose(), settings.sqlite_busy_timeout_ms)?;
+        let layout = Layout::resolve(
+            settings.schema_owner,
+            &settings.glue_schema,
+            manager.backend,
+            &manager.url,
         )
+        .map_err(ConnectError::Setup)?;
+        Ok(manager
+            .with_timeouts(settings.statement_timeout_ms, settings.connect_timeout_ms)
+            .with_layout(layout))
     }
 
     /// Where glue's own tables are (see [`layout`]).
@@ -271,13 +275,14 @@ impl r2d2::HandleError<ConnectError> for PoolErrorLogger {
     }
 }
 
-/// Builds the pool without waiting for a connection: a database that is down at start-up shows
-/// up as 503 on requests and as "not ready" on /readyz, not as a hung boot.
+/// Builds the pool of `manager` (made from `settings`, see [`ConnectionManager::for_settings`])
+/// without waiting for a connection: a database that is down at start-up shows up as 503 on
+/// requests and as "not ready" on /readyz, not as a hung boot.
 pub fn build_pool(
+    manager: ConnectionManager,
     settings: &DatabaseSettings,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<DbPool, ConnectError> {
-    let manager = ConnectionManager::for_settings(settings)?;
     let zone = settings.zone()?;
     // A server connection can die with the server or the network: check it on checkout.
     let test_on_check_out = manager.backend().connections_can_die();

@@ -82,12 +82,16 @@ fn mysql_database(url: &str) -> Option<&str> {
 }
 
 impl Layout {
-    /// The layout `owner` and `glue_schema` ask for on the database at `url`.
-    pub fn resolve(owner: SchemaOwner, glue_schema: &str, url: &str) -> Result<Layout, String> {
+    /// The layout `owner` and `glue_schema` ask for on the `backend` database at `url`.
+    pub fn resolve(
+        owner: SchemaOwner,
+        glue_schema: &str,
+        backend: Backend,
+        url: &str,
+    ) -> Result<Layout, String> {
         if owner == SchemaOwner::Glue {
             return Ok(Layout::Glue);
         }
-        let backend = Backend::of_url(url).map_err(|e| e.to_string())?;
         let (default, shop_database) = match backend {
             Backend::Sqlite => {
                 return Err(
@@ -478,7 +482,12 @@ mod tests {
     #[test]
     fn the_glue_layout_needs_nothing_resolved() {
         assert_eq!(
-            Layout::resolve(SchemaOwner::Glue, "anything", "var/glue.sqlite3"),
+            Layout::resolve(
+                SchemaOwner::Glue,
+                "anything",
+                Backend::Sqlite,
+                "var/glue.sqlite3"
+            ),
             Ok(Layout::Glue)
         );
     }
@@ -486,7 +495,12 @@ mod tests {
     #[test]
     fn spryker_mode_puts_glues_tables_beside_the_shops() {
         assert_eq!(
-            Layout::resolve(SchemaOwner::Spryker, "", "postgres://glue@db/shop"),
+            Layout::resolve(
+                SchemaOwner::Spryker,
+                "",
+                Backend::Postgresql,
+                "postgres://glue@db/shop"
+            ),
             Ok(Layout::Spryker {
                 glue_schema: "glue".into(),
                 shop_database: String::new(),
@@ -494,7 +508,12 @@ mod tests {
         );
         if cfg!(feature = "mysql") {
             assert_eq!(
-                Layout::resolve(SchemaOwner::Spryker, "", "mysql://glue@db:3306/shop?x=1"),
+                Layout::resolve(
+                    SchemaOwner::Spryker,
+                    "",
+                    Backend::Mysql,
+                    "mysql://glue@db:3306/shop?x=1"
+                ),
                 Ok(Layout::Spryker {
                     glue_schema: "shop_glue".into(),
                     shop_database: "shop".into(),
@@ -506,7 +525,12 @@ mod tests {
     #[test]
     fn spryker_mode_refuses_what_it_cannot_keep_apart_or_quote() {
         let refused = |schema: &str, url: &str| {
-            Layout::resolve(SchemaOwner::Spryker, schema, url).unwrap_err()
+            let backend = if url.starts_with("postgres") {
+                Backend::Postgresql
+            } else {
+                Backend::Sqlite
+            };
+            Layout::resolve(SchemaOwner::Spryker, schema, backend, url).unwrap_err()
         };
         assert!(refused("", "var/glue.sqlite3").contains("SQLite"));
         assert!(refused("public", "postgres://glue@db/shop").contains("shop's tables"));
