@@ -5,8 +5,11 @@
 //!    hold a valid token);
 //! 3. `Content-Language` on every response (Spryker's security headers come from
 //!    [`security_headers`], which `startup` wraps around everything);
-//! 4. one access-log line per request with the *route pattern* (never a token from the path),
-//!    status and duration; no body, no header values;
+//! 4. one access-log line per request with the method and the *route pattern*, each from a
+//!    closed set (registered patterns and `(unmatched)`; the standard methods and `other`:
+//!    nothing a client chooses, so neither a token sent as a path nor invented paths and methods
+//!    reach the log or grow the metrics' label sets), status and duration; no body, no header
+//!    values;
 //! 5. the request id (`X-Request-Id`, see [`super::context`]) echoed in the answer and, with
 //!    the client address, on every log line written while the request is served.
 //!
@@ -70,19 +73,26 @@ fn negotiate(req: &ServiceRequest) -> Result<(), GlueError> {
     Ok(())
 }
 
-/// An unmatched path as the access log shows it: its first segment, every later one as `*`
-/// (a later segment may be a token).
-fn unmatched_path(path: &str) -> String {
-    let mut segments = path.trim_start_matches('/').split('/');
-    let first: String = segments
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(64)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect();
-    let rest: String = segments.map(|_| "/*").collect();
-    format!("/{first}{rest}")
+/// The route of every path no resource matched, in the access log and the metrics: a path is
+/// the client's to choose (it may be a token, and there is no end to them).
+pub const UNMATCHED_ROUTE: &str = "(unmatched)";
+
+/// A request method as the access log and the metrics show it: the standard ones by name,
+/// every other (a client may invent any) as `other`.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 async fn validate(req: &ServiceRequest, core: &GlueCore) -> Result<(), GlueError> {
@@ -197,11 +207,12 @@ pub async fn glue_core(
     let route = response
         .request()
         .match_pattern()
-        .unwrap_or_else(|| unmatched_path(response.request().path()));
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_string());
+    let method = method_label(&method);
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
     for observer in &core.observers {
-        observer.observe(method.as_str(), &route, status, seconds);
+        observer.observe(method, &route, status, seconds);
     }
     super::context::scope(access_context, async {
         log::info!(
@@ -222,13 +233,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unmatched_path_shows_only_its_first_segment() {
-        assert_eq!(unmatched_path("/nope"), "/nope");
-        assert_eq!(unmatched_path("/"), "/");
-        assert_eq!(
-            unmatched_path("/refresh-tokens/secret/x"),
-            "/refresh-tokens/*/*"
-        );
+    fn invented_methods_are_one_label() {
+        use actix_web::http::Method;
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for invented in ["M007ETHOD", "get", "PROPFIND", "X"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(invented.as_bytes()).unwrap()),
+                "other"
+            );
+        }
     }
 
     #[test]

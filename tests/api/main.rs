@@ -13,6 +13,7 @@ mod database_faults;
 mod discovery;
 mod glue_core;
 mod hardening;
+mod hostile_traffic;
 mod impersonation;
 mod metrics;
 mod openapi;
