@@ -251,14 +251,16 @@ fn check_password(settings: &Settings, password: String) -> Result<String, CliEr
     if password.is_empty() {
         return Err(refused("the password must not be empty"));
     }
+    if password.contains('\0') {
+        return Err(refused(
+            "the password must not contain NUL bytes (bcrypt implementations differ at them: PHP's ends the password there, bcrypt's key schedule repeats it)",
+        ));
+    }
     let min = settings.oauth.password_min_length;
     if password.chars().count() < min {
         return Err(refused(format!(
             "the password must have at least {min} characters (oauth.password_min_length)"
         )));
-    }
-    if settings.environment == Environment::Production && password == agent::DEMO_PASSWORD {
-        return Err(refused("the demo password is refused in production"));
     }
     if password.len() > password::BCRYPT_MAX_BYTES {
         return Err(refused(format!(
@@ -267,6 +269,20 @@ fn check_password(settings: &Settings, password: String) -> Result<String, CliEr
         )));
     }
     Ok(password)
+}
+
+/// The bcrypt hash of a new password read with [`read_password`]. Production refuses one that
+/// verifies against the demo password — compared by verification, not by text, so no spelling
+/// bcrypt treats alike (a suffix past 72 bytes, a repetition of it) gets through.
+fn hash_new_password(settings: &Settings, input: &PasswordInput) -> Result<String, CliError> {
+    let secret = read_password(settings, input)?;
+    let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
+    if settings.environment == Environment::Production
+        && password::verify(agent::DEMO_PASSWORD, &hash)
+    {
+        return Err(refused("the demo password is refused in production"));
+    }
+    Ok(hash)
 }
 
 fn read_password(settings: &Settings, input: &PasswordInput) -> Result<String, CliError> {
@@ -375,8 +391,7 @@ fn agent_create(
     if username.trim().is_empty() {
         return Err(refused("the username must not be empty"));
     }
-    let secret = read_password(settings, input)?;
-    let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
+    let hash = hash_new_password(settings, input)?;
     let mut conn = connect(settings)?;
     let id = agent::create(
         &mut conn,
@@ -500,8 +515,7 @@ fn agent_set_password(
     else {
         return Err(refused(format!("no agent with username {username:?}")));
     };
-    let secret = read_password(settings, input)?;
-    let hash = password::hash(&secret, settings.oauth.bcrypt_cost)?;
+    let hash = hash_new_password(settings, input)?;
     // The new hash and the end of every session commit together.
     let (changed, ended) =
         crate::session::change_agent_and_end_sessions(&mut conn, user.id_user.into(), |conn| {

@@ -47,13 +47,6 @@ pub struct LoginAttempt {
     pub still_wanted: StillWanted,
 }
 
-impl LoginAttempt {
-    /// The name the security blocker counts under (empty when missing).
-    fn counted_name(&self) -> &str {
-        self.username.as_ref().map_or("", Username::as_str)
-    }
-}
-
 /// What a login came to.
 #[derive(Debug)]
 pub enum LoginOutcome<U> {
@@ -84,6 +77,13 @@ pub trait Accounts: Send + 'static {
     type User: Send + 'static;
     /// Whose counters the security blocker keeps.
     const ENTITY: EntityType;
+    /// The key the security blocker counts `username` under: every spelling [`Accounts::find`]
+    /// takes for one account must share one count, and a name no account has is counted exactly
+    /// like one that exists. By default lower-cased (Rust's Unicode folding): an exact lookup
+    /// (agents) then shares one count among spellings it keeps apart, which is stricter.
+    fn account_key(_conn: &mut DbConnection, username: &Username) -> QueryResult<String> {
+        Ok(username.as_str().to_lowercase())
+    }
     /// The user that may log in with this name, and its bcrypt hash (if it has one).
     fn find(
         conn: &mut DbConnection,
@@ -120,13 +120,11 @@ pub async fn counted_password_grant<A: Accounts>(
         Ok(LoginOutcome::InvalidCredentials) => Some("invalid"),
         Ok(LoginOutcome::Blocked(_)) => Some("blocked"),
         Err(LoginError::Password(PasswordError::Overloaded)) => Some("shed"),
+        Err(LoginError::Password(PasswordError::Abandoned)) => Some("abandoned"),
         Err(_) => None,
     };
     if let Some(outcome) = outcome {
-        let kind = match A::ENTITY {
-            EntityType::Agent => "agent",
-            EntityType::Customer => "customer",
-        };
+        let kind = A::ENTITY.name();
         deps.metrics
             .logins
             .with_label_values(&[kind, outcome])
@@ -145,22 +143,37 @@ enum Lookup<U> {
     },
 }
 
-/// Logs in to `A`'s accounts: a place in the bcrypt queue, the blocker's reservation and the
-/// lookup, one verification at the target cost, then a new token pair (and `A::logged_in`, and
-/// a new hash when the old one was cheaper than configured) or a counted failure.
+/// Logs in to `A`'s accounts: the blocker's check (a read; a blocked key takes no place in the
+/// bcrypt queue), a place in the queue, the blocker's reservation and the lookup, one
+/// verification at the target cost, then a new token pair (and `A::logged_in`, and a new hash
+/// when the old one was cheaper than configured) or a counted failure. An attempt that is never
+/// verified (its client left while it waited) gives its places back.
 pub async fn password_grant<A: Accounts>(
     deps: &Services,
     attempt: LoginAttempt,
 ) -> Result<LoginOutcome<A::User>, LoginError> {
+    let blocker = deps.blocker.clone();
+    let checked = attempt.clone();
+    let (account, refused) = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+        let account = match &checked.username {
+            Some(username) => A::account_key(conn, username)?,
+            None => String::new(),
+        };
+        let refused = blocker.check(conn, A::ENTITY, checked.ip, &account)?;
+        Ok((account, refused))
+    })
+    .await?;
+    if let Some(blocked) = refused {
+        return Ok(LoginOutcome::Blocked(blocked));
+    }
     let slot = deps.passwords.slot()?;
     let blocker = deps.blocker.clone();
     let lookup = attempt.clone();
     let looked_up = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        let reservation =
-            match blocker.reserve(conn, A::ENTITY, lookup.ip, lookup.counted_name())? {
-                Admission::Blocked(blocked) => return Ok(Lookup::Blocked(blocked)),
-                Admission::Admitted(reservation) => reservation,
-            };
+        let reservation = match blocker.reserve(conn, A::ENTITY, lookup.ip, &account)? {
+            Admission::Blocked(blocked) => return Ok(Lookup::Blocked(blocked)),
+            Admission::Admitted(reservation) => reservation,
+        };
         let found = match &lookup.username {
             Some(username) => A::find(conn, username)?,
             None => None,
@@ -185,7 +198,7 @@ pub async fn password_grant<A: Accounts>(
         } => (reservation, user, hash),
     };
     let verified_hash = hash.clone();
-    let verification = deps
+    let verification = match deps
         .passwords
         .verify(
             slot,
@@ -193,7 +206,19 @@ pub async fn password_grant<A: Accounts>(
             attempt.password.clone().map(A::password_form),
             hash,
         )
-        .await?;
+        .await
+    {
+        Ok(verification) => verification,
+        Err(error) => {
+            // Never verified: the attempt proved nothing, its places go back.
+            let blocker = deps.blocker.clone();
+            db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                Ok(blocker.release(conn, &reservation)?)
+            })
+            .await?;
+            return Err(error.into());
+        }
+    };
     let blocker = deps.blocker.clone();
     let username = attempt.username.clone();
     let oauth = deps.oauth.clone();

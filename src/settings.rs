@@ -88,6 +88,11 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub shutdown_timeout_s: u64,
+    /// A request body must arrive within this many seconds of its headers (408 otherwise).
+    pub body_timeout_s: u64,
+    /// Open client connections the process accepts at most (divided among the workers); more
+    /// wait in the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -264,6 +269,42 @@ pub enum SettingsError {
     Invalid { key: String, message: String },
 }
 
+/// The `GLUE_…` variables of the project that are not settings (`GLUE__SECTION__KEY` are): the
+/// environment, the log format and an extra config file glue reads, and the variables its tests
+/// and CI scripts export. Any other `GLUE_…` variable is refused at start-up: it is a setting
+/// misspelt (`GLUE_OAUTH__…` with one underscore, `GLUE_DATABASE_SCHEMA_OWNER`) that would
+/// otherwise be silently ignored.
+pub const PROJECT_VARIABLES: &[&str] = &[
+    "GLUE_ENV",
+    "GLUE_LOG_FORMAT",
+    "GLUE_CONFIG_FILE",
+    "GLUE_TEST_DATABASE_URL",
+    "GLUE_TEST_MYSQL_URL",
+    "GLUE_BASE",
+];
+
+/// Refuses a `GLUE_…` variable among `names` that is neither a setting nor in
+/// [`PROJECT_VARIABLES`], naming it and the form settings take.
+pub fn check_variable_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), SettingsError> {
+    for name in names {
+        if name.starts_with("GLUE_")
+            && !name.starts_with("GLUE__")
+            && !PROJECT_VARIABLES.contains(&name)
+        {
+            return Err(invalid(
+                name,
+                format!(
+                    "is not a setting: settings are GLUE__SECTION__KEY, with two underscores after GLUE and between the parts (e.g. GLUE__DATABASE__SCHEMA_OWNER); the other GLUE_ variables are {}",
+                    PROJECT_VARIABLES.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// True for `*` or an origin `http(s)://host[:port]` (a trailing `/` is allowed).
 pub fn is_valid_origin(origin: &str) -> bool {
     if origin == "*" {
@@ -311,6 +352,10 @@ impl Settings {
 
     /// Loads the layers for `environment`, reading the process environment for overrides.
     pub fn load_for(environment: Environment) -> Result<Self, SettingsError> {
+        let names: Vec<String> = std::env::vars_os()
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        check_variable_names(names.iter().map(String::as_str))?;
         let mut builder = Config::builder()
             .add_source(File::from_str(
                 include_str!("../config/default.toml"),
@@ -378,6 +423,18 @@ impl Settings {
     fn validate_http(&self) -> Result<(), SettingsError> {
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be at least 1"));
+        }
+        if !(1..=300).contains(&self.server.body_timeout_s) {
+            return Err(invalid(
+                "server.body_timeout_s",
+                "must be between 1 and 300",
+            ));
+        }
+        if self.server.max_connections < self.worker_count() {
+            return Err(invalid(
+                "server.max_connections",
+                "must be at least one per worker (server.workers)",
+            ));
         }
         for (key, url) in [
             ("glue.base_url", &self.glue.base_url),
@@ -482,6 +539,26 @@ impl Settings {
         if !(0..=19).contains(&self.oauth.bcrypt_nice) {
             return Err(invalid("oauth.bcrypt_nice", "must be between 0 and 19"));
         }
+        if self.environment == Environment::Production {
+            if self.oauth.leeway_s > 300 {
+                return Err(invalid(
+                    "oauth.leeway_s",
+                    "must be at most 300 (5 minutes) in production",
+                ));
+            }
+            if self.oauth.bcrypt_queue_depth > 1024 {
+                return Err(invalid(
+                    "oauth.bcrypt_queue_depth",
+                    "must be at most 1024 in production (a deeper queue only makes waiting logins time out)",
+                ));
+            }
+            if !self.oauth.bcrypt_pad_to_stored_cost {
+                return Err(invalid(
+                    "oauth.bcrypt_pad_to_stored_cost",
+                    "must be true in production (otherwise a failure's duration tells whether the account exists)",
+                ));
+            }
+        }
         if self.environment == Environment::Production && self.oauth.bcrypt_cost < 10 {
             return Err(invalid(
                 "oauth.bcrypt_cost",
@@ -493,6 +570,12 @@ impl Settings {
 
     /// `[security_blocker]`: every rule's attempts, window and block.
     fn validate_security_blocker(&self) -> Result<(), SettingsError> {
+        if self.environment == Environment::Production && !self.security_blocker.enabled {
+            return Err(invalid(
+                "security_blocker.enabled",
+                "must be true in production (failed logins would be unlimited)",
+            ));
+        }
         if !(1..=MAX_TTL_S).contains(&self.security_blocker.trusted_address_s) {
             return Err(invalid(
                 "security_blocker.trusted_address_s",
@@ -557,6 +640,12 @@ impl Settings {
         } else {
             self.server.workers
         }
+    }
+
+    /// Open connections each worker accepts: `server.max_connections` divided among the workers
+    /// (rounded down, at least one), so the process never holds more than the setting.
+    pub fn max_connections_per_worker(&self) -> usize {
+        (self.server.max_connections / self.worker_count()).max(1)
     }
 
     /// Concurrent bcrypt verifications: the setting, or one per core.

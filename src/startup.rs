@@ -16,7 +16,8 @@ use crate::glue_application::client_ip::TrustedProxies;
 use crate::glue_application::health::HealthResourceRoutePlugin;
 use crate::glue_application::openapi::OpenApiResourceRoutePlugin;
 use crate::glue_application::{
-    self, middleware::glue_core, GlueCore, ResourceRoutePlugin, ResponseObserver,
+    self, middleware::glue_core, middleware::glue_validation, GlueCore, ResourceRoutePlugin,
+    ResponseObserver,
 };
 use crate::metrics::Metrics;
 use crate::oauth::keys::{KeyError, KeySet};
@@ -236,6 +237,7 @@ impl Application {
                 pool: pool.clone(),
             })],
             observers: vec![Arc::new(Latency(metrics.clone()))],
+            body_timeout: Duration::from_secs(settings.server.body_timeout_s),
         });
         let plugins = resource_route_plugins(&pool);
         let state = web::Data::new(AppState {
@@ -267,6 +269,10 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 // Inner: CORS answers preflights; outer: the core adds its headers to them too.
+                // Innermost: negotiation and validators, whose refusals pass back through CORS;
+                // then CORS, which answers preflights; outside it the core (request id,
+                // access log, envelope), which sees every answer.
+                .wrap(from_fn(glue_validation))
                 .wrap(glue_application::cors::cors(&origins, &cors_headers))
                 .wrap(from_fn(glue_core))
                 .wrap(glue_application::middleware::security_headers())
@@ -275,6 +281,7 @@ impl Application {
         })
         .on_connect(glue_application::connection::on_connect)
         .workers(settings.worker_count())
+        .max_connections(settings.max_connections_per_worker())
         .shutdown_timeout(settings.server.shutdown_timeout_s)
         .client_request_timeout(Duration::from_secs(10))
         .listen(listener)?

@@ -47,11 +47,7 @@ impl AgentCaller {
         conn: &mut DbConnection,
         oauth: &OAuthServer,
     ) -> Result<(), GlueError> {
-        if crate::agent::find_active_agent_by_id(conn, self.id_agent)
-            .map_err(crate::db::DbError::from)?
-            .is_none()
-            || !oauth.session_is_live(conn, &self.token)?
-        {
+        if !crate::session::token_is_live(conn, oauth, &self.token)? {
             return Err(agent_token_invalid());
         }
         Ok(())

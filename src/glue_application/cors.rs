@@ -29,7 +29,9 @@ pub fn cors(allowed_origins: &[String], allowed_headers: &[String]) -> Cors {
         .block_on_origin_mismatch(false);
     for origin in allowed_origins {
         cors = if origin == "*" {
-            cors.allow_any_origin()
+            // Any origin but `null` (sandboxed frames, file: pages, redirects): reflecting it
+            // would grant every such document at once.
+            cors.allowed_origin_fn(|origin, _| origin.as_bytes() != b"null")
         } else {
             cors.allowed_origin(origin.trim_end_matches('/'))
         };

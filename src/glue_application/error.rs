@@ -29,6 +29,7 @@ pub const DETAIL_POST_DATA_INVALID: &str = "Post data is invalid.";
 pub const DETAIL_INVALID_TYPE: &str = "Invalid type.";
 pub const DETAIL_UNSUPPORTED_MEDIA_TYPE: &str = "Unsupported media type.";
 pub const DETAIL_PAYLOAD_TOO_LARGE: &str = "Request body is too large.";
+pub const DETAIL_REQUEST_TIMEOUT: &str = "The request body did not arrive in time.";
 
 /// One entry of `errors`: `code` is omitted when absent, `status` is a number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -84,6 +85,10 @@ impl GlueError {
             None,
             DETAIL_UNSUPPORTED_MEDIA_TYPE,
         )
+    }
+    /// 408: the body did not arrive in time.
+    pub fn request_timeout() -> Self {
+        Self::one(StatusCode::REQUEST_TIMEOUT, None, DETAIL_REQUEST_TIMEOUT)
     }
     pub fn payload_too_large() -> Self {
         Self::one(

@@ -154,6 +154,26 @@ pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
         .add(("referrer-policy", "same-origin"))
 }
 
+/// Steps 1 and 2, negotiation and the request validators, as the innermost middleware: inside
+/// CORS, so that their refusals (401/`001` for an expired token, 415) carry the same CORS
+/// headers as any answer and a browser page can read them (`WWW-Authenticate` included).
+pub async fn glue_validation(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !is_operational(req.request()) {
+        let core = req
+            .app_data::<web::Data<GlueCore>>()
+            .cloned()
+            .ok_or_else(|| actix_web::error::ErrorInternalServerError("core state missing"))?;
+        if let Err(error) = validate(&req, &core).await {
+            let response = actix_web::ResponseError::error_response(&error);
+            return Ok(req.into_response(response).map_into_boxed_body());
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
 pub async fn glue_core(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -170,24 +190,12 @@ pub async fn glue_core(
     );
     let request_id = context.header_value();
     let access_context = context.clone();
-    let validating = core.clone();
     let mut response = super::context::scope(context, async move {
-        let early = if is_operational(req.request()) {
-            Ok(())
-        } else {
-            validate(&req, &validating).await
-        };
-        let response = match early {
-            // An error from an inner middleware (e.g. a refused CORS preflight) is answered in
-            // the JSON:API envelope too (actix renders the returned GlueError).
-            Ok(()) => match next.call(req).await {
-                Ok(response) => enveloped_refusal(response.map_into_boxed_body()).await,
-                Err(error) => return Err(enveloped(&error).into()),
-            },
-            Err(error) => {
-                let response = actix_web::ResponseError::error_response(&error);
-                req.into_response(response).map_into_boxed_body()
-            }
+        // An error from an inner middleware (e.g. a refused CORS preflight) is answered in the
+        // JSON:API envelope too (actix renders the returned GlueError).
+        let response = match next.call(req).await {
+            Ok(response) => enveloped_refusal(response.map_into_boxed_body()).await,
+            Err(error) => return Err(enveloped(&error).into()),
         };
         Ok::<_, actix_web::Error>(response)
     })

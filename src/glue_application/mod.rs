@@ -56,6 +56,8 @@ pub struct GlueCore {
     pub trusted_proxies: TrustedProxies,
     pub validators: Vec<Arc<dyn RequestValidator>>,
     pub observers: Vec<Arc<dyn ResponseObserver>>,
+    /// How long a request body may take to arrive after its headers.
+    pub body_timeout: std::time::Duration,
 }
 
 /// The prefix of an operational resource's name: the middleware skips negotiation and the

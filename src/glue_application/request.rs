@@ -77,8 +77,16 @@ impl FromRequest for RestRequest {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = Bytes::from_request(req, payload);
+        let deadline = req
+            .app_data::<actix_web::web::Data<super::GlueCore>>()
+            .map_or(std::time::Duration::from_secs(10), |core| core.body_timeout);
         Box::pin(async move {
-            let bytes = body.await.map_err(|e| match e.as_error::<PayloadError>() {
+            // A body trickled in (or announced and never sent) holds a connection and a worker's
+            // attention: it gets a deadline, as slow headers do.
+            let body = actix_web::rt::time::timeout(deadline, body)
+                .await
+                .map_err(|_| GlueError::request_timeout())?;
+            let bytes = body.map_err(|e| match e.as_error::<PayloadError>() {
                 Some(PayloadError::Overflow) => GlueError::payload_too_large(),
                 _ => match e.as_response_error().status_code().as_u16() {
                     413 => GlueError::payload_too_large(),

@@ -106,7 +106,18 @@ impl KeySet {
         };
         let mut publics = Vec::new();
         for path in &oauth.verification_key_paths {
-            publics.push((path.clone(), read(Path::new(path))?));
+            let pem = read(Path::new(path))?;
+            if settings.environment == Environment::Production {
+                // A key that verifies is as strong as one that signs: a forged token passes.
+                let bits = public_modulus_bits(&pem)?;
+                if bits < 2048 {
+                    return Err(KeyError::TooShort {
+                        name: format!("oauth.verification_key_paths ({path})"),
+                        bits,
+                    });
+                }
+            }
+            publics.push((path.clone(), pem));
         }
         Self::from_pems(&private_pem, &publics)
     }
@@ -286,6 +297,15 @@ mod der {
         };
         Some(digits.len() * 8 - digits[0].leading_zeros() as usize)
     }
+}
+
+/// The bit length of a PEM public key's RSA modulus.
+fn public_modulus_bits(pem_bytes: &[u8]) -> Result<usize, KeyError> {
+    let public = parse_public(pem_bytes)?;
+    let modulus = public.modulus().big_endian_without_leading_zero();
+    Ok(modulus.first().map_or(0, |first| {
+        modulus.len() * 8 - first.leading_zeros() as usize
+    }))
 }
 
 fn parse_public(pem_bytes: &[u8]) -> Result<PublicKey, KeyError> {

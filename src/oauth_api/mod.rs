@@ -86,7 +86,10 @@ impl RequestValidator for BearerAuthorization {
         let pool = self.pool.clone();
         Box::pin(async move {
             let checked = verified.clone();
-            let live = db::run(&pool, move |conn| oauth.session_is_live(conn, &checked)).await?;
+            let live = db::run(&pool, move |conn| {
+                crate::session::token_is_live(conn, &oauth, &checked)
+            })
+            .await?;
             if !live {
                 return Err(invalid_access_token());
             }

@@ -28,6 +28,12 @@ impl Accounts for Customers {
     type User = Customer;
     const ENTITY: EntityType = EntityType::Customer;
 
+    /// Emails are compared as the database compares them (any case; on MariaDB also accents
+    /// and width): counted under the database's own key of the name.
+    fn account_key(conn: &mut DbConnection, email: &Username) -> diesel::QueryResult<String> {
+        conn.backend().folded_key(conn, email.as_str())
+    }
+
     fn find(
         conn: &mut DbConnection,
         email: &Username,

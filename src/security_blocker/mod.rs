@@ -16,8 +16,18 @@
 //! counter neither counts nor blocks attempts from a trusted address, so failures from
 //! elsewhere cannot lock an agent out of the place it works from.
 //!
-//! Usernames are lower-cased and keys stored as SHA-256, so the tables hold no usernames and
+//! The account is counted under the key the database's own comparison gives its name (see
+//! `Accounts::account_key` in `login`): spellings the lookup matches to one account — case,
+//! and on MariaDB accents and width — share one count, and a name no account has is counted
+//! exactly like one that exists. Keys are stored as SHA-256, so the tables hold no usernames and
 //! have fixed-size keys.
+//!
+//! **Check, then queue, then reserve.** A login first *checks* its counters (a read): a blocked
+//! key is refused before it takes a place in the bcrypt queue, so blocked traffic never
+//! displaces anyone else's login. An attempt that is never verified (its client left while it
+//! waited) gives its places back: a client that does not wait for answers cannot lock anyone
+//! out. PHP Glue refresh tokens count under kinds of their own, so garbage tokens from an
+//! office's address never block its customers' logins.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -39,25 +49,31 @@ use crate::settings::{BlockRule, SecurityBlockerSettings};
 pub enum EntityType {
     Agent,
     Customer,
+    /// Refresh tokens of the shop's PHP Glue, opened during a migration: their own key space,
+    /// with the customer rule per (address, token) and the address rule per address.
+    PhpRefreshToken,
 }
 
 impl EntityType {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             EntityType::Agent => "agent",
             EntityType::Customer => "customer",
+            EntityType::PhpRefreshToken => "php-refresh-token",
         }
     }
     fn per_address(self) -> &'static str {
         match self {
             EntityType::Agent => "agent-address",
             EntityType::Customer => "customer-address",
+            EntityType::PhpRefreshToken => "php-refresh-token-address",
         }
     }
     fn per_account(self) -> &'static str {
         match self {
             EntityType::Agent => "agent-account",
             EntityType::Customer => "customer-account",
+            EntityType::PhpRefreshToken => "php-refresh-token-account",
         }
     }
 }
@@ -150,19 +166,20 @@ impl SecurityBlocker {
         }
     }
 
-    fn reservation(&self, entity: EntityType, ip: Option<IpAddr>, username: &str) -> Reservation {
-        let username = username.to_lowercase();
+    /// The counters of an attempt on `account` (the key its name is counted under) from `ip`.
+    fn reservation(&self, entity: EntityType, ip: Option<IpAddr>, account: &str) -> Reservation {
+        let username = account;
         let address = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
         let per_user_rule = match entity {
             EntityType::Agent => self.settings.agent,
-            EntityType::Customer => self.settings.customer,
+            EntityType::Customer | EntityType::PhpRefreshToken => self.settings.customer,
         };
         Reservation {
             entity,
             counters: vec![
                 Counter {
                     kind: entity.name(),
-                    key: counter_key(&[&address, &username]),
+                    key: counter_key(&[&address, username]),
                     rule: per_user_rule,
                     scope: BlockScope::Address,
                 },
@@ -174,13 +191,58 @@ impl SecurityBlocker {
                 },
                 Counter {
                     kind: entity.per_account(),
-                    key: counter_key(&[&username]),
+                    key: counter_key(&[username]),
                     rule: self.settings.account,
                     scope: BlockScope::Account,
                 },
             ],
-            trust_key: counter_key(&[&address, &username]),
+            trust_key: counter_key(&[&address, username]),
         }
+    }
+
+    /// Whether an attempt on `account` from `ip` would be refused now — a read, taking nothing:
+    /// the check a login makes before it takes a place in the bcrypt queue. [`Self::reserve`]
+    /// decides again under its lock.
+    pub fn check(
+        &self,
+        conn: &mut DbConnection,
+        entity: EntityType,
+        ip: Option<IpAddr>,
+        account: &str,
+    ) -> QueryResult<Option<Blocked>> {
+        if !self.settings.enabled {
+            return Ok(None);
+        }
+        let reservation = self.reservation(entity, ip, account);
+        let now = self.clock.now();
+        let trusted = is_trusted(conn, entity, &reservation.trust_key, now)?;
+        let mut refused: Option<Blocked> = None;
+        for counter in &reservation.counters {
+            if trusted && counter.scope == BlockScope::Account {
+                continue;
+            }
+            let row: Option<(i32, NaiveDateTime, Option<NaiveDateTime>)> = this(counter)
+                .select((dsl::attempts, dsl::window_expires_at, dsl::blocked_until))
+                .first(conn)
+                .optional()?;
+            let Some((attempts, window_expires_at, blocked_until)) = row else {
+                continue;
+            };
+            // A counter whose window or block is over would start again from zero.
+            let over = match blocked_until {
+                Some(until) => until <= now,
+                None => window_expires_at <= now,
+            };
+            if over {
+                continue;
+            }
+            if let Some(blocked) = refusal(counter, attempts + 1, blocked_until, now) {
+                if refused.is_none_or(|r| r.retry_after_s < blocked.retry_after_s) {
+                    refused = Some(blocked);
+                }
+            }
+        }
+        Ok(refused)
     }
 
     /// Takes this attempt's place on each of its counters, or refuses it (taking nothing) when
@@ -431,24 +493,35 @@ fn take_place(
     let (attempts, blocked_until): (i32, Option<NaiveDateTime>) = this(counter)
         .select((dsl::attempts, dsl::blocked_until))
         .first(conn)?;
+    Ok(refusal(counter, attempts, blocked_until, now))
+}
+
+/// Whether a counter holding `attempts` places (this attempt's included) refuses: blocked
+/// now, or its places are all taken by attempts not yet settled.
+fn refusal(
+    counter: &Counter,
+    attempts: i32,
+    blocked_until: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> Option<Blocked> {
     let block_minutes = minutes(counter.rule.block_s);
     if let Some(until) = blocked_until.filter(|until| *until > now) {
         let retry_after_s = u64::try_from((until - now).num_seconds()).unwrap_or(0) + 1;
-        return Ok(Some(Blocked {
+        return Some(Blocked {
             scope: counter.scope,
             block_minutes,
             retry_after_s,
-        }));
+        });
     }
     if i64::from(attempts) > i64::from(counter.rule.attempts) {
         // Full of attempts still being verified: if they fail, the block starts then.
-        return Ok(Some(Blocked {
+        return Some(Blocked {
             scope: counter.scope,
             block_minutes,
             retry_after_s: counter.rule.block_s,
-        }));
+        });
     }
-    Ok(None)
+    None
 }
 
 /// Deletes every counter whose window and block are over, and every expired trust; returns

@@ -15,9 +15,11 @@ use std::net::IpAddr;
 use chrono::NaiveDateTime;
 
 use crate::agent;
+use crate::customer;
 use crate::db::{self, DbConnection};
 use crate::login::LoginError;
 use crate::oauth::identity::{Identity, Principal};
+use crate::oauth::jwt::VerifiedToken;
 use crate::oauth::refresh_token::{self, Exchange, RefreshTokenRow, Refusal};
 use crate::oauth::{hash_refresh_token, php_token, Grant, IssuedTokens, OAuthError, OAuthServer};
 use crate::password::StillWanted;
@@ -115,7 +117,8 @@ pub async fn refresh(
 }
 
 /// True while every principal the session depends on may still hold one: the subject agent
-/// and the acting agent must exist and be active.
+/// and the acting agent must exist and be active; the customer must exist and not be
+/// anonymised (Spryker's `SpyCustomerQuery`, as search, impersonation and login see it).
 pub fn still_entitled(conn: &mut DbConnection, identity: &Identity) -> diesel::QueryResult<bool> {
     for id_agent in [identity.subject.agent_id(), identity.acting_agent]
         .into_iter()
@@ -125,7 +128,29 @@ pub fn still_entitled(conn: &mut DbConnection, identity: &Identity) -> diesel::Q
             return Ok(false);
         }
     }
+    if let Principal::Customer {
+        reference,
+        id_customer,
+    } = &identity.subject
+    {
+        let found = customer::find_by_reference(conn, reference)?;
+        if !found.is_some_and(|c| id_customer.is_none_or(|id| id == i64::from(c.id_customer))) {
+            return Ok(false);
+        }
+    }
     Ok(true)
+}
+
+/// True while an access token may still act: its session has not ended (logout, reuse
+/// detection, a password change or deactivation end it; a token without a session — PHP
+/// Glue's — has nothing to end) and everyone it names is [still entitled](still_entitled).
+/// The check every authenticated request makes (a few indexed reads).
+pub fn token_is_live(
+    conn: &mut DbConnection,
+    oauth: &OAuthServer,
+    token: &VerifiedToken,
+) -> Result<bool, OAuthError> {
+    Ok(oauth.session_is_live(conn, token)? && still_entitled(conn, &token.identity)?)
 }
 
 /// Exchanges one of glue's refresh tokens for a new pair in the same session. The checks and

@@ -51,25 +51,48 @@ async fn open(
     ip: Option<IpAddr>,
     still_wanted: StillWanted,
 ) -> Result<Opened, LoginError> {
+    // Counted per address (and per token salt, which an attacker varies at will), in a key
+    // space of their own: the key identifies no account, and failures here block neither an
+    // account nor the customers' logins from the same address.
+    let counted = token.get(8..72).unwrap_or("").to_string();
+    let entity = EntityType::PhpRefreshToken;
+    let blocker = deps.blocker.clone();
+    let key = counted.clone();
+    let refused = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+        Ok(blocker.check(conn, entity, ip, &key)?)
+    })
+    .await?;
+    if let Some(blocked) = refused {
+        return Ok(Opened::Blocked(blocked));
+    }
     let slot = deps.passwords.slot()?;
-    // Counted per address (and per token salt, which an attacker varies at will): the key
-    // identifies no account, so no account can be locked out by someone else's garbage.
-    let counted = format!("php-refresh-token:{}", token.get(8..72).unwrap_or(""));
     let blocker = deps.blocker.clone();
     let admission = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        Ok(blocker.reserve(conn, EntityType::Customer, ip, &counted)?)
+        Ok(blocker.reserve(conn, entity, ip, &counted)?)
     })
     .await?;
     let reservation = match admission {
         Admission::Blocked(blocked) => return Ok(Opened::Blocked(blocked)),
         Admission::Admitted(reservation) => reservation,
     };
-    let opened = deps
+    let opened = match deps
         .passwords
         .run(slot, still_wanted, move || {
             php_token::open(encryption_key.expose().as_bytes(), &token)
         })
-        .await?;
+        .await
+    {
+        Ok(opened) => opened,
+        Err(error) => {
+            // Never opened (the client left while it waited): its places go back.
+            let blocker = deps.blocker.clone();
+            db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                Ok(blocker.release(conn, &reservation)?)
+            })
+            .await?;
+            return Err(error.into());
+        }
+    };
     match opened {
         Ok(payload) => Ok(Opened::Payload(payload, reservation)),
         Err(_) => {

@@ -563,3 +563,122 @@ fn agent_list_shows_every_agent_with_its_status() {
     assert_eq!(rows[1]["status"], "blocked");
     assert_eq!(rows[1]["last_login"], serde_json::Value::Null);
 }
+
+/// A password with a NUL byte is refused with the reason (bcrypt implementations differ at it:
+/// `("change123\0" × 8)[:72]` verified as `change123` by bcrypt's key cycling); production
+/// refuses the demo password however it is spelt, by verification.
+#[test]
+fn passwords_with_nul_bytes_and_the_demo_password_in_production_are_refused() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let set = [
+        "agent",
+        "set-password",
+        "--username",
+        "admin@spryker.com",
+        "--password-stdin",
+    ];
+    let cycled: String = "change123\0".repeat(8).chars().take(72).collect();
+    assert_fails_with(&glue(&db, &set, Some(&format!("{cycled}\n"))), "NUL");
+    let production = |password: &str| {
+        glue_with_env("production", &db, &[], &set, Some(&format!("{password}\n")))
+    };
+    // Refused for its length first (production asks for 12 characters); its NUL-cycled form
+    // for the NUL; and were both allowed, the check by verification would refuse it.
+    assert_eq!(production("change123").status.code(), Some(1));
+    assert_fails_with(&production(&cycled), "NUL");
+    assert_ok(&production("a-better-password-for-production"));
+}
+
+/// A `GLUE_…` variable that is neither a setting (`GLUE__SECTION__KEY`) nor one of the
+/// project's own is refused, naming it: a misspelt setting is never silently ignored.
+#[test]
+fn a_misspelt_glue_variable_is_refused_naming_it() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    for (name, value) in [
+        ("GLUE_OAUTH__REFRESH_REUSE_GRACE_S", "5"),
+        ("GLUE_DATABASE_SCHEMA_OWNER", "spryker"),
+    ] {
+        let output = glue_with_env("test", &db, &[(name, value)], &["config", "show"], None);
+        assert_fails_with(&output, name);
+        assert_fails_with(&output, "GLUE__SECTION__KEY");
+    }
+    assert_ok(&glue_with_env(
+        "test",
+        &db,
+        &[("GLUE_LOG_FORMAT", "json")],
+        &["config", "show"],
+        None,
+    ));
+}
+
+/// Production refuses settings that turn its protections off or stretch them past sense,
+/// naming the setting and the bound; and a verification key shorter than 2048 bits.
+#[test]
+fn production_refuses_weakened_protections() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    for (name, value, setting) in [
+        (
+            "GLUE__SECURITY_BLOCKER__ENABLED",
+            "false",
+            "security_blocker.enabled",
+        ),
+        (
+            "GLUE__OAUTH__BCRYPT_PAD_TO_STORED_COST",
+            "false",
+            "oauth.bcrypt_pad_to_stored_cost",
+        ),
+        ("GLUE__OAUTH__LEEWAY_S", "315360000", "oauth.leeway_s"),
+        (
+            "GLUE__OAUTH__BCRYPT_QUEUE_DEPTH",
+            "1000000",
+            "oauth.bcrypt_queue_depth",
+        ),
+    ] {
+        let output = glue_with_env(
+            "production",
+            &db,
+            &[(name, value)],
+            &["config", "show"],
+            None,
+        );
+        assert_fails_with(&output, setting);
+    }
+    let dir = std::env::temp_dir().join(format!("glue-short-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let private = dir.join("short.pem");
+    let public = dir.join("short.pub.pem");
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&["genrsa", "-out", private.to_str().unwrap(), "1024"]);
+    openssl(&[
+        "rsa",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    let output = glue_with_env(
+        "production",
+        &db,
+        &[
+            ("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key()),
+            (
+                "GLUE__OAUTH__VERIFICATION_KEY_PATHS",
+                public.to_str().unwrap(),
+            ),
+            ("GLUE__SERVER__PORT", "0"),
+        ],
+        &["serve"],
+        None,
+    );
+    assert_fails_with(&output, "oauth.verification_key_paths");
+    assert_fails_with(&output, "1024 bits; at least 2048");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -418,3 +418,67 @@ fn an_origin_without_a_scheme_is_refused_at_start_up() {
         "{stderr}"
     );
 }
+
+/// Every refusal carries the same CORS headers as a success, so a browser page can read a
+/// 401/`001` (and its `WWW-Authenticate`) when its token expires, and a 415; with `"*"` an
+/// `Origin: null` (sandboxed frames, file: pages) is never reflected.
+#[tokio::test]
+async fn errors_carry_cors_headers_and_null_is_never_reflected() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.glue.cors_allowed_origins = vec!["https://shop.example".into()]
+    });
+    let origin = "https://shop.example";
+    let expired = app
+        .client
+        .delete(app.url("/refresh-tokens/mine"))
+        .header("Origin", origin)
+        .header("Authorization", "Bearer not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status(), 401);
+    assert_eq!(expired.headers()["access-control-allow-origin"], origin);
+    let exposed = expired.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("www-authenticate"), "{exposed}");
+    let unsupported = app
+        .client
+        .post(app.url("/agent-access-tokens"))
+        .header("Origin", origin)
+        .header("Content-Type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsupported.status(), 415);
+    assert_eq!(unsupported.headers()["access-control-allow-origin"], origin);
+
+    let any = spawn_app_with(Backend::Sqlite, |s| {
+        s.glue.cors_allowed_origins = vec!["*".into()]
+    });
+    let from_null = any
+        .client
+        .get(any.url("/healthz"))
+        .header("Origin", "null")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        from_null
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "{:?}",
+        from_null.headers()
+    );
+    let from_shop = any
+        .client
+        .get(any.url("/healthz"))
+        .header("Origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_shop.headers()["access-control-allow-origin"], origin);
+}

@@ -102,3 +102,91 @@ async fn a_token_sent_as_a_path_never_reaches_the_log() {
     assert!(!log.contains("SECRETMETHOD"), "{log}");
     assert!(log.contains("DELETE (unmatched) 404"), "{log}");
 }
+
+/// Reads from `stream` until the server answers or closes; the text read, or `None` when
+/// nothing came within `within`.
+fn answer_within(stream: &mut std::net::TcpStream, within: std::time::Duration) -> Option<String> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buffer = [0u8; 4096];
+    match stream.read(&mut buffer) {
+        Ok(n) => Some(String::from_utf8_lossy(&buffer[..n]).into_owned()),
+        Err(_) => None,
+    }
+}
+
+/// A body announced and never sent, or trickled a byte at a time, is cut at
+/// `server.body_timeout_s` (408), like slow headers are: neither holds a connection longer.
+#[tokio::test]
+async fn slow_bodies_are_cut_at_the_body_timeout() {
+    use std::io::Write;
+    let app = spawn_app_with(Backend::Sqlite, |s| s.server.body_timeout_s = 1);
+    let address = app.address.trim_start_matches("http://").to_string();
+    let head = "POST /agent-access-tokens HTTP/1.1\r\nHost: glue\r\nContent-Type: application/vnd.api+json\r\nContent-Length: 1000\r\n\r\n";
+    let result = tokio::task::spawn_blocking(move || {
+        // Seven bytes of a thousand, then silence.
+        let mut silent = std::net::TcpStream::connect(&address).unwrap();
+        silent
+            .write_all(format!("{head}{{\"data\"").as_bytes())
+            .unwrap();
+        // One byte every 300 ms.
+        let mut trickle = std::net::TcpStream::connect(&address).unwrap();
+        trickle.write_all(head.as_bytes()).unwrap();
+        let started = std::time::Instant::now();
+        let mut trickled = None;
+        for _ in 0..20 {
+            if trickle.write_all(b" ").is_err() {
+                break;
+            }
+            if let Some(text) = answer_within(&mut trickle, std::time::Duration::from_millis(300)) {
+                trickled = Some((text, started.elapsed()));
+                break;
+            }
+        }
+        // The bound is 1 s; the margin covers a loaded machine, far below the 70 s seen
+        // without a body deadline.
+        let silent = answer_within(&mut silent, std::time::Duration::from_secs(8));
+        (silent, trickled)
+    })
+    .await
+    .unwrap();
+    let (silent, trickled) = result;
+    let silent = silent.expect("the silent body was answered");
+    assert!(silent.starts_with("HTTP/1.1 408"), "{silent}");
+    let (trickled, after) = trickled.expect("the trickled body was answered");
+    assert!(trickled.starts_with("HTTP/1.1 408"), "{trickled}");
+    assert!(after < std::time::Duration::from_secs(6), "{after:?}");
+}
+
+/// `server.max_connections` bounds the process, not each worker: with two workers and a bound
+/// of two, two idle connections take every place and a third client waits in the backlog until
+/// one of them closes.
+#[tokio::test]
+async fn max_connections_bounds_the_process() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.server.workers = 2;
+        s.server.max_connections = 2;
+    });
+    let address = app.address.trim_start_matches("http://").to_string();
+    let first = std::net::TcpStream::connect(&address).unwrap();
+    let second = std::net::TcpStream::connect(&address).unwrap();
+    // The acceptor takes connections in the order they arrived: the first two fill both
+    // workers' places, so the third is not served while they stay open.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let waiting = client.get(app.url("/healthz")).send().await;
+    assert!(
+        waiting.is_err(),
+        "a third connection was served: {waiting:?}"
+    );
+    drop(first);
+    let served = reqwest::Client::new()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    drop(second);
+}

@@ -8,6 +8,7 @@ mod agent_customer_search;
 mod architecture;
 mod bcrypt_batching;
 mod bearer_auth;
+mod blocker_seams;
 mod cli;
 mod database_faults;
 mod discovery;

@@ -235,6 +235,27 @@ impl Backend {
         }
     }
 
+    /// The key of `value` under the engine's case-insensitive equality ([`Self::equals_folded`]),
+    /// computed by the database itself: two values are equal there exactly when their keys are.
+    /// PostgreSQL and SQLite (glue's own `lower`) fold with `lower()`; MySQL's `utf8_unicode_ci`
+    /// also ignores accents, width and trailing spaces, so its key is the collation's weight
+    /// string (hex) of the value without trailing spaces.
+    pub fn folded_key(self, conn: &mut DbConnection, value: &str) -> QueryResult<String> {
+        if !super::storable(value) {
+            // Matches nothing anywhere (see `storable`); any key will do, the same every time.
+            return Ok(value.to_lowercase());
+        }
+        let key = match self {
+            Backend::Mysql => sql::<Text>("HEX(WEIGHT_STRING(TRIM(TRAILING ' ' FROM ")
+                .bind::<Text, _>(value.to_string())
+                .sql(") COLLATE utf8_unicode_ci))"),
+            _ => sql::<Text>("lower(")
+                .bind::<Text, _>(value.to_string())
+                .sql(")"),
+        };
+        diesel::select(key).get_result(conn)
+    }
+
     /// True when the planner would collect and sort every match of a broad search before its
     /// `LIMIT` (SQLite), so such a search walks the table in id order with unindexable tests.
     pub fn sorts_broad_searches(self) -> bool {
