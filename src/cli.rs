@@ -51,6 +51,10 @@ pub enum DbCommand {
     /// Print the DDL of the expression indexes that make customer search index-backed on a
     /// shop's PostgreSQL database (never run by glue; used when present).
     SearchIndexes,
+    /// Print the GRANT statements glue's database user needs on a shop's database
+    /// (`database.schema_owner = "spryker"`): minimal for serving, then housekeeping, then
+    /// glue's own schema or database. Needs no connection.
+    Grants,
 }
 
 /// Overrides of the settings for one `serve`.
@@ -311,6 +315,17 @@ fn require_agent(changed: usize, username: &str) -> Result<(), CliError> {
     }
 }
 
+/// The user a database URL connects as (`scheme://user[:password]@host/…`), `glue` when it
+/// names none.
+fn url_user(url: &str) -> String {
+    url.split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(""))
+        .and_then(|authority| authority.rsplit_once('@'))
+        .map(|(userinfo, _)| userinfo.split(':').next().unwrap_or("").to_string())
+        .filter(|user| !user.is_empty())
+        .unwrap_or_else(|| "glue".to_string())
+}
+
 /// Runs a command other than `serve`; returns what to print on success.
 pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
     match command {
@@ -318,9 +333,28 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
         Command::Config(ConfigCommand::Show) => {
             let mut shown = serde_json::to_value(settings).map_err(|e| refused(e.to_string()))?;
             shown["environment"] = settings.environment.as_str().into();
+            // The schema or database glue's tables are in, as resolved (not the empty default).
+            if let Ok(manager) = db::ConnectionManager::for_settings(&settings.database) {
+                if let db::Layout::Spryker { glue_schema, .. } = manager.layout() {
+                    shown["database"]["glue_schema"] = glue_schema.as_str().into();
+                }
+            }
             serde_json::to_string_pretty(&shown).map_err(|e| refused(e.to_string()))
         }
         Command::Migrate => migrate(settings),
+        Command::Db(DbCommand::Grants) => {
+            let manager = ConnectionManager::for_settings(&settings.database)?;
+            let user = url_user(settings.database.url.expose());
+            let user = match manager.backend() {
+                db::Backend::Mysql => format!("'{user}'@'%'"),
+                _ => format!("\"{user}\""),
+            };
+            Ok(db::layout::grants_ddl(
+                manager.backend(),
+                manager.layout(),
+                &user,
+            ))
+        }
         Command::Db(DbCommand::SearchIndexes) => {
             let backend =
                 db::Backend::of_url(settings.database.url.expose()).map_err(ConnectError::from)?;
@@ -451,9 +485,22 @@ fn agent_list(settings: &Settings, json: bool) -> Result<String, CliError> {
         agent::STATUS_DELETED => "deleted",
         _ => "unknown",
     };
+    // `last_login` is the shop's wall-clock time (database.timezone): shown with its real zone.
+    let zone = settings.database.zone()?;
+    let in_zone = |t: chrono::NaiveDateTime| {
+        use chrono::TimeZone;
+        zone.from_local_datetime(&t)
+            .earliest()
+            .map(|local| local.fixed_offset())
+    };
     let last_login = |user: &agent::User| {
-        user.last_login
-            .map_or_else(|| "never".to_string(), |t| format!("{t} UTC"))
+        user.last_login.map_or_else(
+            || "never".to_string(),
+            |t| match in_zone(t) {
+                Some(local) => format!("{} {zone}", local.format("%Y-%m-%d %H:%M:%S %:z")),
+                None => format!("{t} {zone}"),
+            },
+        )
     };
     if json {
         let rows: Vec<_> = agents
@@ -465,7 +512,7 @@ fn agent_list(settings: &Settings, json: bool) -> Result<String, CliError> {
                     "first_name": a.first_name,
                     "last_name": a.last_name,
                     "status": status(a.status),
-                    "last_login": a.last_login.map(|t| t.to_string()),
+                    "last_login": a.last_login.and_then(in_zone).map(|t| t.to_rfc3339()),
                 })
             })
             .collect();

@@ -175,7 +175,14 @@ pub async fn password_grant<A: Accounts>(
             Admission::Admitted(reservation) => reservation,
         };
         let found = match &lookup.username {
-            Some(username) => A::find(conn, username)?,
+            Some(username) => match A::find(conn, username) {
+                Ok(found) => found,
+                Err(e) => {
+                    // Never verified: its places go back (best effort: the database failed).
+                    let _ = blocker.release(conn, &reservation);
+                    return Err(e.into());
+                }
+            },
             None => None,
         };
         let (user, hash) = match found {

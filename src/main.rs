@@ -47,7 +47,15 @@ fn main() {
             }
         }
         command => match glue::cli::run(command, &settings) {
-            Ok(message) => println!("{message}"),
+            Ok(message) => {
+                use std::io::Write;
+                // A closed pipe (`glue config show | head`) is the reader's choice, not an error.
+                let mut out = std::io::stdout().lock();
+                match writeln!(out, "{message}").and_then(|()| out.flush()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => fail(&e),
+                    _ => {}
+                }
+            }
             Err(e) => fail(&e),
         },
     }

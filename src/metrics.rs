@@ -16,6 +16,8 @@ pub struct Metrics {
     pub logins: IntCounterVec,
     /// `glue_refreshes_total{outcome="rotated|reused|rejected"}`.
     pub refreshes: IntCounterVec,
+    /// Access tokens refused, by reason (a closed set: see `VerifyError::reason`).
+    pub token_refusals: IntCounterVec,
     /// Logins waiting for or in bcrypt right now.
     pub bcrypt_queue_depth: IntGauge,
     /// Seconds a login waited for a bcrypt thread.
@@ -43,6 +45,14 @@ impl Metrics {
         let refreshes = IntCounterVec::new(
             Opts::new("refreshes_total", "Refresh-token exchanges by outcome"),
             &["outcome"],
+        )
+        .expect("valid metric");
+        let token_refusals = IntCounterVec::new(
+            Opts::new(
+                "token_refusals_total",
+                "Access tokens refused, by reason (foreign issuer, unknown key id, bad signature, expired, …)",
+            ),
+            &["reason"],
         )
         .expect("valid metric");
         let bcrypt_queue_depth =
@@ -92,6 +102,7 @@ impl Metrics {
         for metric in [
             Box::new(logins.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(refreshes.clone()),
+            Box::new(token_refusals.clone()),
             Box::new(bcrypt_queue_depth.clone()),
             Box::new(bcrypt_wait.clone()),
             Box::new(bcrypt_batch_size.clone()),
@@ -109,6 +120,7 @@ impl Metrics {
             registry,
             logins,
             refreshes,
+            token_refusals,
             bcrypt_queue_depth,
             bcrypt_wait,
             bcrypt_batch_size,

@@ -28,6 +28,36 @@ impl serde::Serialize for Secret {
     }
 }
 
+/// A database URL fit for a log line: the password of `scheme://user:password@host/…` and any
+/// `password=` parameter replaced by `[redacted]`.
+pub fn url_without_password(url: &str) -> String {
+    let mut shown = url.to_string();
+    if let Some(start) = shown.find("://").map(|i| i + 3) {
+        let authority_end = shown[start..]
+            .find(['/', '?'])
+            .map_or(shown.len(), |i| start + i);
+        if let Some(at) = shown[start..authority_end].rfind('@').map(|i| start + i) {
+            if let Some(colon) = shown[start..at].find(':').map(|i| start + i) {
+                shown.replace_range(colon + 1..at, "[redacted]");
+            }
+        }
+    }
+    if let Some(query) = shown.find('?') {
+        let (head, tail) = shown.split_at(query + 1);
+        let tail: Vec<String> = tail
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    format!("{key}=[redacted]")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        shown = format!("{head}{}", tail.join("&"));
+    }
+    shown
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
@@ -35,5 +65,31 @@ impl fmt::Debug for Secret {
         } else {
             f.write_str("[redacted]")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_without_password;
+
+    #[test]
+    fn a_database_url_is_logged_without_its_password() {
+        assert_eq!(
+            url_without_password("postgres://glue:s3cret@db:5432/shop?sslmode=require"),
+            "postgres://glue:[redacted]@db:5432/shop?sslmode=require"
+        );
+        assert_eq!(
+            url_without_password("mysql://glue:p%40ss:word@db/shop"),
+            "mysql://glue:[redacted]@db/shop"
+        );
+        assert_eq!(
+            url_without_password("postgres://db/shop?user=glue&password=s3cret"),
+            "postgres://db/shop?user=glue&password=[redacted]"
+        );
+        assert_eq!(url_without_password("var/glue.sqlite3"), "var/glue.sqlite3");
+        assert_eq!(
+            url_without_password("postgres://glue@db/shop"),
+            "postgres://glue@db/shop"
+        );
     }
 }

@@ -112,7 +112,7 @@ pub struct GlueSettings {
 
 /// Where the signing key and the client come from (`oauth.key_source`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", try_from = "String")]
 pub enum KeySource {
     /// `oauth.private_key_*`, `oauth.client_id`.
     #[default]
@@ -121,6 +121,46 @@ pub enum KeySource {
     /// `SPRYKER_OAUTH_KEY_PUBLIC`, `SPRYKER_OAUTH_ENCRYPTION_KEY` and the default client of
     /// `SPRYKER_OAUTH_CLIENT_CONFIGURATION` (see [`SprykerEnv`]).
     SprykerEnv,
+}
+
+/// The value of a setting that takes one of a few names: the one `value` names, or a message
+/// with the value given and the accepted names (the setting's key is added by the loader).
+pub fn one_of<T: Copy>(value: &str, names: &[(&str, T)]) -> Result<T, String> {
+    names
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, named)| *named)
+        .ok_or_else(|| {
+            let accepted: Vec<String> = names.iter().map(|(name, _)| format!("{name:?}")).collect();
+            format!("{value:?} is not one of {}", accepted.join(", "))
+        })
+}
+
+impl TryFrom<String> for KeySource {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        one_of(
+            &value,
+            &[
+                ("glue", KeySource::Glue),
+                ("spryker-env", KeySource::SprykerEnv),
+            ],
+        )
+    }
+}
+
+impl TryFrom<String> for BcryptKernel {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        one_of(
+            &value,
+            &[
+                ("batch", BcryptKernel::Batch),
+                ("scalar", BcryptKernel::Scalar),
+                ("reference", BcryptKernel::Reference),
+            ],
+        )
+    }
 }
 
 /// The shop's OAuth key material, read from its environment variables.
@@ -283,15 +323,70 @@ pub const PROJECT_VARIABLES: &[&str] = &[
     "GLUE_BASE",
 ];
 
+/// A load error about an unknown key, said in the user's words: the `GLUE__…` variable that
+/// introduced the key is named (`GLUE__DATABSE__SCHEMA_OWNER`), not only the field.
+fn name_the_variable(error: config::ConfigError, names: &[String]) -> SettingsError {
+    let text = error.to_string();
+    let unknown = text
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_ascii_lowercase);
+    let variable = unknown.and_then(|field| {
+        names.iter().find(|name| {
+            name.strip_prefix("GLUE__").is_some_and(|path| {
+                path.split("__")
+                    .any(|part| part.to_ascii_lowercase() == field)
+            })
+        })
+    });
+    match variable {
+        Some(name) => invalid(
+            name,
+            format!("names no setting ({text}); `glue config show` lists every setting"),
+        ),
+        None => SettingsError::Load(error),
+    }
+}
+
+/// True for the shapes of the variables Kubernetes sets for every service of a namespace whose
+/// name starts with `glue` (`GLUE_SERVICE_HOST`, `GLUE_STOREFRONT_SERVICE_PORT_HTTP`,
+/// `GLUE_PORT_8080_TCP_ADDR`, …) and Docker's legacy links (`GLUE_NAME`, `GLUE_ENV_…`): they are
+/// the platform's, not misspelt settings.
+fn is_service_link_variable(name: &str) -> bool {
+    if name.ends_with("_SERVICE_HOST")
+        || name.contains("_SERVICE_PORT")
+        || name.ends_with("_PORT")
+        || name.ends_with("_NAME")
+        || name.contains("_ENV_")
+    {
+        return true;
+    }
+    // `…_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`
+    name.match_indices("_PORT_").any(|(at, _)| {
+        let mut parts = name[at + "_PORT_".len()..].splitn(3, '_');
+        let port = parts.next().unwrap_or("");
+        let protocol = parts.next().unwrap_or("");
+        let field = parts.next();
+        !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && matches!(protocol, "TCP" | "UDP" | "SCTP")
+            && field.is_none_or(|f| matches!(f, "PROTO" | "PORT" | "ADDR"))
+    })
+}
+
 /// Refuses a `GLUE_…` variable among `names` that is neither a setting nor in
-/// [`PROJECT_VARIABLES`], naming it and the form settings take.
+/// [`PROJECT_VARIABLES`] (nor one Kubernetes sets for a service named `glue`), naming it and the
+/// form settings take.
 pub fn check_variable_names<'a>(
     names: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), SettingsError> {
     for name in names {
+        // A double underscore is a setting's separator, never part of a platform's variable.
         if name.starts_with("GLUE_")
             && !name.starts_with("GLUE__")
             && !PROJECT_VARIABLES.contains(&name)
+            && (name.contains("__") || !is_service_link_variable(name))
         {
             return Err(invalid(
                 name,
@@ -379,7 +474,10 @@ impl Settings {
         if let Ok(url) = std::env::var("DATABASE_URL") {
             builder = builder.set_override("database.url", url)?;
         }
-        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder
+            .build()?
+            .try_deserialize()
+            .map_err(|e| name_the_variable(e, &names))?;
         settings.environment = environment;
         if settings.oauth.key_source == KeySource::SprykerEnv {
             let env = SprykerEnv::read(|name| std::env::var(name).ok())?;
@@ -661,7 +759,7 @@ impl Settings {
 /// Which bcrypt implementation verifies logins (`oauth.bcrypt_kernel`; the kernels themselves
 /// are in `password`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum BcryptKernel {
     /// bcrypt-rust: logins waiting together are verified in SIMD lanes (AVX2/AVX-512/NEON,
     /// chosen at run time), a lone login with the scalar kernel.
@@ -675,6 +773,40 @@ pub enum BcryptKernel {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn glue_variables_are_settings_the_projects_own_or_a_services_links() {
+        use super::check_variable_names;
+        for ok in [
+            "GLUE__OAUTH__LEEWAY_S",
+            "GLUE_ENV",
+            "GLUE_LOG_FORMAT",
+            "GLUE_SERVICE_HOST",
+            "GLUE_SERVICE_PORT",
+            "GLUE_SERVICE_PORT_HTTP",
+            "GLUE_PORT",
+            "GLUE_PORT_8080_TCP",
+            "GLUE_PORT_8080_TCP_ADDR",
+            "GLUE_STOREFRONT_SERVICE_HOST",
+            "GLUE_STOREFRONT_PORT_443_TCP_PROTO",
+            "GLUE_NAME",
+            "GLUE_ENV_FOO",
+            "GLUEY_THING",
+        ] {
+            assert!(check_variable_names([ok]).is_ok(), "{ok}");
+        }
+        for refused in [
+            "GLUE_OAUTH__REFRESH_REUSE_GRACE_S",
+            "GLUE_DATABASE_SCHEMA_OWNER",
+            "GLUE_PORT_HTTP",
+            "GLUE_PORT_80_XYZ",
+            "GLUE_OAUTH__LEEWAY_S",
+            "GLUE_SECURITY_BLOCKER_ENABLED",
+        ] {
+            assert!(check_variable_names([refused]).is_err(), "{refused}");
+        }
+    }
+
     use super::is_valid_origin;
 
     #[test]

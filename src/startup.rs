@@ -34,9 +34,12 @@ use crate::{agent_auth_rest_api, auth_rest_api};
 
 /// Every resource the API serves; adding a resource is one module plus one line here
 /// (Spryker's project-level `GlueApplicationDependencyProvider::getResourceRoutePlugins()`).
-fn resource_route_plugins(pool: &DbPool) -> Vec<Arc<dyn ResourceRoutePlugin>> {
+fn resource_route_plugins(pool: &DbPool, layout: &db::Layout) -> Vec<Arc<dyn ResourceRoutePlugin>> {
     vec![
-        Arc::new(HealthResourceRoutePlugin { pool: pool.clone() }),
+        Arc::new(HealthResourceRoutePlugin {
+            pool: pool.clone(),
+            checks: vec![Arc::new(DatabaseReadiness(layout.clone()))],
+        }),
         Arc::new(OpenApiResourceRoutePlugin),
         Arc::new(JwksResourceRoutePlugin),
         Arc::new(DiscoveryResourceRoutePlugin),
@@ -44,6 +47,17 @@ fn resource_route_plugins(pool: &DbPool) -> Vec<Arc<dyn ResourceRoutePlugin>> {
         Arc::new(auth_rest_api::AccessTokensResourceRoutePlugin),
         Arc::new(auth_rest_api::RefreshTokensResourceRoutePlugin),
     ]
+}
+
+/// `/readyz` on the database side: glue's own tables present and, on a shop's database, every
+/// privilege glue needs to serve still held (a DBA may revoke one, or drop glue's database,
+/// while the service runs).
+struct DatabaseReadiness(db::Layout);
+
+impl glue_application::health::ReadinessCheck for DatabaseReadiness {
+    fn problems(&self, conn: &mut db::DbConnection) -> Result<Vec<String>, db::DbError> {
+        Ok(db::layout::readiness_problems(conn, &self.0)?)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,9 +218,19 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        let keys = KeySet::load(&settings)?;
-        crate::oauth::jwt::self_test(&keys)?;
-
+        // Configured keys are checked before the database is touched; development's generated
+        // pair (written under var/keys on first use) waits until the database checks passed,
+        // so a refused start leaves nothing behind.
+        let load_keys = |settings: &Settings| -> Result<KeySet, StartupError> {
+            let keys = KeySet::load(settings)?;
+            crate::oauth::jwt::self_test(&keys)?;
+            Ok(keys)
+        };
+        let early_keys = if KeySet::generates_development_key(&settings) {
+            None
+        } else {
+            Some(load_keys(&settings)?)
+        };
         let metrics = Arc::new(Metrics::new());
         let passwords = password_verifier(&settings, &metrics)?;
         if settings.oauth.key_source == crate::settings::KeySource::SprykerEnv
@@ -219,6 +243,10 @@ impl Application {
         if applied > 0 {
             log::info!(target: "glue::db", "applied {applied} migration(s)");
         }
+        let keys = match early_keys {
+            Some(keys) => keys,
+            None => load_keys(&settings)?,
+        };
         let pool = db::build_pool(manager.clone(), &settings.database, metrics.clone())?;
         check_database(&settings, &pool, manager.layout(), &passwords)?;
 
@@ -235,11 +263,13 @@ impl Application {
             validators: vec![Arc::new(BearerAuthorization {
                 oauth: oauth.clone(),
                 pool: pool.clone(),
+                metrics: metrics.clone(),
             })],
             observers: vec![Arc::new(Latency(metrics.clone()))],
             body_timeout: Duration::from_secs(settings.server.body_timeout_s),
         });
-        let plugins = resource_route_plugins(&pool);
+        let plugins = resource_route_plugins(&pool, manager.layout());
+        let kid = oauth.keys.signing.kid.clone();
         let state = web::Data::new(AppState {
             services: Services {
                 pool: pool.clone(),
@@ -253,6 +283,7 @@ impl Application {
             },
             settings: settings.clone(),
         });
+        let bcrypt = passwords.describe();
         let metrics_server = match settings.metrics.listen.trim() {
             "" => None,
             address => Some(metrics_server(address, metrics, pool, passwords)?),
@@ -286,11 +317,24 @@ impl Application {
         .client_request_timeout(Duration::from_secs(10))
         .listen(listener)?
         .run();
+        // One line that says what runs.
+        let glue_schema = match manager.layout() {
+            db::Layout::Spryker { glue_schema, .. } => glue_schema.as_str(),
+            db::Layout::Glue => "-",
+        };
         log::info!(
             target: "glue::startup",
-            "listening on {}:{port} ({} environment)",
+            "serving: environment={} schema_owner={} engine={:?} database={} glue_schema={glue_schema} key_source={:?} kid={} listen={}:{port} metrics={} bcrypt=\"{bcrypt}\"",
+            settings.environment.as_str(),
+            if manager.layout().is_spryker() { "spryker" } else { "glue" },
+            manager.backend(),
+            crate::secret::url_without_password(settings.database.url.expose()),
+            settings.oauth.key_source,
+            kid,
             settings.server.host,
-            settings.environment.as_str()
+            metrics_server
+                .as_ref()
+                .map_or_else(|| "off".to_string(), |(port, _)| format!("port {port}")),
         );
         Ok(Application {
             port,

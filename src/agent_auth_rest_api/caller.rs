@@ -83,11 +83,10 @@ fn agent_caller(req: &HttpRequest) -> Result<AgentCaller, GlueError> {
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| GlueError::internal("application state missing"))?;
             let token = parse_bearer(text).ok_or_else(agent_token_invalid)?;
-            let verified = state
-                .services
-                .oauth
-                .verify(token)
-                .map_err(|_| agent_token_invalid())?;
+            let verified = state.services.oauth.verify(token).map_err(|error| {
+                crate::oauth_api::refused_token(&state.services.metrics, token, &error);
+                agent_token_invalid()
+            })?;
             return as_agent(&verified).ok_or_else(agent_only);
         }
     }

@@ -127,11 +127,16 @@ impl DbPool {
     }
 }
 
-/// Counts the pool's waits and timeouts into the metrics.
+/// Counts the pool's waits and timeouts into the metrics, and tells the outage log when a
+/// connection is made again.
 #[derive(Debug)]
-struct PoolEvents(Arc<crate::metrics::Metrics>);
+struct PoolEvents(Arc<crate::metrics::Metrics>, Arc<OutageLog>);
 
 impl r2d2::HandleEvent for PoolEvents {
+    fn handle_acquire(&self, _event: r2d2::event::AcquireEvent) {
+        self.1.recovered();
+    }
+
     fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
         if event.duration() >= Duration::from_millis(1) {
             self.0.pool_waits.inc();
@@ -265,13 +270,78 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// Logs pool errors at warn level instead of r2d2's default of printing nothing useful.
+/// How often a repeated connection failure is summarised while the database stays away.
+const OUTAGE_SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// The log of an outage: the pool retries its connections all the time, so the first failure
+/// is logged at `warn`, repeats of the same message are counted and summarised once a minute
+/// (a different message is logged at once), and the recovery is logged once.
+#[derive(Debug, Default)]
+struct OutageLog {
+    state: std::sync::Mutex<OutageState>,
+}
+
+#[derive(Debug, Default)]
+struct OutageState {
+    /// The message being repeated, while the database is away.
+    message: Option<String>,
+    since: Option<std::time::Instant>,
+    summarised: Option<std::time::Instant>,
+    repeats: u64,
+    failures: u64,
+}
+
+impl OutageLog {
+    fn failed(&self, message: String) {
+        let now = std::time::Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.failures += 1;
+        if state.message.as_deref() == Some(message.as_str()) {
+            state.repeats += 1;
+            if state
+                .summarised
+                .is_some_and(|at| now.duration_since(at) >= OUTAGE_SUMMARY_EVERY)
+            {
+                log::warn!(
+                    target: "glue::db",
+                    "database connection still failing: {message} (repeated {} times in the last {}s)",
+                    state.repeats,
+                    OUTAGE_SUMMARY_EVERY.as_secs()
+                );
+                state.repeats = 0;
+                state.summarised = Some(now);
+            }
+            return;
+        }
+        log::warn!(target: "glue::db", "database connection failed: {message}");
+        state.since.get_or_insert(now);
+        state.message = Some(message);
+        state.summarised = Some(now);
+        state.repeats = 0;
+    }
+
+    fn recovered(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(since) = state.since.take() {
+            log::info!(
+                target: "glue::db",
+                "database connection recovered after {:.0?} ({} failed attempts)",
+                since.elapsed(),
+                state.failures
+            );
+            *state = OutageState::default();
+        }
+    }
+}
+
+/// Logs pool errors through the [`OutageLog`] instead of r2d2's default of printing nothing
+/// useful.
 #[derive(Debug)]
-struct PoolErrorLogger;
+struct PoolErrorLogger(Arc<OutageLog>);
 
 impl r2d2::HandleError<ConnectError> for PoolErrorLogger {
     fn handle_error(&self, error: ConnectError) {
-        log::warn!(target: "glue::db", "database connection failed: {error}");
+        self.0.failed(error.to_string());
     }
 }
 
@@ -286,13 +356,14 @@ pub fn build_pool(
     let zone = settings.zone()?;
     // A server connection can die with the server or the network: check it on checkout.
     let test_on_check_out = manager.backend().connections_can_die();
+    let outage = Arc::new(OutageLog::default());
     let inner = r2d2::Pool::builder()
         .max_size(settings.pool_size)
         .min_idle(Some(settings.pool_size.min(2)))
         .connection_timeout(Duration::from_millis(settings.connect_timeout_ms))
         .test_on_check_out(test_on_check_out)
-        .error_handler(Box::new(PoolErrorLogger))
-        .event_handler(Box::new(PoolEvents(metrics)))
+        .error_handler(Box::new(PoolErrorLogger(outage.clone())))
+        .event_handler(Box::new(PoolEvents(metrics, outage)))
         .build_unchecked(manager);
     Ok(DbPool {
         inner,

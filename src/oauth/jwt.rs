@@ -197,6 +197,44 @@ pub enum VerifyError {
     Subject,
 }
 
+impl VerifyError {
+    /// A label for metrics and logs (a closed set).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed => "malformed",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::Signature => "signature",
+            VerifyError::Expired => "expired",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::Audience => "audience",
+            VerifyError::Issuer => "issuer",
+            VerifyError::Subject => "subject",
+        }
+    }
+}
+
+/// The `kid` of a token's header and the `iss` of its claims, read without verifying anything
+/// (for the log of a refused token), each cut to 64 printable ASCII characters.
+pub fn unverified_kid_and_issuer(token: &str) -> (Option<String>, Option<String>) {
+    let printable = |text: &str| -> String {
+        text.chars()
+            .take(64)
+            .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+            .collect()
+    };
+    let kid = jsonwebtoken::decode_header(token)
+        .ok()
+        .and_then(|header| header.kid)
+        .map(|kid| printable(&kid));
+    let issuer = token
+        .split('.')
+        .nth(1)
+        .and_then(|claims| URL_SAFE_NO_PAD.decode(claims).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|claims| claims.get("iss").and_then(Value::as_str).map(printable));
+    (kid, issuer)
+}
+
 /// Verifies signature (RS256 only, key chosen by `kid`, every key when there is none) and
 /// claims; `now` is seconds since the epoch.
 pub fn verify(

@@ -17,8 +17,9 @@ use crate::settings::{Environment, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read {path}: {source}")]
+    #[error("{setting}: cannot read {path}: {source}")]
     Read {
+        setting: &'static str,
         path: String,
         source: std::io::Error,
     },
@@ -84,6 +85,16 @@ pub struct KeySet {
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 
 impl KeySet {
+    /// True when [`KeySet::load`] would generate (or reuse) development's key pair under
+    /// `var/keys/`: no key is configured.
+    pub fn generates_development_key(settings: &Settings) -> bool {
+        let oauth = &settings.oauth;
+        oauth.spryker_env.is_none()
+            && oauth.private_key_pem.is_empty()
+            && oauth.private_key_path.is_empty()
+            && settings.environment == Environment::Development
+    }
+
     /// Loads the keys the settings name; in development, generates (once) and reuses a key
     /// pair under `var/keys/` when none is configured.
     pub fn load(settings: &Settings) -> Result<Self, KeyError> {
@@ -98,7 +109,7 @@ impl KeySet {
             if settings.environment == Environment::Production {
                 refuse_exposed(path)?;
             }
-            read(path)?
+            read("oauth.private_key_path", path)?
         } else if settings.environment == Environment::Development {
             development_key(Path::new("var/keys"))?
         } else {
@@ -106,7 +117,7 @@ impl KeySet {
         };
         let mut publics = Vec::new();
         for path in &oauth.verification_key_paths {
-            let pem = read(Path::new(path))?;
+            let pem = read("oauth.verification_key_paths", Path::new(path))?;
             if settings.environment == Environment::Production {
                 // A key that verifies is as strong as one that signs: a forged token passes.
                 let bits = public_modulus_bits(&pem)?;
@@ -142,7 +153,10 @@ impl KeySet {
         }
         let mut publics = Vec::new();
         for path in verification_key_paths {
-            publics.push((path.clone(), read(Path::new(path))?));
+            publics.push((
+                path.clone(),
+                read("oauth.verification_key_paths", Path::new(path))?,
+            ));
         }
         Self::from_pems(private, &publics)
     }
@@ -187,8 +201,10 @@ impl KeySet {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
+/// The file `path` that the setting `setting` names.
+fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, KeyError> {
     std::fs::read(path).map_err(|source| KeyError::Read {
+        setting,
         path: path.display().to_string(),
         source,
     })
@@ -201,6 +217,7 @@ fn refuse_exposed(path: &Path) -> Result<(), KeyError> {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path)
             .map_err(|source| KeyError::Read {
+                setting: "oauth.private_key_path",
                 path: path.display().to_string(),
                 source,
             })?
@@ -407,5 +424,5 @@ fn development_key(dir: &Path) -> Result<Vec<u8>, KeyError> {
         write_key_pair(dir)?;
         log::warn!(target: "glue::oauth", "generated a development signing key in {}", dir.display());
     }
-    read(&path)
+    read("the development key (var/keys)", &path)
 }

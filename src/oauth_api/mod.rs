@@ -18,7 +18,7 @@ use crate::glue_application::error::{GlueError, RestErrorMessage};
 use crate::glue_application::response::{RestResource, TokenAttributes};
 use crate::glue_application::{RequestValidator, ValidationFuture};
 use crate::login::LoginError;
-use crate::oauth::jwt::VerifiedToken;
+use crate::oauth::jwt::{VerifiedToken, VerifyError};
 use crate::oauth::{IssuedTokens, OAuthError, OAuthServer, TOKEN_TYPE};
 use crate::password::PasswordError;
 use crate::security_blocker::{BlockScope, Blocked};
@@ -61,11 +61,40 @@ pub fn parse_bearer(value: &str) -> Option<&str> {
 #[derive(Debug, Clone)]
 pub struct AuthorizationToken(pub VerifiedToken);
 
+/// Counts a refused access token into `glue_token_refusals_total{reason}` and, for the reasons an
+/// operator can act on (a foreign issuer, an unknown `kid`, a bad signature: instances that do
+/// not share `oauth.issuer` or the keys), logs it at `info` once per reason and minute, with the
+/// `kid` and `iss` seen — never the token.
+pub fn refused_token(metrics: &crate::metrics::Metrics, token: &str, error: &VerifyError) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_LOGGED: [AtomicI64; 3] = [const { AtomicI64::new(i64::MIN) }; 3];
+    let reason = error.reason();
+    metrics.token_refusals.with_label_values(&[reason]).inc();
+    let slot = match error {
+        VerifyError::Issuer => 0,
+        VerifyError::UnknownKey => 1,
+        VerifyError::Signature => 2,
+        _ => return,
+    };
+    let minute = chrono::Utc::now().timestamp() / 60;
+    if LAST_LOGGED[slot].swap(minute, Ordering::Relaxed) == minute {
+        return;
+    }
+    let (kid, issuer) = crate::oauth::jwt::unverified_kid_and_issuer(token);
+    log::info!(
+        target: "security",
+        "Access token refused ({reason}): kid={} iss={} (every instance must share oauth.issuer and the signing keys; logged once a minute per reason)",
+        kid.as_deref().unwrap_or("-"),
+        issuer.as_deref().unwrap_or("-"),
+    );
+}
+
 /// The core's request validator for `Authorization`: when present it must hold a valid token
 /// of a live session — 401/`001` otherwise, even on public routes, as in Spryker.
 pub struct BearerAuthorization {
     pub oauth: Arc<OAuthServer>,
     pub pool: DbPool,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl RequestValidator for BearerAuthorization {
@@ -74,7 +103,10 @@ impl RequestValidator for BearerAuthorization {
             return Box::pin(ready(Ok(())));
         };
         let verified = match value.to_str().ok().and_then(parse_bearer) {
-            Some(token) => self.oauth.verify(token).map_err(|_| invalid_access_token()),
+            Some(token) => self.oauth.verify(token).map_err(|error| {
+                refused_token(&self.metrics, token, &error);
+                invalid_access_token()
+            }),
             None => Err(invalid_access_token()),
         };
         let verified = match verified {

@@ -31,7 +31,8 @@ impl Accounts for Customers {
     /// Emails are compared as the database compares them (any case; on MariaDB also accents
     /// and width): counted under the database's own key of the name.
     fn account_key(conn: &mut DbConnection, email: &Username) -> diesel::QueryResult<String> {
-        conn.backend().folded_key(conn, email.as_str())
+        conn.backend()
+            .folded_key(conn, "spy_customer", "email", email.as_str())
     }
 
     fn find(

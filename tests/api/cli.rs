@@ -682,3 +682,122 @@ fn production_refuses_weakened_protections() {
     assert_fails_with(&output, "1024 bits; at least 2048");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `agent list` shows `last_login` — the shop's wall-clock time (`database.timezone`) — with its
+/// real zone, and as RFC 3339 with the offset in JSON.
+#[tokio::test]
+async fn agent_list_shows_last_login_in_its_real_zone() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.database.timezone = "Europe/Berlin".into()
+    });
+    assert_eq!(
+        app.agent_login_status(DEMO_USERNAME, DEMO_PASSWORD).await,
+        201
+    );
+    let berlin = [("GLUE__DATABASE__TIMEZONE", "Europe/Berlin")];
+    let table = glue_with_env("test", &app.db, &berlin, &["agent", "list"], None);
+    assert_ok(&table);
+    let line = text(&table.stdout)
+        .lines()
+        .find(|l| l.contains(DEMO_USERNAME))
+        .unwrap()
+        .to_string();
+    assert!(line.ends_with("Europe/Berlin"), "{line}");
+    assert!(!line.contains("UTC"), "{line}");
+    let json = glue_with_env("test", &app.db, &berlin, &["agent", "list", "--json"], None);
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let shown = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["username"] == DEMO_USERNAME)
+        .unwrap()["last_login"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = chrono::DateTime::parse_from_rfc3339(&shown).unwrap();
+    let off = (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .abs();
+    assert!(
+        off < 300,
+        "{shown} is the login time, in its zone ({off} s off)"
+    );
+}
+
+/// Errors in the user's words: a wrong value names the setting, the value and the accepted
+/// ones; a misspelt variable is named as the user set it; an unreadable key names its setting.
+#[test]
+fn configuration_errors_name_what_the_user_set() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let show = |env: &[(&str, &str)]| glue_with_env("test", &db, env, &["config", "show"], None);
+    let wrong = show(&[("GLUE__DATABASE__SCHEMA_OWNER", "Spryker")]);
+    assert_fails_with(&wrong, r#""Spryker" is not one of "glue", "spryker""#);
+    assert_fails_with(&wrong, "schema_owner");
+    let misspelt = show(&[("GLUE__DATABSE__SCHEMA_OWNER", "spryker")]);
+    assert_fails_with(&misspelt, "GLUE__DATABSE__SCHEMA_OWNER");
+    let missing = glue_with_env(
+        "test",
+        &db,
+        &[
+            ("GLUE__OAUTH__PRIVATE_KEY_PEM", ""),
+            ("GLUE__OAUTH__PRIVATE_KEY_PATH", "/nonexistent/private.pem"),
+            ("GLUE__SERVER__PORT", "0"),
+        ],
+        &["serve"],
+        None,
+    );
+    assert_fails_with(
+        &missing,
+        "oauth.private_key_path: cannot read /nonexistent/private.pem",
+    );
+}
+
+/// A refused start leaves nothing behind: development's key pair is not written when the
+/// database is refused first.
+#[test]
+fn a_refused_start_writes_no_development_key() {
+    let dir = std::env::temp_dir().join(format!("glue-leftover-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("glue.sqlite3").display());
+    let output = glue_command(
+        "development",
+        &url,
+        &[
+            ("GLUE__DATABASE__SCHEMA_OWNER", "spryker"),
+            ("GLUE__SERVER__PORT", "0"),
+        ],
+        &["serve"],
+    )
+    .current_dir(&dir)
+    .output()
+    .unwrap();
+    assert_fails_with(&output, "SQLite");
+    assert!(!dir.join("var/keys").exists(), "a key was written");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `config show` prints the schema glue's tables are in as resolved, and a reader that closes
+/// the pipe early (`glue config show | head -1`) is no error.
+#[test]
+fn config_show_resolves_the_glue_schema_and_survives_a_closed_pipe() {
+    let output = glue_command(
+        "test",
+        "postgres://glue:pw@127.0.0.1:1/shop",
+        &[("GLUE__DATABASE__SCHEMA_OWNER", "spryker")],
+        &["config", "show"],
+    )
+    .output()
+    .unwrap();
+    assert_ok(&output);
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["database"]["glue_schema"], "glue");
+    let mut child = glue_command("test", "sqlite://never.db", &[], &["config", "show"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}

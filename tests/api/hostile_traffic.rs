@@ -190,3 +190,70 @@ async fn max_connections_bounds_the_process() {
     assert_eq!(served.status(), 200);
     drop(second);
 }
+
+/// Tokens refused for reasons an operator can act on (a foreign issuer, an unknown `kid`) are
+/// counted by reason and logged once a minute per reason with the `kid`/`iss` seen — never the
+/// token; start-up says in one line what runs, without the database password.
+#[tokio::test]
+async fn refused_tokens_are_counted_and_logged_once_per_reason() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut server = ServeProcess::start(&db.url, &[("GLUE__METRICS__LISTEN", &listen)]).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |iss: &str| serde_json::json!({"aud": "frontend", "exp": now + 600, "sub": "{\"id_agent\":1}", "scopes": ["agent"], "iss": iss});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(test_key_id());
+    let foreign = sign_with_test_key(header.clone(), &claims("https://other-instance.example"));
+    header.kid = Some("rotated-away-key".into());
+    let unknown = sign_with_test_key(header, &claims("http://glue.test"));
+    let client = reqwest::Client::new();
+    for token in [&foreign, &foreign, &unknown, &unknown, &unknown] {
+        let response = client
+            .delete(server.url("/refresh-tokens/mine"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let metrics = reqwest::get(format!("http://{listen}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric_sample(&metrics, r#"glue_token_refusals_total{reason="issuer"}"#),
+        2.0
+    );
+    assert_eq!(
+        metric_sample(
+            &metrics,
+            r#"glue_token_refusals_total{reason="unknown_key"}"#
+        ),
+        3.0
+    );
+    let (_, log) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert_eq!(
+        log.matches("Access token refused (issuer)").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("iss=https://other-instance.example"), "{log}");
+    assert_eq!(log.matches("Access token refused (unknown_key)").count(), 1);
+    assert!(log.contains("kid=rotated-away-key"), "{log}");
+    for token in [&foreign, &unknown] {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!log.contains(signature), "a token reached the log");
+    }
+    let serving = log
+        .lines()
+        .find(|l| l.contains("serving: environment=test"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        serving.contains("engine=Sqlite") && serving.contains("kid="),
+        "{serving}"
+    );
+}

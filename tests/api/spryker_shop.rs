@@ -661,3 +661,175 @@ async fn runs_with_the_documented_grants_only(backend: Backend) {
         ));
     }
 }
+
+backends!(servers: the_printed_grants_suffice_and_each_missing_one_is_named);
+
+/// `glue db grants` prints what glue's user needs on a shop's database; with exactly those
+/// grants every flow works; without any one of the serving grants start-up refuses naming the
+/// privilege, the table and the GRANT that fixes it; and a grant revoked while glue runs takes
+/// it out of rotation (`/readyz` 503 naming it).
+async fn the_printed_grants_suffice_and_each_missing_one_is_named(backend: Backend) {
+    let db = std::sync::Arc::new(shop_database(backend));
+    let user = format!(
+        "glue_u_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let url = match backend {
+        Backend::Postgres => db.url.replacen("://postgres@", &format!("://{user}@"), 1),
+        _ => db.url.replacen("://root@", &format!("://{user}:pw@"), 1),
+    };
+    assert_ne!(url, db.url, "the test server URLs name postgres and root");
+    let printed = glue_command(
+        "test",
+        &url,
+        &[("GLUE__DATABASE__SCHEMA_OWNER", "spryker")],
+        &["db", "grants"],
+    )
+    .output()
+    .unwrap();
+    assert!(printed.status.success(), "{printed:?}");
+    let grants = String::from_utf8(printed.stdout).unwrap();
+    let create = match backend {
+        Backend::Postgres => {
+            format!("CREATE ROLE {user} LOGIN; GRANT USAGE ON SCHEMA public TO {user};")
+        }
+        _ => format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw';"),
+    };
+    raw_execute(&db, backend, &create);
+    for statement in grants
+        .lines()
+        .filter(|l| l.starts_with("GRANT") || l.starts_with("CREATE"))
+    {
+        let statement = statement.split("  --").next().unwrap();
+        raw_execute(&db, backend, statement);
+    }
+    let settings = || {
+        let mut settings = shop_settings(&db);
+        settings.database.url = glue::settings::Secret::new(&url);
+        settings
+    };
+    {
+        let app = start(settings(), db.clone()).expect("starts with the printed grants");
+        let response = app.post_agent_login(AGENT.0, AGENT.1).await;
+        assert_eq!(response.status(), 201);
+        let (access, refresh) = access_and_refresh(&response.json().await.unwrap());
+        assert_eq!(app.refresh(&refresh).await.status(), 201);
+        assert_eq!(app.search("q=carl", &access).await.status(), 200);
+        assert_eq!(
+            app.customer_login(&json!("mixed.case@shop.test"), &json!(CUSTOMER_PASSWORD))
+                .await
+                .status(),
+            201
+        );
+        assert_eq!(
+            app.client
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        // Revoked while glue runs: out of rotation within the verdict's few seconds.
+        raw_execute(
+            &db,
+            backend,
+            &revoke(backend, &db, &user, "UPDATE", "spy_user"),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+            if response.status() == 503 {
+                let body: Value = response.json().await.unwrap();
+                let detail = body["errors"][0]["detail"].as_str().unwrap();
+                assert!(detail.contains("UPDATE on spy_user"), "{detail}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "still ready");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        raw_execute(
+            &db,
+            backend,
+            &grant(backend, &db, &user, "UPDATE", "spy_user"),
+        );
+    }
+    for (table, privilege) in [
+        ("spy_user", "SELECT"),
+        ("spy_user", "UPDATE"),
+        ("spy_customer", "SELECT"),
+        ("spy_oauth_client", "SELECT"),
+        ("spy_oauth_refresh_token", "SELECT"),
+        ("spy_oauth_refresh_token", "INSERT"),
+        ("spy_oauth_refresh_token", "UPDATE"),
+    ] {
+        raw_execute(&db, backend, &revoke(backend, &db, &user, privilege, table));
+        let error = start(settings(), db.clone()).err().expect("refused");
+        assert!(
+            error.contains(table) && error.contains(privilege) && error.contains("GRANT"),
+            "{privilege} on {table}: {error}"
+        );
+        raw_execute(&db, backend, &grant(backend, &db, &user, privilege, table));
+    }
+    // Best effort: users are the server's, not the test database's.
+    let drop_user = match backend {
+        Backend::Postgres => {
+            format!("DROP SCHEMA IF EXISTS glue CASCADE; DROP OWNED BY {user}; DROP ROLE {user};")
+        }
+        _ => {
+            let database = db
+                .url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap();
+            format!("DROP USER '{user}'@'%'; DROP DATABASE IF EXISTS `{database}_glue`;")
+        }
+    };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        raw_execute(&db, backend, &drop_user)
+    }));
+}
+
+/// The table `table` of the shop as a GRANT/REVOKE names it.
+fn shop_table(backend: Backend, db: &TestDatabase, table: &str) -> String {
+    match backend {
+        Backend::Postgres => table.to_string(),
+        _ => {
+            let database = db
+                .url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap();
+            format!("`{database}`.`{table}`")
+        }
+    }
+}
+
+fn grantee(backend: Backend, user: &str) -> String {
+    match backend {
+        Backend::Postgres => user.to_string(),
+        _ => format!("'{user}'@'%'"),
+    }
+}
+
+fn grant(backend: Backend, db: &TestDatabase, user: &str, privilege: &str, table: &str) -> String {
+    format!(
+        "GRANT {privilege} ON {} TO {}",
+        shop_table(backend, db, table),
+        grantee(backend, user)
+    )
+}
+
+fn revoke(backend: Backend, db: &TestDatabase, user: &str, privilege: &str, table: &str) -> String {
+    format!(
+        "REVOKE {privilege} ON {} FROM {}",
+        shop_table(backend, db, table),
+        grantee(backend, user)
+    )
+}

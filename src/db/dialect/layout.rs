@@ -27,13 +27,24 @@ use crate::db::{ConnectError, DbConnection};
 
 /// `database.schema_owner`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum SchemaOwner {
     /// glue creates and seeds Spryker's tables itself.
     #[default]
     Glue,
     /// The shop's Propel migrations own every `spy_*` table.
     Spryker,
+}
+
+impl TryFrom<String> for SchemaOwner {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "glue" => Ok(SchemaOwner::Glue),
+            "spryker" => Ok(SchemaOwner::Spryker),
+            other => Err(format!("{other:?} is not one of \"glue\", \"spryker\"")),
+        }
+    }
 }
 
 /// Where glue's tables are, resolved from the settings.
@@ -320,6 +331,22 @@ fn shop_columns(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<Col
     diesel::sql_query(query).load(conn)
 }
 
+/// Whether `table` exists whatever the user's privileges (`None`: the engine cannot tell).
+fn table_exists(conn: &mut DbConnection, table: &str) -> QueryResult<Option<bool>> {
+    if conn.backend() != Backend::Postgresql {
+        return Ok(None);
+    }
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let found = diesel::sql_query("SELECT to_regclass($1) IS NOT NULL AS exists")
+        .bind::<Text, _>(table)
+        .get_result::<Exists>(conn)?;
+    Ok(Some(found.exists))
+}
+
 /// Every way the shop's tables fall short of what glue reads and writes (empty: all there).
 pub fn check_shop(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<String>> {
     let backend = conn.backend();
@@ -327,7 +354,23 @@ pub fn check_shop(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<S
     let mut problems = Vec::new();
     for table in SHOP_TABLES {
         if !columns.iter().any(|c| c.table_name == table) {
-            problems.push(format!("table {table} is missing"));
+            let user = current_user(conn)?;
+            let privileges = SERVING
+                .iter()
+                .find(|(t, ..)| *t == table)
+                .map_or(&[][..], |(_, _, privileges)| *privileges);
+            let fix = grant(backend, layout, &user, &privileges.join(", "), table);
+            // PostgreSQL's catalog shows every table to everyone; MySQL's shows only those the
+            // user has a privilege on.
+            problems.push(match table_exists(conn, table)? {
+                Some(false) => format!("table {table} is missing"),
+                Some(true) => format!(
+                    "table {table} is not visible to {user} (it has no privilege on it): {fix}"
+                ),
+                None => format!(
+                    "table {table} is missing or not visible to {user} (no privilege on it): {fix}"
+                ),
+            });
         }
     }
     for (table, column, kind, not_null) in NEEDED {
@@ -389,6 +432,205 @@ pub fn check_shop(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<S
     Ok(problems)
 }
 
+/// The privileges glue needs on the shop's tables to serve (`spryker` mode), each with a column
+/// its no-op probe uses. `glue tokens purge-expired` also needs [`HOUSEKEEPING`].
+pub const SERVING: &[(&str, &str, &[&str])] = &[
+    ("spy_user", "last_login", &["SELECT", "UPDATE"]),
+    ("spy_customer", "id_customer", &["SELECT"]),
+    ("spy_oauth_client", "id_oauth_client", &["SELECT"]),
+    (
+        "spy_oauth_refresh_token",
+        "revoked_at",
+        &["SELECT", "INSERT", "UPDATE"],
+    ),
+];
+
+/// What `glue tokens purge-expired` needs beyond [`SERVING`] (it deletes glue's expired rows).
+pub const HOUSEKEEPING: &[(&str, &str, &[&str])] =
+    &[("spy_oauth_refresh_token", "revoked_at", &["DELETE"])];
+
+/// A statement that changes nothing but is refused without `privilege` on `table`. The INSERT
+/// names every NOT NULL column glue writes (MySQL checks missing defaults before it finds that
+/// no row comes) and reads them back from the table itself.
+fn probe(table: &str, column: &str, privilege: &str) -> String {
+    match privilege {
+        "UPDATE" => format!("UPDATE {table} SET {column} = {column} WHERE 1 = 0"),
+        "INSERT" => {
+            let columns = NEEDED
+                .iter()
+                .filter(|(t, name, _, not_null)| {
+                    *t == table && *not_null && !name.starts_with("id_")
+                })
+                .map(|(_, name, ..)| *name)
+                .chain(std::iter::once(column))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {table} WHERE 1 = 0")
+        }
+        "DELETE" => format!("DELETE FROM {table} WHERE 1 = 0"),
+        _ => format!("SELECT {column} FROM {table} WHERE 1 = 0"),
+    }
+}
+
+/// True when a probe was refused for want of a privilege (or because the table is not visible
+/// to the user), as opposed to any other failure.
+fn is_refusal(error: &diesel::result::Error) -> bool {
+    let message = error.to_string().to_ascii_lowercase();
+    [
+        "denied",
+        "permission",
+        "lack rights",
+        "doesn't exist",
+        "does not exist",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+/// The user glue connects as, for GRANT statements (`'glue'@'%'` on MySQL).
+fn current_user(conn: &mut DbConnection) -> QueryResult<String> {
+    #[derive(QueryableByName)]
+    struct User {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let query = match conn.backend() {
+        Backend::Mysql => "SELECT CURRENT_USER() AS name",
+        _ => "SELECT CAST(current_user AS TEXT) AS name",
+    };
+    let user = diesel::sql_query(query).get_result::<User>(conn)?.name;
+    Ok(match conn.backend() {
+        Backend::Mysql => match user.rsplit_once('@') {
+            Some((name, host)) => format!("'{name}'@'{host}'"),
+            None => format!("'{user}'"),
+        },
+        _ => format!("\"{user}\""),
+    })
+}
+
+/// The GRANT that gives `user` `privilege` on the shop's `table`.
+fn grant(backend: Backend, layout: &Layout, user: &str, privilege: &str, table: &str) -> String {
+    match (backend, layout) {
+        (Backend::Mysql, Layout::Spryker { shop_database, .. }) => {
+            format!("GRANT {privilege} ON `{shop_database}`.`{table}` TO {user};")
+        }
+        _ => format!("GRANT {privilege} ON {table} TO {user};"),
+    }
+}
+
+/// Every privilege glue needs to serve that this user lacks on the shop's tables (`spryker`
+/// mode; empty: all held), each named with the GRANT that fixes it. Probed with statements that
+/// change nothing, so views, roles and inherited grants count as the database counts them.
+pub fn missing_privileges(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<String>> {
+    if !layout.is_spryker() {
+        return Ok(Vec::new());
+    }
+    let backend = conn.backend();
+    let user = current_user(conn)?;
+    let mut problems = Vec::new();
+    for (table, column, privileges) in SERVING {
+        for privilege in *privileges {
+            if let Err(e) = conn.batch_execute(&probe(table, column, privilege)) {
+                if super::is_unavailable(&e) || !is_refusal(&e) {
+                    return Err(e);
+                }
+                problems.push(format!(
+                    "{privilege} on {table} is not granted to {user} (or the table is not visible to it): {}",
+                    grant(backend, layout, &user, privilege, table)
+                ));
+            }
+        }
+    }
+    if backend == Backend::Postgresql {
+        #[derive(QueryableByName)]
+        struct Held {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            held: bool,
+        }
+        let held = diesel::sql_query(
+            "SELECT has_sequence_privilege('spy_oauth_refresh_token_pk_seq', 'USAGE') AS held",
+        )
+        .get_result::<Held>(conn)
+        .map(|h| h.held)
+        .unwrap_or(false);
+        if !held {
+            problems.push(format!(
+                "USAGE on the sequence spy_oauth_refresh_token_pk_seq is not granted to {user}: GRANT USAGE ON SEQUENCE spy_oauth_refresh_token_pk_seq TO {user};"
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// glue's own tables: present, and reachable by this user.
+const GLUE_TABLES: [&str; 3] = [
+    "glue_oauth_refresh_token",
+    "glue_login_attempt_counter",
+    "glue_login_trusted_address",
+];
+
+/// What keeps the database side from serving right now (empty: nothing): glue's own tables
+/// missing or unreachable, and on a shop's database every privilege glue needs that is no longer
+/// held. For `/readyz`; an unreachable database is an error, not a problem.
+pub fn readiness_problems(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<String>> {
+    let mut problems = Vec::new();
+    for table in GLUE_TABLES {
+        if let Err(e) = conn.batch_execute(&format!("SELECT 1 FROM {table} WHERE 1 = 0")) {
+            if super::is_unavailable(&e) || !is_refusal(&e) {
+                return Err(e);
+            }
+            problems.push(format!(
+                "glue's table {table} is missing or not visible to this user (restart glue to create its tables again)"
+            ));
+        }
+    }
+    problems.extend(missing_privileges(conn, layout)?);
+    Ok(problems)
+}
+
+/// The GRANT statements a DBA runs for glue on a shop's database (`glue db grants`): minimal for
+/// serving, then what `glue tokens purge-expired` adds, then what glue's own migrations of its
+/// own schema or database need.
+pub fn grants_ddl(backend: Backend, layout: &Layout, user: &str) -> String {
+    let mut lines = vec![format!(
+        "-- Serving (glue serve): the shop's tables in {}",
+        match backend {
+            Backend::Mysql => "the shop's database",
+            _ => "the shop's schema",
+        }
+    )];
+    let statement = |privileges: &[&str], table: &str| match (backend, layout) {
+        (Backend::Mysql, Layout::Spryker { shop_database, .. }) => format!(
+            "GRANT {} ON `{shop_database}`.`{table}` TO {user};",
+            privileges.join(", ")
+        ),
+        _ => format!("GRANT {} ON {table} TO {user};", privileges.join(", ")),
+    };
+    for (table, _, privileges) in SERVING {
+        lines.push(statement(privileges, table));
+    }
+    if backend == Backend::Postgresql {
+        lines.push(format!(
+            "GRANT USAGE ON SEQUENCE spy_oauth_refresh_token_pk_seq TO {user};"
+        ));
+    }
+    lines.push("-- Housekeeping (glue tokens purge-expired): glue's expired rows".into());
+    for (table, _, privileges) in HOUSEKEEPING {
+        lines.push(statement(privileges, table));
+    }
+    lines.push("-- glue's own tables (glue migrate, and glue serve at start-up)".into());
+    match (backend, layout) {
+        (Backend::Mysql, Layout::Spryker { glue_schema, .. }) => lines.push(format!(
+            "GRANT ALL ON `{glue_schema}`.* TO {user};  -- or CREATE DATABASE `{glue_schema}` first and grant ALL on it"
+        )),
+        (Backend::Postgresql, Layout::Spryker { glue_schema, .. }) => lines.push(format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{glue_schema}\" AUTHORIZATION {user};  -- or GRANT CREATE ON DATABASE <shop> TO {user};"
+        )),
+        _ => lines.push("-- (schema_owner = \"glue\": glue owns the whole database)".into()),
+    }
+    lines.join("\n")
+}
+
 /// True when the database already holds Spryker's tables that glue's migrations did not create
 /// (a shop's database reached with `schema_owner = "glue"`).
 pub(super) fn holds_foreign_spryker_tables(conn: &mut DbConnection) -> QueryResult<bool> {
@@ -429,22 +671,41 @@ pub(super) fn prepare(conn: &mut DbConnection, layout: &Layout) -> Result<(), Co
             "DO $$ BEGIN IF to_regnamespace('\"{glue_schema}\"') IS NULL THEN CREATE SCHEMA \"{glue_schema}\"; END IF; END $$"
         ))?,
         Backend::Mysql => {
+            #[derive(QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let existed = diesel::sql_query(
+                "SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            )
+            .bind::<Text, _>(glue_schema)
+            .get_result::<Count>(conn)?
+            .n
+                > 0;
             conn.batch_execute(&format!(
                 "CREATE DATABASE IF NOT EXISTS `{glue_schema}` DEFAULT CHARACTER SET utf8 COLLATE utf8_unicode_ci"
             ))?;
             // Only the columns glue uses (checked above), so the shop may add, change or drop
             // any other column without breaking the view; an INSERT through it leaves the
             // others to their defaults. Recreated at every start.
-            for table in SHOP_TABLES {
+            let views = SHOP_TABLES.iter().try_for_each(|table| {
                 let columns = NEEDED
                     .iter()
-                    .filter(|(t, ..)| *t == table)
+                    .filter(|(t, ..)| t == table)
                     .map(|(_, column, ..)| format!("`{column}`"))
                     .collect::<Vec<_>>()
                     .join(", ");
                 conn.batch_execute(&format!(
                     "CREATE OR REPLACE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `{glue_schema}`.`{table}` AS SELECT {columns} FROM `{shop_database}`.`{table}`"
-                ))?;
+                ))
+            });
+            if let Err(e) = views {
+                // A refused start leaves nothing behind: the database this start created goes.
+                if !existed {
+                    let _ = conn.batch_execute(&format!("DROP DATABASE `{glue_schema}`"));
+                }
+                return Err(e.into());
             }
             conn.batch_execute(&format!("USE `{glue_schema}`"))?;
         }

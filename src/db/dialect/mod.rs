@@ -101,6 +101,71 @@ impl DbConnection {
     }
 }
 
+/// A MySQL column's collation, as [`Backend::folded_key`] needs it.
+#[derive(Debug, Clone)]
+struct Collation {
+    charset: String,
+    name: String,
+    /// The hex weight of a space, when the collation pads (trailing spaces do not count).
+    padding: Option<String>,
+}
+
+/// The collation of `table.column` in the connection's database, read once per process (a
+/// process serves one database); Spryker's `utf8` / `utf8_unicode_ci` when it cannot be read.
+fn mysql_collation(
+    conn: &mut DbConnection,
+    table: &'static str,
+    column: &'static str,
+) -> QueryResult<Collation> {
+    static KNOWN: std::sync::OnceLock<Collation> = std::sync::OnceLock::new();
+    if let Some(known) = KNOWN.get() {
+        return Ok(known.clone());
+    }
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        charset: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        name: Option<String>,
+    }
+    let found: Option<Row> = diesel::sql_query(
+        "SELECT CHARACTER_SET_NAME AS charset, COLLATION_NAME AS name FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+    )
+    .bind::<Text, _>(table)
+    .bind::<Text, _>(column)
+    .get_result(conn)
+    .optional()?;
+    let plain = |name: &str| {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    let (charset, name) = match found {
+        Some(Row {
+            charset: Some(charset),
+            name: Some(name),
+        }) if plain(&charset) && plain(&name) => (charset, name),
+        _ => ("utf8".to_string(), "utf8_unicode_ci".to_string()),
+    };
+    #[derive(QueryableByName)]
+    struct Padding {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        pads: bool,
+        #[diesel(sql_type = Text)]
+        space: String,
+    }
+    let padding: Padding = diesel::sql_query(format!(
+        "SELECT (CONVERT('a' USING {charset}) COLLATE {name} = CONVERT('a ' USING {charset})) AS pads, \
+         HEX(WEIGHT_STRING(CONVERT(' ' USING {charset}) COLLATE {name})) AS space"
+    ))
+    .get_result(conn)?;
+    let collation = Collation {
+        charset,
+        name,
+        padding: padding.pads.then_some(padding.space),
+    };
+    Ok(KNOWN.get_or_init(|| collation).clone())
+}
+
 /// A condition on a row, for boxed queries on any table.
 pub type Condition<QS> = Box<dyn BoxableExpression<QS, DbBackend, SqlType = Bool>>;
 
@@ -235,25 +300,55 @@ impl Backend {
         }
     }
 
-    /// The key of `value` under the engine's case-insensitive equality ([`Self::equals_folded`]),
-    /// computed by the database itself: two values are equal there exactly when their keys are.
-    /// PostgreSQL and SQLite (glue's own `lower`) fold with `lower()`; MySQL's `utf8_unicode_ci`
-    /// also ignores accents, width and trailing spaces, so its key is the collation's weight
-    /// string (hex) of the value without trailing spaces.
-    pub fn folded_key(self, conn: &mut DbConnection, value: &str) -> QueryResult<String> {
+    /// The key of `value` under the engine's case-insensitive equality with `table.column`
+    /// ([`Self::equals_folded`]), computed by the database itself: two values are equal there
+    /// exactly when their keys are. PostgreSQL and SQLite (glue's own `lower`) fold with
+    /// `lower()`. On MySQL the column's own collation decides (read once from
+    /// `information_schema`; Spryker's `utf8_unicode_ci` ignores case, accents and width): the
+    /// key is the collation's weight string (hex), without the trailing weights of spaces when
+    /// the collation pads (then `a`, `a ` and `a` + U+00A0 are equal).
+    pub fn folded_key(
+        self,
+        conn: &mut DbConnection,
+        table: &'static str,
+        column: &'static str,
+        value: &str,
+    ) -> QueryResult<String> {
         if !super::storable(value) {
             // Matches nothing anywhere (see `storable`); any key will do, the same every time.
             return Ok(value.to_lowercase());
         }
-        let key = match self {
-            Backend::Mysql => sql::<Text>("HEX(WEIGHT_STRING(TRIM(TRAILING ' ' FROM ")
-                .bind::<Text, _>(value.to_string())
-                .sql(") COLLATE utf8_unicode_ci))"),
-            _ => sql::<Text>("lower(")
-                .bind::<Text, _>(value.to_string())
-                .sql(")"),
+        let key: Option<String> = match self {
+            Backend::Mysql => {
+                let collation = mysql_collation(conn, table, column)?;
+                let mut key: Option<String> = diesel::select(
+                    sql::<diesel::sql_types::Nullable<Text>>("HEX(WEIGHT_STRING(CONVERT(")
+                        .bind::<Text, _>(value.to_string())
+                        .sql(&format!(
+                            " USING {}) COLLATE {}))",
+                            collation.charset, collation.name
+                        )),
+                )
+                .get_result(conn)?;
+                if let (Some(key), Some(space)) = (key.as_mut(), &collation.padding) {
+                    while !space.is_empty()
+                        && key.ends_with(space.as_str())
+                        && (key.len() - space.len()) % space.len() == 0
+                    {
+                        key.truncate(key.len() - space.len());
+                    }
+                }
+                key
+            }
+            _ => diesel::select(
+                sql::<diesel::sql_types::Nullable<Text>>("lower(")
+                    .bind::<Text, _>(value.to_string())
+                    .sql(")"),
+            )
+            .get_result(conn)?,
         };
-        diesel::select(key).get_result(conn)
+        // NULL only for a value beyond what the server takes; it matches nothing either.
+        Ok(key.unwrap_or_else(|| value.to_lowercase()))
     }
 
     /// True when the planner would collect and sort every match of a broad search before its
@@ -320,7 +415,14 @@ impl Backend {
             }
             #[cfg(feature = "mysql")]
             Backend::Mysql => {
-                let mut conn = diesel::mysql::MysqlConnection::establish(&manager.url)?;
+                // Named with its server, as libpq names PostgreSQL's.
+                let mut conn =
+                    diesel::mysql::MysqlConnection::establish(&manager.url).map_err(|e| {
+                        diesel::ConnectionError::BadConnection(format!(
+                            "MariaDB/MySQL at {}: {e}",
+                            mysql_server(&manager.url)
+                        ))
+                    })?;
                 // Spryker's connection: utf8 text, times as written (UTC here).
                 conn.batch_execute(
                     "SET NAMES utf8 COLLATE utf8_unicode_ci; SET time_zone = '+00:00'",
@@ -347,6 +449,21 @@ impl Backend {
             #[cfg(not(feature = "mysql"))]
             Backend::Mysql => Err(UrlError::MysqlNotBuilt.into()),
         }
+    }
+}
+
+/// `host:port` of a `mysql://` URL (port 3306 when the URL names none), for messages.
+#[cfg(feature = "mysql")]
+fn mysql_server(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host.contains(':') && !host.ends_with(']') {
+        host.to_string()
+    } else {
+        format!("{host}:3306")
     }
 }
 
@@ -413,6 +530,13 @@ pub fn migrate(manager: &ConnectionManager) -> Result<usize, ConnectError> {
             return Err(ConnectError::Setup(format!(
                 "the shop's database lacks what glue needs (database.schema_owner = \"spryker\"): {}",
                 problems.join("; ")
+            )));
+        }
+        let missing = layout::missing_privileges(&mut conn, &layout)?;
+        if !missing.is_empty() {
+            return Err(ConnectError::Setup(format!(
+                "glue's database user lacks privileges it needs to serve (database.schema_owner = \"spryker\"; `glue db grants` prints them all): {}",
+                missing.join("; ")
             )));
         }
     } else if layout::holds_foreign_spryker_tables(&mut conn)? {
