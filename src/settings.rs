@@ -511,6 +511,12 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if self.database.startup_wait_s > 3600 {
+            return Err(invalid(
+                "database.startup_wait_s",
+                "must be at most 3600 (an hour)",
+            ));
+        }
         if self.database.connect_timeout_ms == 0 {
             return Err(invalid("database.connect_timeout_ms", "must be at least 1"));
         }

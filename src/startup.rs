@@ -164,6 +164,29 @@ fn password_verifier(
     ))
 }
 
+/// Waits up to `wait_s` seconds for the database to accept a connection (`database.startup_wait_s`),
+/// saying so once; 0 waits not at all (the first connection's error stops the start).
+fn wait_for_database(manager: &db::ConnectionManager, wait_s: u64) -> Result<(), StartupError> {
+    if wait_s == 0 {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(wait_s);
+    let mut said = false;
+    loop {
+        match manager.establish() {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() < deadline => {
+                if !said {
+                    log::warn!(target: "glue::startup", "waiting up to {wait_s} s for the database (database.startup_wait_s): {e}");
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(StartupError::Database(e)),
+        }
+    }
+}
+
 /// What the service checks on its database before serving: no demo credentials in production,
 /// the OAuth client's row, and the costliest stored hash (failed logins take as long as its
 /// verification).
@@ -239,6 +262,7 @@ impl Application {
             log::warn!(target: "glue::startup", "oauth.key_source = \"spryker-env\" on a database glue owns: PHP Glue's refresh tokens name rows in the shop's spy_oauth_refresh_token, which this database does not have, so none of them can be exchanged (set database.schema_owner = \"spryker\" and the shop's DATABASE_URL)");
         }
         let manager = db::ConnectionManager::for_settings(&settings.database)?;
+        wait_for_database(&manager, settings.database.startup_wait_s)?;
         let applied = db::migrate(&manager)?;
         if applied > 0 {
             log::info!(target: "glue::db", "applied {applied} migration(s)");

@@ -48,6 +48,9 @@ pub struct DatabaseSettings {
     /// (an IANA name): Spryker's PHP writes local wall-clock time in its own zone. `UTC` unless
     /// the shop's PHP runs elsewhere. glue's own tables are always UTC.
     pub timezone: String,
+    /// At start-up, wait up to this many seconds for the database to accept a connection
+    /// (orchestrators that start glue before its database); 0 = fail at once.
+    pub startup_wait_s: u64,
 }
 
 impl DatabaseSettings {
@@ -291,45 +294,60 @@ struct OutageState {
     failures: u64,
 }
 
+impl OutageState {
+    /// The line to log (at `warn`) for a failure with `message` at `now`, if any.
+    fn failed(&mut self, message: String, now: std::time::Instant) -> Option<String> {
+        self.failures += 1;
+        if self.message.as_deref() == Some(message.as_str()) {
+            self.repeats += 1;
+            let due = self
+                .summarised
+                .is_some_and(|at| now.duration_since(at) >= OUTAGE_SUMMARY_EVERY);
+            if !due {
+                return None;
+            }
+            let line = format!(
+                "database connection still failing: {message} (repeated {} times in the last {}s)",
+                self.repeats,
+                OUTAGE_SUMMARY_EVERY.as_secs()
+            );
+            self.repeats = 0;
+            self.summarised = Some(now);
+            return Some(line);
+        }
+        self.since.get_or_insert(now);
+        self.summarised = Some(now);
+        self.repeats = 0;
+        let line = format!("database connection failed: {message}");
+        self.message = Some(message);
+        Some(line)
+    }
+
+    /// The line to log (at `info`) when a connection is made at `now`, once per outage.
+    fn recovered(&mut self, now: std::time::Instant) -> Option<String> {
+        let since = self.since.take()?;
+        let line = format!(
+            "database connection recovered after {:.0?} ({} failed attempts)",
+            now.duration_since(since),
+            self.failures
+        );
+        *self = OutageState::default();
+        Some(line)
+    }
+}
+
 impl OutageLog {
     fn failed(&self, message: String) {
-        let now = std::time::Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.failures += 1;
-        if state.message.as_deref() == Some(message.as_str()) {
-            state.repeats += 1;
-            if state
-                .summarised
-                .is_some_and(|at| now.duration_since(at) >= OUTAGE_SUMMARY_EVERY)
-            {
-                log::warn!(
-                    target: "glue::db",
-                    "database connection still failing: {message} (repeated {} times in the last {}s)",
-                    state.repeats,
-                    OUTAGE_SUMMARY_EVERY.as_secs()
-                );
-                state.repeats = 0;
-                state.summarised = Some(now);
-            }
-            return;
+        if let Some(line) = state.failed(message, std::time::Instant::now()) {
+            log::warn!(target: "glue::db", "{line}");
         }
-        log::warn!(target: "glue::db", "database connection failed: {message}");
-        state.since.get_or_insert(now);
-        state.message = Some(message);
-        state.summarised = Some(now);
-        state.repeats = 0;
     }
 
     fn recovered(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(since) = state.since.take() {
-            log::info!(
-                target: "glue::db",
-                "database connection recovered after {:.0?} ({} failed attempts)",
-                since.elapsed(),
-                state.failures
-            );
-            *state = OutageState::default();
+        if let Some(line) = state.recovered(std::time::Instant::now()) {
+            log::info!(target: "glue::db", "{line}");
         }
     }
 }
@@ -486,4 +504,46 @@ where
 /// lookups with one answer "not found" on every backend instead of failing on one.
 pub fn storable(text: &str) -> bool {
     !text.contains('\0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OutageState, OUTAGE_SUMMARY_EVERY};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn an_outage_is_logged_once_then_summarised_then_its_recovery_once() {
+        let start = Instant::now();
+        let mut state = OutageState::default();
+        let refused = || "connection refused".to_string();
+        assert!(state
+            .failed(refused(), start)
+            .unwrap()
+            .contains("failed: connection refused"));
+        for i in 1..=20 {
+            let at = start + Duration::from_secs(i);
+            assert_eq!(
+                state.failed(refused(), at),
+                None,
+                "repeat {i} is counted, not logged"
+            );
+        }
+        let summary = state
+            .failed(
+                refused(),
+                start + OUTAGE_SUMMARY_EVERY + Duration::from_secs(1),
+            )
+            .unwrap();
+        assert!(summary.contains("repeated 21 times"), "{summary}");
+        let other = state
+            .failed("timed out".into(), start + Duration::from_secs(70))
+            .unwrap();
+        assert!(other.contains("failed: timed out"), "{other}");
+        let recovered = state.recovered(start + Duration::from_secs(90)).unwrap();
+        assert!(
+            recovered.contains("recovered after") && recovered.contains("23 failed attempts"),
+            "{recovered}"
+        );
+        assert_eq!(state.recovered(start + Duration::from_secs(91)), None);
+    }
 }

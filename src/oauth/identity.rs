@@ -7,9 +7,46 @@
 //! agent's sessions) parses the text once into a [`Principal`] or an [`Identity`] and compares
 //! those.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::jwt::UserIdentifier;
+/// Spryker's `OauthUserTransfer` identifier, serialized into `sub` with exactly these keys in
+/// this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserIdentifier {
+    pub id_company_user: Option<Value>,
+    pub id_agent: Option<i64>,
+    pub customer_reference: Option<String>,
+    pub id_customer: Option<i64>,
+    pub permissions: Option<Value>,
+}
+
+impl UserIdentifier {
+    pub fn agent(id_agent: i64) -> Self {
+        UserIdentifier {
+            id_company_user: None,
+            id_agent: Some(id_agent),
+            customer_reference: None,
+            id_customer: None,
+            permissions: None,
+        }
+    }
+
+    pub fn customer(customer_reference: String, id_customer: i64) -> Self {
+        UserIdentifier {
+            id_company_user: None,
+            id_agent: None,
+            customer_reference: Some(customer_reference),
+            id_customer: Some(id_customer),
+            permissions: None,
+        }
+    }
+
+    /// The JSON text that goes into `sub` and `user_identifier`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a user identifier always serializes")
+    }
+}
 
 /// A subject: an agent (a `spy_user` row, by `id_user`) or a customer (by its reference, and
 /// its id where the identifier carries one).

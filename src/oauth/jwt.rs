@@ -12,45 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::identity::Identity;
+pub use super::identity::UserIdentifier;
 use super::keys::{KeyError, KeySet};
-
-/// Spryker's `OauthUserTransfer` identifier, serialized into `sub` with exactly these keys in
-/// this order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserIdentifier {
-    pub id_company_user: Option<Value>,
-    pub id_agent: Option<i64>,
-    pub customer_reference: Option<String>,
-    pub id_customer: Option<i64>,
-    pub permissions: Option<Value>,
-}
-
-impl UserIdentifier {
-    pub fn agent(id_agent: i64) -> Self {
-        UserIdentifier {
-            id_company_user: None,
-            id_agent: Some(id_agent),
-            customer_reference: None,
-            id_customer: None,
-            permissions: None,
-        }
-    }
-
-    pub fn customer(customer_reference: String, id_customer: i64) -> Self {
-        UserIdentifier {
-            id_company_user: None,
-            id_agent: None,
-            customer_reference: Some(customer_reference),
-            id_customer: Some(id_customer),
-            permissions: None,
-        }
-    }
-
-    /// The JSON text that goes into `sub` and `user_identifier`.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a user identifier always serializes")
-    }
-}
 
 /// RFC 8693 actor: who is acting on behalf of `sub`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

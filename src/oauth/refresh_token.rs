@@ -413,14 +413,19 @@ pub fn revoke_rows(
     families.sort_unstable();
     families.dedup();
     let mut done = Revoked::default();
+    // Contested: a row that was live when read revoked nothing (someone changed it meanwhile);
+    // a session that had already ended is not.
     for family in families {
         let revoked = revoke_family(conn, family, now)?;
-        done.contested |= revoked == 0;
+        let was_live = rows
+            .iter()
+            .any(|r| r.family.as_deref() == Some(family) && r.revoked_at.is_none());
+        done.contested |= revoked == 0 && was_live;
         done.tokens += revoked;
     }
     for row in rows.iter().filter(|r| r.family.is_none()) {
         let revoked = revoke_one(conn, row.id_oauth_refresh_token, now)?;
-        done.contested |= revoked == 0;
+        done.contested |= revoked == 0 && row.revoked_at.is_none();
         done.tokens += revoked;
     }
     Ok(done)

@@ -801,3 +801,32 @@ fn config_show_resolves_the_glue_schema_and_survives_a_closed_pipe() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
 }
+
+/// `database.startup_wait_s`: a database that does not answer is waited for, once said in the
+/// log, up to the bound; then start-up stops with the database's error.
+#[test]
+fn start_up_waits_for_the_database_up_to_the_bound() {
+    let started = std::time::Instant::now();
+    let output = glue_command(
+        "test",
+        "postgres://postgres@127.0.0.1:1/nowhere",
+        &[
+            ("GLUE__DATABASE__STARTUP_WAIT_S", "2"),
+            ("GLUE__DATABASE__CONNECT_TIMEOUT_MS", "200"),
+            ("GLUE__OAUTH__PRIVATE_KEY_PEM", test_private_key()),
+            ("GLUE__SERVER__PORT", "0"),
+        ],
+        &["serve"],
+    )
+    .output()
+    .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr.matches("waiting up to 2 s for the database").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(waited >= std::time::Duration::from_secs(2), "{waited:?}");
+}

@@ -667,9 +667,22 @@ pub(super) fn prepare(conn: &mut DbConnection, layout: &Layout) -> Result<(), Co
     };
     match conn.backend() {
         // Created only when missing: a schema the DBA made needs no CREATE on the database.
-        Backend::Postgresql => conn.batch_execute(&format!(
-            "DO $$ BEGIN IF to_regnamespace('\"{glue_schema}\"') IS NULL THEN CREATE SCHEMA \"{glue_schema}\"; END IF; END $$"
-        ))?,
+        Backend::Postgresql => {
+            #[derive(QueryableByName)]
+            struct Exists {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                exists: bool,
+            }
+            let exists = diesel::sql_query(format!(
+                "SELECT to_regnamespace('\"{glue_schema}\"') IS NOT NULL AS exists"
+            ))
+            .get_result::<Exists>(conn)?
+            .exists;
+            if !exists {
+                log::warn!(target: "glue::db", "glue's schema {glue_schema:?} does not exist: creating it with glue's tables (the first start on this database, or the schema was dropped)");
+                conn.batch_execute(&format!("CREATE SCHEMA \"{glue_schema}\""))?;
+            }
+        }
         Backend::Mysql => {
             #[derive(QueryableByName)]
             struct Count {
@@ -681,8 +694,10 @@ pub(super) fn prepare(conn: &mut DbConnection, layout: &Layout) -> Result<(), Co
             )
             .bind::<Text, _>(glue_schema)
             .get_result::<Count>(conn)?
-            .n
-                > 0;
+            .n > 0;
+            if !existed {
+                log::warn!(target: "glue::db", "glue's database {glue_schema:?} does not exist: creating it with glue's tables (the first start on this server, or the database was dropped)");
+            }
             conn.batch_execute(&format!(
                 "CREATE DATABASE IF NOT EXISTS `{glue_schema}` DEFAULT CHARACTER SET utf8 COLLATE utf8_unicode_ci"
             ))?;
