@@ -133,6 +133,19 @@ pub async fn counted_password_grant<A: Accounts>(
     result
 }
 
+/// Gives an attempt's places back (it was never verified: its client left, or its work failed
+/// before proving anything), so nobody is locked out by attempts that never counted.
+pub(crate) async fn give_places_back(
+    deps: &Services,
+    reservation: crate::security_blocker::Reservation,
+) -> Result<(), LoginError> {
+    let blocker = deps.blocker.clone();
+    db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+        Ok(blocker.release(conn, &reservation)?)
+    })
+    .await
+}
+
 /// The first step's result.
 enum Lookup<U> {
     Blocked(Blocked),
@@ -217,12 +230,8 @@ pub async fn password_grant<A: Accounts>(
     {
         Ok(verification) => verification,
         Err(error) => {
-            // Never verified: the attempt proved nothing, its places go back.
-            let blocker = deps.blocker.clone();
-            db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-                Ok(blocker.release(conn, &reservation)?)
-            })
-            .await?;
+            // Never verified: the attempt proved nothing.
+            give_places_back(deps, reservation).await?;
             return Err(error.into());
         }
     };

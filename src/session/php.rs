@@ -84,12 +84,8 @@ async fn open(
     {
         Ok(opened) => opened,
         Err(error) => {
-            // Never opened (the client left while it waited): its places go back.
-            let blocker = deps.blocker.clone();
-            db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-                Ok(blocker.release(conn, &reservation)?)
-            })
-            .await?;
+            // Never opened (the client left while it waited).
+            crate::login::give_places_back(deps, reservation).await?;
             return Err(error.into());
         }
     };

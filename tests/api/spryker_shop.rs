@@ -777,14 +777,7 @@ async fn the_printed_grants_suffice_and_each_missing_one_is_named(backend: Backe
             format!("DROP SCHEMA IF EXISTS glue CASCADE; DROP OWNED BY {user}; DROP ROLE {user};")
         }
         _ => {
-            let database = db
-                .url
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap();
+            let database = database_name(&db);
             format!("DROP USER '{user}'@'%'; DROP DATABASE IF EXISTS `{database}_glue`;")
         }
     };
@@ -793,19 +786,23 @@ async fn the_printed_grants_suffice_and_each_missing_one_is_named(backend: Backe
     }));
 }
 
+/// The database a MySQL test URL names.
+fn database_name(db: &TestDatabase) -> &str {
+    db.url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+}
+
 /// The table `table` of the shop as a GRANT/REVOKE names it.
 fn shop_table(backend: Backend, db: &TestDatabase, table: &str) -> String {
     match backend {
         Backend::Postgres => table.to_string(),
         _ => {
-            let database = db
-                .url
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap();
+            let database = database_name(db);
             format!("`{database}`.`{table}`")
         }
     }
@@ -819,16 +816,25 @@ fn grantee(backend: Backend, user: &str) -> String {
 }
 
 fn grant(backend: Backend, db: &TestDatabase, user: &str, privilege: &str, table: &str) -> String {
-    format!(
-        "GRANT {privilege} ON {} TO {}",
-        shop_table(backend, db, table),
-        grantee(backend, user)
-    )
+    privilege_statement("GRANT", "TO", backend, db, user, privilege, table)
 }
 
 fn revoke(backend: Backend, db: &TestDatabase, user: &str, privilege: &str, table: &str) -> String {
+    privilege_statement("REVOKE", "FROM", backend, db, user, privilege, table)
+}
+
+/// `GRANT privilege ON table TO user` or `REVOKE … FROM user` on the shop's table.
+fn privilege_statement(
+    verb: &str,
+    preposition: &str,
+    backend: Backend,
+    db: &TestDatabase,
+    user: &str,
+    privilege: &str,
+    table: &str,
+) -> String {
     format!(
-        "REVOKE {privilege} ON {} FROM {}",
+        "{verb} {privilege} ON {} {preposition} {}",
         shop_table(backend, db, table),
         grantee(backend, user)
     )
