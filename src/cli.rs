@@ -512,7 +512,10 @@ fn agent_list(settings: &Settings, json: bool) -> Result<String, CliError> {
                     "first_name": a.first_name,
                     "last_name": a.last_name,
                     "status": status(a.status),
-                    "last_login": a.last_login.and_then(in_zone).map(|t| t.to_rfc3339()),
+                    // A wall-clock time in a DST gap has no offset: shown with its zone's name.
+                    "last_login": a.last_login.map(|t| {
+                        in_zone(t).map_or_else(|| format!("{t} {zone}"), |local| local.to_rfc3339())
+                    }),
                 })
             })
             .collect();

@@ -31,31 +31,35 @@ impl serde::Serialize for Secret {
 /// A database URL fit for a log line: the password of `scheme://user:password@host/…` and any
 /// `password=` parameter replaced by `[redacted]`.
 pub fn url_without_password(url: &str) -> String {
-    let mut shown = url.to_string();
-    if let Some(start) = shown.find("://").map(|i| i + 3) {
-        let authority_end = shown[start..]
-            .find(['/', '?'])
-            .map_or(shown.len(), |i| start + i);
-        if let Some(at) = shown[start..authority_end].rfind('@').map(|i| start + i) {
-            if let Some(colon) = shown[start..at].find(':').map(|i| start + i) {
-                shown.replace_range(colon + 1..at, "[redacted]");
-            }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // The authority ends at the first `/` (libpq and MySQL's parser allow `?` and `:` in a
+    // password); the user information at the last `@` in it.
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:[redacted]@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let path = match path.split_once('?') {
+        Some((before, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=[redacted]")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{before}?{}", query.join("&"))
         }
-    }
-    if let Some(query) = shown.find('?') {
-        let (head, tail) = shown.split_at(query + 1);
-        let tail: Vec<String> = tail
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
-                    format!("{key}=[redacted]")
-                }
-                _ => pair.to_string(),
-            })
-            .collect();
-        shown = format!("{head}{}", tail.join("&"));
-    }
-    shown
+        None => path.to_string(),
+    };
+    format!("{scheme}://{authority}{path}")
 }
 
 impl fmt::Debug for Secret {
@@ -85,6 +89,10 @@ mod tests {
         assert_eq!(
             url_without_password("postgres://db/shop?user=glue&password=s3cret"),
             "postgres://db/shop?user=glue&password=[redacted]"
+        );
+        assert_eq!(
+            url_without_password("postgres://glue:p?ss@db/shop"),
+            "postgres://glue:[redacted]@db/shop"
         );
         assert_eq!(url_without_password("var/glue.sqlite3"), "var/glue.sqlite3");
         assert_eq!(

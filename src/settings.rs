@@ -349,44 +349,66 @@ fn name_the_variable(error: config::ConfigError, names: &[String]) -> SettingsEr
     }
 }
 
-/// True for the shapes of the variables Kubernetes sets for every service of a namespace whose
-/// name starts with `glue` (`GLUE_SERVICE_HOST`, `GLUE_STOREFRONT_SERVICE_PORT_HTTP`,
-/// `GLUE_PORT_8080_TCP_ADDR`, …) and Docker's legacy links (`GLUE_NAME`, `GLUE_ENV_…`): they are
-/// the platform's, not misspelt settings.
-fn is_service_link_variable(name: &str) -> bool {
-    if name.ends_with("_SERVICE_HOST")
-        || name.contains("_SERVICE_PORT")
-        || name.ends_with("_PORT")
-        || name.ends_with("_NAME")
-        || name.contains("_ENV_")
-    {
+/// True for the variables Kubernetes sets for every service of a namespace whose name starts
+/// with `glue` (`GLUE_SERVICE_HOST=10.0.0.7`, `GLUE_STOREFRONT_SERVICE_PORT_HTTP=80`,
+/// `GLUE_PORT=tcp://10.0.0.7:80`, `GLUE_PORT_80_TCP_ADDR=10.0.0.7`, …) and Docker's legacy links
+/// (`GLUE_NAME=/web/glue`, `GLUE_ENV_…`), told by their names *and* values: they are the
+/// platform's, not misspelt settings (`GLUE_METRICS_PORT=9100` is not a link's value).
+fn is_service_link_variable(name: &str, value: &str) -> bool {
+    let address = |v: &str| {
+        !v.is_empty()
+            && v.chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':')
+    };
+    let number = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let url = |v: &str| {
+        ["tcp://", "udp://", "sctp://"]
+            .iter()
+            .any(|p| v.starts_with(p))
+    };
+    if name.contains("_ENV_") {
         return true;
+    }
+    if name.ends_with("_SERVICE_HOST") {
+        return address(value);
+    }
+    if name.contains("_SERVICE_PORT") {
+        return number(value);
+    }
+    if name.ends_with("_NAME") {
+        return value.starts_with('/');
+    }
+    if name.ends_with("_PORT") {
+        return url(value);
     }
     // `…_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`
     name.match_indices("_PORT_").any(|(at, _)| {
         let mut parts = name[at + "_PORT_".len()..].splitn(3, '_');
         let port = parts.next().unwrap_or("");
         let protocol = parts.next().unwrap_or("");
-        let field = parts.next();
-        !port.is_empty()
-            && port.bytes().all(|b| b.is_ascii_digit())
+        number(port)
             && matches!(protocol, "TCP" | "UDP" | "SCTP")
-            && field.is_none_or(|f| matches!(f, "PROTO" | "PORT" | "ADDR"))
+            && match parts.next() {
+                None => url(value),
+                Some("PROTO") => matches!(value, "tcp" | "udp" | "sctp"),
+                Some("PORT") => number(value),
+                Some("ADDR") => address(value),
+                Some(_) => false,
+            }
     })
 }
 
-/// Refuses a `GLUE_…` variable among `names` that is neither a setting nor in
-/// [`PROJECT_VARIABLES`] (nor one Kubernetes sets for a service named `glue`), naming it and the
-/// form settings take.
+/// Refuses a `GLUE_…` variable among `variables` (name, value) that is neither a setting nor in
+/// [`PROJECT_VARIABLES`] (nor a platform's service link), naming it and the form settings take.
 pub fn check_variable_names<'a>(
-    names: impl IntoIterator<Item = &'a str>,
+    variables: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), SettingsError> {
-    for name in names {
+    for (name, value) in variables {
         // A double underscore is a setting's separator, never part of a platform's variable.
         if name.starts_with("GLUE_")
             && !name.starts_with("GLUE__")
             && !PROJECT_VARIABLES.contains(&name)
-            && (name.contains("__") || !is_service_link_variable(name))
+            && (name.contains("__") || !is_service_link_variable(name, value))
         {
             return Err(invalid(
                 name,
@@ -447,10 +469,16 @@ impl Settings {
 
     /// Loads the layers for `environment`, reading the process environment for overrides.
     pub fn load_for(environment: Environment) -> Result<Self, SettingsError> {
-        let names: Vec<String> = std::env::vars_os()
-            .map(|(name, _)| name.to_string_lossy().into_owned())
+        let variables: Vec<(String, String)> = std::env::vars_os()
+            .map(|(name, value)| {
+                (
+                    name.to_string_lossy().into_owned(),
+                    value.to_string_lossy().into_owned(),
+                )
+            })
             .collect();
-        check_variable_names(names.iter().map(String::as_str))?;
+        check_variable_names(variables.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
+        let names: Vec<String> = variables.into_iter().map(|(name, _)| name).collect();
         let mut builder = Config::builder()
             .add_source(File::from_str(
                 include_str!("../config/default.toml"),
@@ -784,32 +812,35 @@ mod tests {
     fn glue_variables_are_settings_the_projects_own_or_a_services_links() {
         use super::check_variable_names;
         for ok in [
-            "GLUE__OAUTH__LEEWAY_S",
-            "GLUE_ENV",
-            "GLUE_LOG_FORMAT",
-            "GLUE_SERVICE_HOST",
-            "GLUE_SERVICE_PORT",
-            "GLUE_SERVICE_PORT_HTTP",
-            "GLUE_PORT",
-            "GLUE_PORT_8080_TCP",
-            "GLUE_PORT_8080_TCP_ADDR",
-            "GLUE_STOREFRONT_SERVICE_HOST",
-            "GLUE_STOREFRONT_PORT_443_TCP_PROTO",
-            "GLUE_NAME",
-            "GLUE_ENV_FOO",
-            "GLUEY_THING",
+            ("GLUE__OAUTH__LEEWAY_S", "5"),
+            ("GLUE_ENV", "test"),
+            ("GLUE_LOG_FORMAT", "json"),
+            ("GLUE_SERVICE_HOST", "10.0.0.7"),
+            ("GLUE_SERVICE_PORT", "80"),
+            ("GLUE_SERVICE_PORT_HTTP", "80"),
+            ("GLUE_PORT", "tcp://10.0.0.7:80"),
+            ("GLUE_PORT_8080_TCP", "tcp://10.0.0.7:8080"),
+            ("GLUE_PORT_8080_TCP_ADDR", "10.0.0.7"),
+            ("GLUE_STOREFRONT_SERVICE_HOST", "fd00::7"),
+            ("GLUE_STOREFRONT_PORT_443_TCP_PROTO", "tcp"),
+            ("GLUE_NAME", "/web/glue"),
+            ("GLUE_ENV_FOO", "bar"),
+            ("GLUEY_THING", "x"),
         ] {
-            assert!(check_variable_names([ok]).is_ok(), "{ok}");
+            assert!(check_variable_names([ok]).is_ok(), "{ok:?}");
         }
         for refused in [
-            "GLUE_OAUTH__REFRESH_REUSE_GRACE_S",
-            "GLUE_DATABASE_SCHEMA_OWNER",
-            "GLUE_PORT_HTTP",
-            "GLUE_PORT_80_XYZ",
-            "GLUE_OAUTH__LEEWAY_S",
-            "GLUE_SECURITY_BLOCKER_ENABLED",
+            ("GLUE_OAUTH__REFRESH_REUSE_GRACE_S", "5"),
+            ("GLUE_DATABASE_SCHEMA_OWNER", "spryker"),
+            ("GLUE_PORT_HTTP", "80"),
+            ("GLUE_PORT_80_XYZ", "x"),
+            ("GLUE_OAUTH__LEEWAY_S", "5"),
+            ("GLUE_SECURITY_BLOCKER_ENABLED", "false"),
+            ("GLUE_METRICS_PORT", "9100"),
+            ("GLUE_SERVER_PORT", "8080"),
+            ("GLUE_DATABASE_NAME", "shop"),
         ] {
-            assert!(check_variable_names([refused]).is_err(), "{refused}");
+            assert!(check_variable_names([refused]).is_err(), "{refused:?}");
         }
     }
 

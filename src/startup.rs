@@ -36,10 +36,10 @@ use crate::{agent_auth_rest_api, auth_rest_api};
 /// (Spryker's project-level `GlueApplicationDependencyProvider::getResourceRoutePlugins()`).
 fn resource_route_plugins(pool: &DbPool, layout: &db::Layout) -> Vec<Arc<dyn ResourceRoutePlugin>> {
     vec![
-        Arc::new(HealthResourceRoutePlugin {
-            pool: pool.clone(),
-            checks: vec![Arc::new(DatabaseReadiness(layout.clone()))],
-        }),
+        Arc::new(HealthResourceRoutePlugin::new(
+            pool.clone(),
+            vec![Arc::new(DatabaseReadiness(layout.clone()))],
+        )),
         Arc::new(OpenApiResourceRoutePlugin),
         Arc::new(JwksResourceRoutePlugin),
         Arc::new(DiscoveryResourceRoutePlugin),
@@ -172,8 +172,10 @@ fn wait_for_database(manager: &db::ConnectionManager, wait_s: u64) -> Result<(),
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(wait_s);
     let mut said = false;
+    // The server is waited for, not glue's schema or database (the migration creates them).
+    let server = manager.clone().with_layout(db::Layout::Glue);
     loop {
-        match manager.establish() {
+        match server.establish() {
             Ok(_) => return Ok(()),
             Err(e) if std::time::Instant::now() < deadline => {
                 if !said {
@@ -267,12 +269,12 @@ impl Application {
         if applied > 0 {
             log::info!(target: "glue::db", "applied {applied} migration(s)");
         }
+        let pool = db::build_pool(manager.clone(), &settings.database, metrics.clone())?;
+        check_database(&settings, &pool, manager.layout(), &passwords)?;
         let keys = match early_keys {
             Some(keys) => keys,
             None => load_keys(&settings)?,
         };
-        let pool = db::build_pool(manager.clone(), &settings.database, metrics.clone())?;
-        check_database(&settings, &pool, manager.layout(), &passwords)?;
 
         let mut oauth_settings = settings.oauth.clone();
         oauth_settings.issuer = settings.issuer().to_string();

@@ -181,7 +181,9 @@ impl ResponseError for GlueError {
                 .last()
                 .and_then(|e| StatusCode::from_u16(e.status).ok())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            GlueError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GlueError::Throttled { error, .. } => {
+                StatusCode::from_u16(error.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS)
+            }
             GlueError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GlueError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GlueError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,6 +2,7 @@
 //! answers, and every readiness check the composition root registered passes). Not in Spryker;
 //! load balancers and orchestrators need them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,8 +27,22 @@ pub trait ReadinessCheck: Send + Sync {
 const VERDICT_TTL: Duration = Duration::from_secs(3);
 
 pub struct HealthResourceRoutePlugin {
-    pub pool: DbPool,
-    pub checks: Vec<Arc<dyn ReadinessCheck>>,
+    readiness: Readiness,
+}
+
+impl HealthResourceRoutePlugin {
+    /// `/healthz` and `/readyz` on `pool`, with the composition root's `checks`. One verdict is
+    /// kept for the whole process (every worker shares it).
+    pub fn new(pool: DbPool, checks: Vec<Arc<dyn ReadinessCheck>>) -> Self {
+        HealthResourceRoutePlugin {
+            readiness: Readiness {
+                pool,
+                checks: Arc::new(checks),
+                verdict: Arc::new(Mutex::new(None)),
+                refreshing: Arc::new(AtomicBool::new(false)),
+            },
+        }
+    }
 }
 
 /// The problems the checks found, and when.
@@ -37,18 +52,25 @@ type Verdict = Option<(Instant, Vec<String>)>;
 struct Readiness {
     pool: DbPool,
     checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
-    /// The last verdict (problems found) and when it was reached.
+    /// The last verdict, shared by every worker.
     verdict: Arc<Mutex<Verdict>>,
+    /// Set while one request refreshes the verdict: the others answer with the last one, so a
+    /// burst of `/readyz` runs the checks once, not once per request.
+    refreshing: Arc<AtomicBool>,
+}
+
+/// Clears [`Readiness::refreshing`] however the refresh ends.
+struct Refreshing(Arc<AtomicBool>);
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl ResourceRoutePlugin for HealthResourceRoutePlugin {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
-        let readiness = Readiness {
-            pool: self.pool.clone(),
-            checks: Arc::new(self.checks.clone()),
-            verdict: Arc::new(Mutex::new(None)),
-        };
-        let (get, head) = (readiness.clone(), readiness);
+        let (get, head) = (self.readiness.clone(), self.readiness.clone());
         cfg.service(
             operational_resource("/healthz", "GET, HEAD")
                 .route(web::get().to(healthz))
@@ -69,16 +91,24 @@ async fn healthz() -> HttpResponse {
 /// 200 when the database answers and every check passes; 503 (JSON:API, `Retry-After`) naming
 /// each problem otherwise. Bounded like any request's database work (`db::run`).
 async fn readyz(readiness: Readiness) -> Result<HttpResponse, GlueError> {
-    let cached = readiness
+    let last = readiness
         .verdict
         .lock()
         .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let fresh = last
         .as_ref()
         .filter(|(at, _)| at.elapsed() < VERDICT_TTL)
         .map(|(_, problems)| problems.clone());
-    let problems = match cached {
-        Some(problems) => problems,
-        None => {
+    let problems = match (fresh, last) {
+        (Some(problems), _) => problems,
+        // Another request is refreshing: the last verdict stands meanwhile.
+        (None, Some((_, problems))) if readiness.refreshing.swap(true, Ordering::SeqCst) => {
+            problems
+        }
+        (None, _) => {
+            let _refreshing = Refreshing(readiness.refreshing.clone());
+            readiness.refreshing.store(true, Ordering::SeqCst);
             let checks = readiness.checks.clone();
             let problems = db::run(&readiness.pool, move |conn| {
                 conn.batch_execute("SELECT 1").map_err(DbError::from)?;

@@ -115,7 +115,8 @@ impl Layout {
                     "database.schema_owner = \"spryker\" on MySQL needs the shop's database in the URL (mysql://user@host:3306/<database>)",
                 )?;
                 if !is_identifier(shop, backend) {
-                    return Err(format!("the shop's database name {shop:?} has characters glue does not quote (letters, digits, _, $, - only)"));
+                    // Not echoed: a URL whose password holds a raw `/` would show part of it.
+                    return Err("the shop's database name in DATABASE_URL has characters glue does not quote (letters, digits, _, $, - only; percent-encode a `/` or `@` in the password)".to_string());
                 }
                 (format!("{shop}_glue"), shop.to_string())
             }
@@ -432,43 +433,52 @@ pub fn check_shop(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Vec<S
     Ok(problems)
 }
 
-/// The privileges glue needs on the shop's tables to serve (`spryker` mode), each with a column
-/// its no-op probe uses. `glue tokens purge-expired` also needs [`HOUSEKEEPING`].
-pub const SERVING: &[(&str, &str, &[&str])] = &[
-    ("spy_user", "last_login", &["SELECT", "UPDATE"]),
-    ("spy_customer", "id_customer", &["SELECT"]),
-    ("spy_oauth_client", "id_oauth_client", &["SELECT"]),
+/// The privileges glue needs on the shop's tables to serve (`spryker` mode), with the columns
+/// it updates there. `glue tokens purge-expired` also needs [`HOUSEKEEPING`].
+pub const SERVING: &[(&str, &[&str], &[&str])] = &[
+    (
+        "spy_user",
+        &["last_login", "updated_at"],
+        &["SELECT", "UPDATE"],
+    ),
+    ("spy_customer", &[], &["SELECT"]),
+    ("spy_oauth_client", &[], &["SELECT"]),
     (
         "spy_oauth_refresh_token",
-        "revoked_at",
+        &["revoked_at", "updated_at"],
         &["SELECT", "INSERT", "UPDATE"],
     ),
 ];
 
 /// What `glue tokens purge-expired` needs beyond [`SERVING`] (it deletes glue's expired rows).
-pub const HOUSEKEEPING: &[(&str, &str, &[&str])] =
-    &[("spy_oauth_refresh_token", "revoked_at", &["DELETE"])];
+pub const HOUSEKEEPING: &[(&str, &[&str], &[&str])] =
+    &[("spy_oauth_refresh_token", &[], &["DELETE"])];
 
-/// A statement that changes nothing but is refused without `privilege` on `table`. The INSERT
-/// names every NOT NULL column glue writes (MySQL checks missing defaults before it finds that
-/// no row comes) and reads them back from the table itself.
-fn probe(table: &str, column: &str, privilege: &str) -> String {
+/// A statement that changes nothing but is refused without `privilege` on `table`, over every
+/// column glue reads, writes or updates there (so column-level grants count as glue uses them).
+/// The INSERT reads its values back from the table itself (MySQL checks missing defaults before
+/// it finds that no row comes).
+fn probe(table: &str, updated: &[&str], privilege: &str) -> String {
+    let columns = NEEDED
+        .iter()
+        .filter(|(t, ..)| *t == table)
+        .map(|(_, column, ..)| *column)
+        .collect::<Vec<_>>()
+        .join(", ");
     match privilege {
-        "UPDATE" => format!("UPDATE {table} SET {column} = {column} WHERE 1 = 0"),
-        "INSERT" => {
-            let columns = NEEDED
+        "UPDATE" => format!(
+            "UPDATE {table} SET {} WHERE 1 = 0",
+            updated
                 .iter()
-                .filter(|(t, name, _, not_null)| {
-                    *t == table && *not_null && !name.starts_with("id_")
-                })
-                .map(|(_, name, ..)| *name)
-                .chain(std::iter::once(column))
+                .map(|column| format!("{column} = {column}"))
                 .collect::<Vec<_>>()
-                .join(", ");
+                .join(", ")
+        ),
+        "INSERT" => {
             format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {table} WHERE 1 = 0")
         }
         "DELETE" => format!("DELETE FROM {table} WHERE 1 = 0"),
-        _ => format!("SELECT {column} FROM {table} WHERE 1 = 0"),
+        _ => format!("SELECT {columns} FROM {table} WHERE 1 = 0"),
     }
 }
 
@@ -528,9 +538,9 @@ pub fn missing_privileges(conn: &mut DbConnection, layout: &Layout) -> QueryResu
     let backend = conn.backend();
     let user = current_user(conn)?;
     let mut problems = Vec::new();
-    for (table, column, privileges) in SERVING {
+    for (table, updated, privileges) in SERVING {
         for privilege in *privileges {
-            if let Err(e) = conn.batch_execute(&probe(table, column, privilege)) {
+            if let Err(e) = conn.batch_execute(&probe(table, updated, privilege)) {
                 if super::is_unavailable(&e) || !is_refusal(&e) {
                     return Err(e);
                 }
@@ -547,12 +557,16 @@ pub fn missing_privileges(conn: &mut DbConnection, layout: &Layout) -> QueryResu
             #[diesel(sql_type = diesel::sql_types::Bool)]
             held: bool,
         }
-        let held = diesel::sql_query(
-            "SELECT has_sequence_privilege('spy_oauth_refresh_token_pk_seq', 'USAGE') AS held",
+        // nextval() needs USAGE or UPDATE; a sequence the user cannot see is not held either.
+        let held = match diesel::sql_query(
+            "SELECT has_sequence_privilege('spy_oauth_refresh_token_pk_seq', 'USAGE, UPDATE') AS held",
         )
         .get_result::<Held>(conn)
-        .map(|h| h.held)
-        .unwrap_or(false);
+        {
+            Ok(found) => found.held,
+            Err(e) if super::is_unavailable(&e) || !is_refusal(&e) => return Err(e),
+            Err(_) => false,
+        };
         if !held {
             problems.push(format!(
                 "USAGE on the sequence spy_oauth_refresh_token_pk_seq is not granted to {user}: GRANT USAGE ON SEQUENCE spy_oauth_refresh_token_pk_seq TO {user};"
@@ -612,6 +626,9 @@ pub fn grants_ddl(backend: Backend, layout: &Layout, user: &str) -> String {
     if backend == Backend::Postgresql {
         lines.push(format!(
             "GRANT USAGE ON SEQUENCE spy_oauth_refresh_token_pk_seq TO {user};"
+        ));
+        lines.push(format!(
+            "GRANT USAGE ON SCHEMA public TO {user};  -- the schema of the shop's tables"
         ));
     }
     lines.push("-- Housekeeping (glue tokens purge-expired): glue's expired rows".into());

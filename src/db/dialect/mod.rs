@@ -438,8 +438,10 @@ impl Backend {
                         conn.batch_execute(&format!("SET SESSION max_execution_time = {ms}"))?;
                     }
                     let lock_wait_s = ms.div_ceil(1000).max(1);
+                    // Row locks and metadata locks (a shop's ALTER TABLE during a deploy): the
+                    // latter wait a year by default, and no statement timeout covers them.
                     conn.batch_execute(&format!(
-                        "SET SESSION innodb_lock_wait_timeout = {lock_wait_s}"
+                        "SET SESSION innodb_lock_wait_timeout = {lock_wait_s}; SET SESSION lock_wait_timeout = {lock_wait_s}"
                     ))?;
                 }
                 let mut conn = DbConnection::Mysql(conn);
@@ -456,10 +458,12 @@ impl Backend {
 #[cfg(feature = "mysql")]
 fn mysql_server(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    // The authority ends at the first `/`; the password may hold `?`, `:` or `@`.
+    let authority = rest.split('/').next().unwrap_or("");
     let host = authority
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
+    let host = host.split('?').next().unwrap_or(host);
     if host.contains(':') && !host.ends_with(']') {
         host.to_string()
     } else {
