@@ -1,6 +1,6 @@
 //! Shared OAuth (Spryker's `Oauth` module): keys and the JWK Set, identities as values,
 //! access-token minting and verification, refresh-token rows and their rules (mint, hash,
-//! persist, rotate, revoke). The session lifecycle built on them is [`crate::session`].
+//! persist, rotate, revoke). The session lifecycle built on them is the `session` flow module, above this one.
 //!
 //! `OAuthServer` is built once in `startup.rs`. Its methods are synchronous and take a
 //! connection: callers run them inside `db::run`. Nothing here knows HTTP: outcomes are enums,
