@@ -137,6 +137,13 @@ pub enum AgentCommand {
         #[command(flatten)]
         password: PasswordInput,
     },
+    /// Print the bcrypt hash (`$2y$`, oauth.bcrypt_cost) of a new password, for an agent row in
+    /// a site migration (database.site_migrations_path). The same rules as set-password; the
+    /// password is never echoed; no database is needed.
+    HashPassword {
+        #[command(flatten)]
+        password: PasswordInput,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -375,6 +382,9 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
         Command::Agent(AgentCommand::List { json }) => agent_list(settings, json),
         Command::Agent(AgentCommand::SetPassword { username, password }) => {
             agent_set_password(settings, &username, &password)
+        }
+        Command::Agent(AgentCommand::HashPassword { password }) => {
+            hash_new_password(settings, &password)
         }
         Command::Customer(CustomerCommand::Create {
             email,

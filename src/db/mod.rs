@@ -8,6 +8,7 @@
 
 pub mod dialect;
 pub mod schema;
+pub mod site_migrations;
 
 pub use dialect::layout::{self, Layout, SchemaOwner};
 pub use dialect::{
@@ -51,6 +52,9 @@ pub struct DatabaseSettings {
     /// At start-up, wait up to this many seconds for the database to accept a connection
     /// (orchestrators that start glue before its database); 0 = fail at once.
     pub startup_wait_s: u64,
+    /// A folder of the deployment's own migrations, one subfolder per engine, applied after
+    /// glue's (see [`site_migrations`]); empty = none. Refused in `spryker` mode.
+    pub site_migrations_path: String,
 }
 
 impl DatabaseSettings {
@@ -178,6 +182,7 @@ pub struct ConnectionManager {
     statement_timeout_ms: Option<u64>,
     connect_timeout_ms: Option<u64>,
     layout: Layout,
+    site_migrations: Option<site_migrations::SiteMigrations>,
 }
 
 impl ConnectionManager {
@@ -190,6 +195,7 @@ impl ConnectionManager {
             statement_timeout_ms: None,
             connect_timeout_ms: None,
             layout: Layout::Glue,
+            site_migrations: None,
         })
     }
 
@@ -205,9 +211,27 @@ impl ConnectionManager {
             &manager.url,
         )
         .map_err(ConnectError::Setup)?;
-        Ok(manager
-            .with_timeouts(settings.statement_timeout_ms, settings.connect_timeout_ms)
-            .with_layout(layout))
+        let site_path = settings.site_migrations_path.trim();
+        let site_migrations = if site_path.is_empty() {
+            None
+        } else if layout.is_spryker() {
+            return Err(ConnectError::Setup(
+                "database.site_migrations_path is set, but database.schema_owner = \"spryker\": the shop's back office (Zed) owns its users and tables, so glue applies no migrations of its own to them; leave database.site_migrations_path empty".into(),
+            ));
+        } else {
+            Some(site_migrations::SiteMigrations::new(site_path))
+        };
+        Ok(ConnectionManager {
+            site_migrations,
+            ..manager
+                .with_timeouts(settings.statement_timeout_ms, settings.connect_timeout_ms)
+                .with_layout(layout)
+        })
+    }
+
+    /// The deployment's own migrations, applied after glue's (see [`site_migrations`]).
+    pub fn site_migrations(&self) -> Option<&site_migrations::SiteMigrations> {
+        self.site_migrations.as_ref()
     }
 
     /// Where glue's own tables are (see [`layout`]).
@@ -397,7 +421,7 @@ pub fn build_pool(
 /// Runs every pending migration of the connection's backend in the glue-owned layout (tests
 /// and tools that connect by hand; services go through [`migrate`]).
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, ConnectError> {
-    dialect::run_migrations_in(conn, &Layout::Glue)
+    dialect::run_migrations_in(conn, &Layout::Glue, None)
 }
 
 /// Runs `attempt` again (up to eight more times, after short growing pauses) when the database chose it as a deadlock victim

@@ -830,3 +830,208 @@ fn start_up_waits_for_the_database_up_to_the_bound() {
     );
     assert!(waited >= std::time::Duration::from_secs(2), "{waited:?}");
 }
+
+/// The seed of one agent as a site migration would write it on `backend`, with `hash`.
+fn seed_agent_sql(backend: Backend, username: &str, hash: &str) -> String {
+    match backend {
+        Backend::Postgres => format!(
+            "INSERT INTO spy_user (id_user, first_name, last_name, username, password, status, is_agent, created_at, updated_at)\n\
+             VALUES (nextval('spy_user_pk_seq'), 'Site', 'Agent', '{username}', '{hash}', 0, true, now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc');\n"
+        ),
+        Backend::Mysql => format!(
+            "INSERT INTO spy_user (first_name, last_name, username, password, status, is_agent, created_at, updated_at)\n\
+             VALUES ('Site', 'Agent', '{username}', '{hash}', 0, 1, UTC_TIMESTAMP(), UTC_TIMESTAMP());\n"
+        ),
+        Backend::Sqlite => format!(
+            "INSERT INTO spy_user (first_name, last_name, username, password, status, is_agent, created_at, updated_at)\n\
+             VALUES ('Site', 'Agent', '{username}', '{hash}', 0, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP);\n"
+        ),
+    }
+}
+
+fn engine_folder(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+        Backend::Mysql => "mysql",
+    }
+}
+
+/// `database.site_migrations_path`: a deployment seeds its agents in its own migrations, applied
+/// after glue's by `glue migrate` and at start-up, once; a broken file stops with its name and
+/// changes nothing; a version in glue's range is refused; `glue agent hash-password` makes the
+/// hash without a database.
+async fn site_migrations_seed_agents_that_log_in(backend: Backend) {
+    // hash-password: no database (the URL points nowhere), the password's rules, never echoed.
+    let nowhere = "postgres://nobody@127.0.0.1:1/nothing";
+    let hash_it = |stdin: &str| {
+        let mut child = glue_command(
+            "test",
+            nowhere,
+            &[],
+            &["agent", "hash-password", "--password-stdin"],
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let output = hash_it("site pass 1\n");
+    assert_ok(&output);
+    let hash = text(&output.stdout).trim().to_string();
+    assert!(hash.starts_with("$2y$"), "{hash}");
+    assert!(bcrypt::verify("site pass 1", &hash).unwrap());
+    assert!(!text(&output.stdout).contains("site pass"));
+    assert!(!text(&output.stderr).contains("site pass"));
+    assert_fails_with(&hash_it("seven77\n"), "at least 8 characters");
+    assert_fails_with(&hash_it("\n"), "must not be empty");
+
+    let dir = std::env::temp_dir().join(format!("glue-site-{}", uuid::Uuid::new_v4().simple()));
+    let engine = dir.join(engine_folder(backend));
+    let write = |name: &str, sql: &str| {
+        std::fs::create_dir_all(engine.join(name)).unwrap();
+        std::fs::write(engine.join(name).join("up.sql"), sql).unwrap();
+    };
+    write(
+        "2026-12-06-120000_seed_agents",
+        &seed_agent_sql(backend, "site@example.com", &hash),
+    );
+    let site = dir.display().to_string();
+    let env = [("GLUE__DATABASE__SITE_MIGRATIONS_PATH", site.as_str())];
+
+    let db = TestDatabase::create(backend);
+    let first = glue_with_env("test", &db, &env, &["migrate"], None);
+    assert_ok(&first);
+    let glue_only = TestDatabase::create(backend);
+    let applied_by_glue = glue(&glue_only, &["migrate"], None);
+    assert_ok(&applied_by_glue);
+    let count = |output: &Output| {
+        text(&output.stdout)
+            .trim()
+            .strip_prefix("applied ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{}", text(&output.stdout)))
+    };
+    assert_eq!(count(&first), count(&applied_by_glue) + 1);
+    // Applied once: a second run, and a start-up, apply nothing more.
+    assert_eq!(
+        count(&glue_with_env("test", &db, &env, &["migrate"], None)),
+        0
+    );
+
+    // A broken file stops `migrate` with its name, and changes nothing (its first statement
+    // is rolled back with it); fixed, it applies.
+    write(
+        "2026-12-06-130000_broken",
+        &format!(
+            "{}INSERT INTO no_such_table VALUES (1);\n",
+            seed_agent_sql(backend, "broken@example.com", &hash)
+        ),
+    );
+    let broken = glue_with_env("test", &db, &env, &["migrate"], None);
+    assert_fails_with(&broken, "2026-12-06-130000_broken/up.sql");
+    assert!(
+        glue::agent::find_by_username(&mut db.connect(), "broken@example.com")
+            .unwrap()
+            .is_none()
+    );
+    assert_fails_with(
+        &glue_with_env("test", &db, &env, &["migrate"], None),
+        "2026-12-06-130000_broken/up.sql",
+    );
+    write(
+        "2026-12-06-130000_broken",
+        &seed_agent_sql(backend, "fixed@example.com", &hash),
+    );
+    assert_eq!(
+        count(&glue_with_env("test", &db, &env, &["migrate"], None)),
+        1
+    );
+
+    // A version in glue's own range is refused before anything runs, naming the folder.
+    write(
+        "2026-12-06-000500_mine",
+        &seed_agent_sql(backend, "reserved@example.com", &hash),
+    );
+    assert_fails_with(
+        &glue_with_env("test", &db, &env, &["migrate"], None),
+        "2026-12-06-000500_mine has a version glue reserves",
+    );
+    std::fs::remove_dir_all(engine.join("2026-12-06-000500_mine")).unwrap();
+
+    // The seeded agents log in on a server that applies the site's migrations at start-up.
+    let db = std::sync::Arc::new(db);
+    let mut settings = test_settings(&db.url);
+    settings.database.site_migrations_path = site.clone();
+    let app = start(settings, db.clone()).unwrap();
+    for username in ["site@example.com", "fixed@example.com"] {
+        assert_eq!(
+            app.post_agent_login(username, "site pass 1").await.status(),
+            201,
+            "{username}"
+        );
+    }
+
+    // A missing engine folder is named.
+    let other = dir.join("elsewhere");
+    std::fs::create_dir_all(&other).unwrap();
+    let other = other.display().to_string();
+    assert_fails_with(
+        &glue_with_env(
+            "test",
+            &db,
+            &[("GLUE__DATABASE__SITE_MIGRATIONS_PATH", other.as_str())],
+            &["migrate"],
+            None,
+        ),
+        &format!(
+            "{} is not a folder",
+            std::path::Path::new(&other)
+                .join(engine_folder(backend))
+                .display()
+        ),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+backends!(site_migrations_seed_agents_that_log_in);
+
+#[test]
+fn site_migrations_are_refused_on_a_shops_database() {
+    for url in [
+        "postgres://nobody@127.0.0.1:1/shop",
+        "mysql://nobody@127.0.0.1:1/shop",
+    ] {
+        if url.starts_with("mysql") && !cfg!(feature = "mysql") {
+            continue;
+        }
+        let output = glue_command(
+            "test",
+            url,
+            &[
+                ("GLUE__DATABASE__SCHEMA_OWNER", "spryker"),
+                (
+                    "GLUE__DATABASE__SITE_MIGRATIONS_PATH",
+                    "/srv/site-migrations",
+                ),
+            ],
+            &["migrate"],
+        )
+        .output()
+        .unwrap();
+        assert_fails_with(
+            &output,
+            "database.site_migrations_path is set, but database.schema_owner = \"spryker\"",
+        );
+    }
+}

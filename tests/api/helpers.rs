@@ -297,6 +297,9 @@ macro_rules! backends {
     (postgres: $($name:ident),* $(,)?) => {
         $( $crate::backends!(@scenario [postgres] $name); )*
     };
+    (mysql: $($name:ident),* $(,)?) => {
+        $( $crate::backends!(@scenario [mysql] $name); )*
+    };
     (@scenario [$($backend:ident),*] $name:ident) => {
         mod $name {
             $( $crate::backends!(@variant $backend $name); )*

@@ -839,3 +839,94 @@ fn privilege_statement(
         grantee(backend, user)
     )
 }
+
+backends!(mysql: a_refused_start_leaves_no_glue_database_behind);
+
+/// MariaDB: glue's database is created by the first start; when that start is then refused
+/// (here: CREATE VIEW denied on it), the database it created goes again, and the next start with
+/// the grant creates it anew.
+async fn a_refused_start_leaves_no_glue_database_behind(backend: Backend) {
+    let db = std::sync::Arc::new(shop_database(backend));
+    let user = format!(
+        "glue_l_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let url = db.url.replacen("://root@", &format!("://{user}:pw@"), 1);
+    assert_ne!(url, db.url, "the test server URL names root");
+    let printed = glue_command(
+        "test",
+        &url,
+        &[("GLUE__DATABASE__SCHEMA_OWNER", "spryker")],
+        &["db", "grants"],
+    )
+    .output()
+    .unwrap();
+    assert!(printed.status.success(), "{printed:?}");
+    raw_execute(
+        &db,
+        backend,
+        &format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw';"),
+    );
+    for statement in String::from_utf8(printed.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("GRANT"))
+    {
+        raw_execute(&db, backend, statement.split("  --").next().unwrap());
+    }
+    let glue_database = format!("{}_glue", database_name(&db));
+    raw_execute(
+        &db,
+        backend,
+        &format!("REVOKE CREATE VIEW ON `{glue_database}`.* FROM '{user}'@'%'"),
+    );
+    let exists = || {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = ConnectionManager::new(&db.url, 5000)
+            .unwrap()
+            .establish()
+            .unwrap();
+        diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        )
+        .bind::<diesel::sql_types::Text, _>(&glue_database)
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n > 0
+    };
+    let settings = || {
+        let mut settings = shop_settings(&db);
+        settings.database.url = glue::settings::Secret::new(&url);
+        settings
+    };
+    assert!(!exists());
+    let error = start(settings(), db.clone()).err().expect("refused");
+    assert!(
+        error.contains("CREATE VIEW") || error.contains("denied"),
+        "{error}"
+    );
+    assert!(
+        !exists(),
+        "{glue_database} was left behind by a refused start"
+    );
+    raw_execute(
+        &db,
+        backend,
+        &format!("GRANT CREATE VIEW ON `{glue_database}`.* TO '{user}'@'%'"),
+    );
+    let app = start(settings(), db.clone()).expect("starts with the grant back");
+    assert!(exists());
+    assert_eq!(app.post_agent_login(AGENT.0, AGENT.1).await.status(), 201);
+    drop(app);
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        raw_execute(
+            &db,
+            backend,
+            &format!("DROP USER '{user}'@'%'; DROP DATABASE IF EXISTS `{glue_database}`;"),
+        )
+    }));
+}

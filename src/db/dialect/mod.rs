@@ -17,6 +17,7 @@ use diesel::sql_types::{Bool, Text};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use super::site_migrations::SiteMigrations;
 use super::{abandoned, ConnectError, ConnectionManager, DbBackend, DbConnection};
 use layout::Layout;
 
@@ -548,12 +549,15 @@ pub fn migrate(manager: &ConnectionManager) -> Result<usize, ConnectError> {
             "the database already holds Spryker tables that glue did not create: to serve a shop's own database set database.schema_owner = \"spryker\" (GLUE__DATABASE__SCHEMA_OWNER=spryker)".into(),
         ));
     }
-    run_migrations_in(&mut conn, &layout)
+    run_migrations_in(&mut conn, &layout, manager.site_migrations())
 }
 
+/// glue's pending migrations of `layout`, then the deployment's own (`site`), under the
+/// migration lock of the engine.
 pub(in crate::db) fn run_migrations_in(
     conn: &mut DbConnection,
     layout: &Layout,
+    site: Option<&SiteMigrations>,
 ) -> Result<usize, ConnectError> {
     const MIGRATION_LOCK: i64 = 0x676c_7565; // "glue"
     let spryker = layout.is_spryker();
@@ -569,17 +573,12 @@ pub(in crate::db) fn run_migrations_in(
                 } else {
                     POSTGRES_MIGRATIONS
                 };
-                pg.run_pending_migrations(migrations)
-                    .map(|v| v.len())
-                    .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
+                apply(pg, migrations, site, Backend::Postgresql)
             });
             conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
             result
         }
-        DbConnection::Sqlite(sqlite) => sqlite
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|v| v.len())
-            .map_err(|e| ConnectError::Setup(format!("migration failed: {e}"))),
+        DbConnection::Sqlite(sqlite) => apply(sqlite, SQLITE_MIGRATIONS, site, Backend::Sqlite),
         #[cfg(feature = "mysql")]
         DbConnection::Mysql(_) => {
             conn.batch_execute("DO GET_LOCK('glue_migrations', 60)")?;
@@ -592,16 +591,35 @@ pub(in crate::db) fn run_migrations_in(
                 } else {
                     MYSQL_MIGRATIONS
                 };
-                mysql
-                    .run_pending_migrations(migrations)
-                    .map(|v| v.len())
-                    .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))
+                apply(mysql, migrations, site, Backend::Mysql)
             });
             conn.batch_execute("DO RELEASE_LOCK('glue_migrations')")?;
             result
         }
     };
     applied
+}
+
+/// Applies glue's pending migrations of `set`, then the deployment's own; the number applied.
+fn apply<C, DB>(
+    conn: &mut C,
+    set: EmbeddedMigrations,
+    site: Option<&SiteMigrations>,
+    backend: Backend,
+) -> Result<usize, ConnectError>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+{
+    let glue = conn
+        .run_pending_migrations(set)
+        .map(|v| v.len())
+        .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))?;
+    let site = match site {
+        Some(site) => site.apply(conn, backend)?,
+        None => 0,
+    };
+    Ok(glue + site)
 }
 
 /// SQLite: copies the write-ahead log into the database now, without waiting for anyone
