@@ -17,7 +17,7 @@ use diesel::QueryResult;
 use crate::db::{self, DbConnection, DbError};
 use crate::oauth::{Grant, IssuedTokens, OAuthError};
 use crate::password::{Password, PasswordError, StillWanted};
-use crate::security_blocker::{Admission, Blocked, EntityType};
+use crate::security_blocker::{Account, Admission, Blocked, BlockerError, EntityType};
 use crate::services::Services;
 
 /// A username as sent: a non-blank string.
@@ -64,6 +64,18 @@ pub enum LoginError {
     Password(#[from] PasswordError),
     #[error(transparent)]
     OAuth(#[from] OAuthError),
+    /// The security blocker's shared store (Redis) does not answer: logins fail closed.
+    #[error(transparent)]
+    BlockerStore(#[from] crate::security_blocker::redis_store::StoreUnavailable),
+}
+
+impl From<BlockerError> for LoginError {
+    fn from(e: BlockerError) -> Self {
+        match e {
+            BlockerError::Database(e) => e.into(),
+            BlockerError::Store(e) => LoginError::BlockerStore(e),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for LoginError {
@@ -172,7 +184,16 @@ pub async fn password_grant<A: Accounts>(
             Some(username) => A::account_key(conn, username)?,
             None => String::new(),
         };
-        let refused = blocker.check(conn, A::ENTITY, checked.ip, &account)?;
+        let typed = checked.username.as_ref().map_or("", Username::as_str);
+        let refused = blocker.check(
+            conn,
+            A::ENTITY,
+            checked.ip,
+            Account {
+                typed,
+                key: &account,
+            },
+        )?;
         Ok((account, refused))
     })
     .await?;
@@ -183,7 +204,12 @@ pub async fn password_grant<A: Accounts>(
     let blocker = deps.blocker.clone();
     let lookup = attempt.clone();
     let looked_up = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        let reservation = match blocker.reserve(conn, A::ENTITY, lookup.ip, &account)? {
+        let typed = lookup.username.as_ref().map_or("", Username::as_str);
+        let account = Account {
+            typed,
+            key: &account,
+        };
+        let reservation = match blocker.reserve(conn, A::ENTITY, lookup.ip, account)? {
             Admission::Blocked(blocked) => return Ok(Lookup::Blocked(blocked)),
             Admission::Admitted(reservation) => reservation,
         };

@@ -282,6 +282,11 @@ pub struct OAuthSettings {
 #[serde(deny_unknown_fields)]
 pub struct SecurityBlockerSettings {
     pub enabled: bool,
+    /// Where the counters are kept: glue's database tables, or the shop's Redis in Spryker's
+    /// own keys (shared with the storefront and PHP Glue).
+    pub store: BlockerStore,
+    /// `store = "redis"`: the connection.
+    pub redis: RedisStoreSettings,
     pub sweep_interval_s: u64,
     /// After a successful login an address is exempt from the account-wide counter of that
     /// username for this long.
@@ -290,6 +295,45 @@ pub struct SecurityBlockerSettings {
     pub customer: BlockRule,
     pub address: BlockRule,
     pub account: BlockRule,
+}
+
+/// Where the security blocker keeps its counters (`security_blocker.store`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum BlockerStore {
+    /// glue's tables in its database (every instance on that database shares them).
+    #[default]
+    Database,
+    /// The shop's Redis (`SECURITY_BLOCKER_REDIS`), in Spryker's `kv:{type}:{ip}:{account}` keys.
+    Redis,
+}
+
+impl TryFrom<String> for BlockerStore {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        one_of(
+            &value,
+            &[
+                ("database", BlockerStore::Database),
+                ("redis", BlockerStore::Redis),
+            ],
+        )
+    }
+}
+
+/// `[security_blocker.redis]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisStoreSettings {
+    /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS); may hold a password.
+    pub url: Secret,
+    pub pool_size: u32,
+    pub connect_timeout_ms: u64,
+    /// Bounds every command (read and write timeouts); a login past it answers 503.
+    pub command_timeout_ms: u64,
+    /// The prefix of glue's own keys (reservations, the per-address and per-account counters,
+    /// trusted addresses); Spryker's keys are always `kv:…`.
+    pub key_prefix: String,
 }
 
 /// `attempts` failures within `window_s` seconds block the key for `block_s` seconds.
@@ -320,6 +364,7 @@ pub const PROJECT_VARIABLES: &[&str] = &[
     "GLUE_CONFIG_FILE",
     "GLUE_TEST_DATABASE_URL",
     "GLUE_TEST_MYSQL_URL",
+    "GLUE_TEST_REDIS_URL",
     "GLUE_BASE",
 ];
 

@@ -34,12 +34,18 @@ use crate::{agent_auth_rest_api, auth_rest_api};
 
 /// Every resource the API serves; adding a resource is one module plus one line here
 /// (Spryker's project-level `GlueApplicationDependencyProvider::getResourceRoutePlugins()`).
-fn resource_route_plugins(pool: &DbPool, layout: &db::Layout) -> Vec<Arc<dyn ResourceRoutePlugin>> {
+fn resource_route_plugins(
+    pool: &DbPool,
+    layout: &db::Layout,
+    blocker: &Arc<SecurityBlocker>,
+) -> Vec<Arc<dyn ResourceRoutePlugin>> {
+    let mut checks: Vec<Arc<dyn glue_application::health::ReadinessCheck>> =
+        vec![Arc::new(DatabaseReadiness(layout.clone()))];
+    if blocker.redis().is_some() {
+        checks.push(Arc::new(BlockerStoreReadiness(blocker.clone())));
+    }
     vec![
-        Arc::new(HealthResourceRoutePlugin::new(
-            pool.clone(),
-            vec![Arc::new(DatabaseReadiness(layout.clone()))],
-        )),
+        Arc::new(HealthResourceRoutePlugin::new(pool.clone(), checks)),
         Arc::new(OpenApiResourceRoutePlugin),
         Arc::new(JwksResourceRoutePlugin),
         Arc::new(DiscoveryResourceRoutePlugin),
@@ -60,10 +66,32 @@ impl glue_application::health::ReadinessCheck for DatabaseReadiness {
     }
 }
 
+/// `/readyz` on the security blocker's Redis store: reported when it does not answer (logins
+/// answer 503 meanwhile), never a reason to leave rotation — every instance shares it.
+struct BlockerStoreReadiness(Arc<SecurityBlocker>);
+
+impl glue_application::health::ReadinessCheck for BlockerStoreReadiness {
+    fn problems(&self, _conn: &mut db::DbConnection) -> Result<Vec<String>, db::DbError> {
+        Ok(match self.0.redis().map(|store| store.ping()) {
+            Some(Err(_)) => vec![
+                "the security blocker's Redis store does not answer (security_blocker.store = \"redis\"): logins answer 503 until it does".to_string(),
+            ],
+            _ => Vec::new(),
+        })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// The security blocker's store is configured wrongly (the message names the setting).
+    #[error("{0}")]
+    BlockerStore(String),
     #[error("database: {0}")]
     Database(#[from] ConnectError),
     #[error("database: {0}")]
@@ -294,15 +322,16 @@ impl Application {
             observers: vec![Arc::new(Latency(metrics.clone()))],
             body_timeout: Duration::from_secs(settings.server.body_timeout_s),
         });
-        let plugins = resource_route_plugins(&pool, manager.layout());
+        let blocker = Arc::new(
+            SecurityBlocker::new(settings.security_blocker.clone(), clock)
+                .map_err(StartupError::BlockerStore)?,
+        );
+        let plugins = resource_route_plugins(&pool, manager.layout(), &blocker);
         let kid = oauth.keys.signing.kid.clone();
         let state = web::Data::new(AppState {
             services: Services {
                 pool: pool.clone(),
-                blocker: Arc::new(SecurityBlocker::new(
-                    settings.security_blocker.clone(),
-                    clock,
-                )),
+                blocker,
                 passwords: passwords.clone(),
                 oauth,
                 metrics: metrics.clone(),
@@ -348,9 +377,16 @@ impl Application {
             db::Layout::Spryker { glue_schema, .. } => glue_schema.as_str(),
             db::Layout::Glue => "-",
         };
+        let blocker_store = match settings.security_blocker.store {
+            crate::settings::BlockerStore::Database => "database".to_string(),
+            crate::settings::BlockerStore::Redis => format!(
+                "redis({})",
+                crate::secret::url_without_password(settings.security_blocker.redis.url.expose())
+            ),
+        };
         log::info!(
             target: "glue::startup",
-            "serving: environment={} schema_owner={} engine={:?} database={} glue_schema={glue_schema} key_source={:?} kid={} listen={}:{port} metrics={} bcrypt=\"{bcrypt}\"",
+            "serving: environment={} schema_owner={} engine={:?} database={} glue_schema={glue_schema} key_source={:?} kid={} listen={}:{port} metrics={} bcrypt=\"{bcrypt}\" blocker_store={blocker_store}",
             settings.environment.as_str(),
             if manager.layout().is_spryker() { "spryker" } else { "glue" },
             manager.backend(),

@@ -135,16 +135,15 @@ mod tests {
 
     #[test]
     fn glue_keeps_its_own_versions_in_the_reserved_range() {
-        let mut sets = vec![
+        let sets = [
             super::super::dialect::SQLITE_MIGRATIONS,
             super::super::dialect::POSTGRES_MIGRATIONS,
             super::super::dialect::POSTGRES_SPRYKER_MIGRATIONS,
-        ];
-        #[cfg(feature = "mysql")]
-        sets.extend([
+            #[cfg(feature = "mysql")]
             super::super::dialect::MYSQL_MIGRATIONS,
+            #[cfg(feature = "mysql")]
             super::super::dialect::MYSQL_SPRYKER_MIGRATIONS,
-        ]);
+        ];
         for set in sets {
             let migrations = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&set).unwrap();
             assert!(!migrations.is_empty());

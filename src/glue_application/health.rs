@@ -20,6 +20,20 @@ use crate::db::{self, DbConnection, DbError, DbPool};
 /// privileges it needs held): the problems found, empty when it can serve.
 pub trait ReadinessCheck: Send + Sync {
     fn problems(&self, conn: &mut DbConnection) -> Result<Vec<String>, DbError>;
+    /// Whether the checked dependency is one every instance shares and only some requests need
+    /// (e.g. the security blocker's Redis): its problems are reported in the body, but taking
+    /// every instance out of rotation would not help, so the instance stays ready.
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// What one round of checks found: problems that make this instance unready, and problems of
+/// shared dependencies that are only reported.
+#[derive(Debug, Clone, Default)]
+struct Findings {
+    problems: Vec<String>,
+    shared: Vec<String>,
 }
 
 /// How long a verdict of the checks is reused: a load balancer polling every second costs the
@@ -46,7 +60,7 @@ impl HealthResourceRoutePlugin {
 }
 
 /// The problems the checks found, and when.
-type Verdict = Option<(Instant, Vec<String>)>;
+type Verdict = Option<(Instant, Findings)>;
 
 #[derive(Clone)]
 struct Readiness {
@@ -112,11 +126,16 @@ async fn readyz(readiness: Readiness) -> Result<HttpResponse, GlueError> {
             let checks = readiness.checks.clone();
             let problems = db::run(&readiness.pool, move |conn| {
                 conn.batch_execute("SELECT 1").map_err(DbError::from)?;
-                let mut problems = Vec::new();
+                let mut findings = Findings::default();
                 for check in checks.iter() {
-                    problems.extend(check.problems(conn)?);
+                    let found = check.problems(conn)?;
+                    if check.shared() {
+                        findings.shared.extend(found);
+                    } else {
+                        findings.problems.extend(found);
+                    }
                 }
-                Ok::<_, DbError>(problems)
+                Ok::<_, DbError>(findings)
             })
             .await?;
             *readiness.verdict.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -124,14 +143,24 @@ async fn readyz(readiness: Readiness) -> Result<HttpResponse, GlueError> {
             problems
         }
     };
+    let Findings { problems, shared } = problems;
     if problems.is_empty() {
-        return Ok(json_api(StatusCode::OK, &json!({"status": "ready"})));
+        return Ok(json_api(
+            StatusCode::OK,
+            &if shared.is_empty() {
+                json!({"status": "ready"})
+            } else {
+                json!({"status": "ready", "degraded": shared})
+            },
+        ));
     }
+    let mut all = problems;
+    all.extend(shared);
     Err(GlueError::Throttled {
         error: RestErrorMessage::new(
             StatusCode::SERVICE_UNAVAILABLE,
             None,
-            format!("Not ready: {}", problems.join("; ")),
+            format!("Not ready: {}", all.join("; ")),
         ),
         retry_after_s: 5,
     })

@@ -221,6 +221,8 @@ impl From<LoginError> for GlueError {
             LoginError::Database(db) => db.into(),
             LoginError::OAuth(oauth) => oauth.into(),
             LoginError::Password(password) => password.into(),
+            // Fail closed, with Retry-After: no login is decided without its counters.
+            LoginError::BlockerStore(store) => GlueError::unavailable(store),
         }
     }
 }

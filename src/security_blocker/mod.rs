@@ -28,6 +28,12 @@
 //! waited) gives its places back: a client that does not wait for answers cannot lock anyone
 //! out. PHP Glue refresh tokens count under kinds of their own, so garbage tokens from an
 //! office's address never block its customers' logins.
+//!
+//! **Two stores.** `security_blocker.store = "database"` keeps the counters in glue's tables;
+//! `"redis"` keeps them on the shop's Redis, counted together with Spryker's own blocker (see
+//! [`redis_store`]). The rules, the reservation and the settling are the same in both.
+
+pub mod redis_store;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -42,7 +48,17 @@ use crate::clock::Clock;
 use crate::db::schema::glue_login_attempt_counter::{self as t, dsl};
 use crate::db::schema::glue_login_trusted_address::{self as trusted, dsl as trusted_dsl};
 use crate::db::DbConnection;
-use crate::settings::{BlockRule, SecurityBlockerSettings};
+use crate::settings::{BlockRule, BlockerStore, SecurityBlockerSettings};
+use redis_store::{RedisStore, StoreUnavailable};
+
+/// Why the blocker could not decide (the login is answered 503, never with a login error).
+#[derive(Debug, thiserror::Error)]
+pub enum BlockerError {
+    #[error(transparent)]
+    Database(#[from] DieselError),
+    #[error(transparent)]
+    Store(#[from] StoreUnavailable),
+}
 
 /// Whose logins are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +91,38 @@ impl EntityType {
             EntityType::Customer => "customer-account",
             EntityType::PhpRefreshToken => "php-refresh-token-account",
         }
+    }
+    /// The kind of trusted-address keys in a key-value store.
+    fn trust_kind(self) -> &'static str {
+        match self {
+            EntityType::Agent => "agent-trust",
+            EntityType::Customer => "customer-trust",
+            EntityType::PhpRefreshToken => "php-refresh-token-trust",
+        }
+    }
+    /// Spryker's `SecurityCheckAuthContext` type counting the same logins, if any: PHP refresh
+    /// tokens name no account and count only in glue's own keys.
+    fn spryker_type(self) -> Option<&'static str> {
+        match self {
+            EntityType::Agent => Some("agent"),
+            EntityType::Customer => Some("customer"),
+            EntityType::PhpRefreshToken => None,
+        }
+    }
+}
+
+/// The account an attempt names: as the client typed it (Spryker's key) and the key glue counts
+/// it under (the database's folding, see `Accounts::account_key` in `login`).
+#[derive(Debug, Clone, Copy)]
+pub struct Account<'a> {
+    pub typed: &'a str,
+    pub key: &'a str,
+}
+
+impl<'a> Account<'a> {
+    /// An account with one spelling (e.g. a PHP token's salt).
+    pub fn exact(key: &'a str) -> Self {
+        Account { typed: key, key }
     }
 }
 
@@ -111,6 +159,11 @@ pub struct Reservation {
     entity: EntityType,
     counters: Vec<Counter>,
     trust_key: String,
+    /// The per-(address, account) rule (Spryker's, for its keys).
+    per_user_rule: BlockRule,
+    ip: Option<IpAddr>,
+    typed: String,
+    folded: String,
 }
 
 /// What [`SecurityBlocker::reserve`] decided.
@@ -124,6 +177,7 @@ pub struct SecurityBlocker {
     settings: SecurityBlockerSettings,
     clock: Arc<dyn Clock>,
     last_sweep: AtomicI64,
+    redis: Option<RedisStore>,
 }
 
 fn counter_key(parts: &[&str]) -> String {
@@ -158,17 +212,29 @@ impl From<DieselError> for Refusal {
 }
 
 impl SecurityBlocker {
-    pub fn new(settings: SecurityBlockerSettings, clock: Arc<dyn Clock>) -> Self {
-        SecurityBlocker {
+    /// The blocker on its configured store; refused (naming the setting) when the Redis URL is
+    /// not one glue can use. Redis need not be up: logins answer 503 until it is.
+    pub fn new(settings: SecurityBlockerSettings, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let redis = match settings.store {
+            BlockerStore::Database => None,
+            BlockerStore::Redis => Some(RedisStore::new(&settings.redis)?),
+        };
+        Ok(SecurityBlocker {
             settings,
             clock,
             last_sweep: AtomicI64::new(i64::MIN),
-        }
+            redis,
+        })
     }
 
-    /// The counters of an attempt on `account` (the key its name is counted under) from `ip`.
-    fn reservation(&self, entity: EntityType, ip: Option<IpAddr>, account: &str) -> Reservation {
-        let username = account;
+    /// The Redis store, when the counters are kept there.
+    pub fn redis(&self) -> Option<&RedisStore> {
+        self.redis.as_ref()
+    }
+
+    /// The counters of an attempt on `account` from `ip`.
+    fn reservation(&self, entity: EntityType, ip: Option<IpAddr>, account: Account) -> Reservation {
+        let username = account.key;
         let address = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
         let per_user_rule = match entity {
             EntityType::Agent => self.settings.agent,
@@ -197,6 +263,10 @@ impl SecurityBlocker {
                 },
             ],
             trust_key: counter_key(&[&address, username]),
+            per_user_rule,
+            ip,
+            typed: account.typed.to_string(),
+            folded: account.key.to_string(),
         }
     }
 
@@ -208,12 +278,17 @@ impl SecurityBlocker {
         conn: &mut DbConnection,
         entity: EntityType,
         ip: Option<IpAddr>,
-        account: &str,
-    ) -> QueryResult<Option<Blocked>> {
+        account: Account,
+    ) -> Result<Option<Blocked>, BlockerError> {
         if !self.settings.enabled {
             return Ok(None);
         }
         let reservation = self.reservation(entity, ip, account);
+        if let Some(redis) = &self.redis {
+            return Ok(redis
+                .admit(&reservation, ip, account.typed, account.key, false)?
+                .err());
+        }
         let now = self.clock.now();
         let trusted = is_trusted(conn, entity, &reservation.trust_key, now)?;
         let mut refused: Option<Blocked> = None;
@@ -253,12 +328,27 @@ impl SecurityBlocker {
         conn: &mut DbConnection,
         entity: EntityType,
         ip: Option<IpAddr>,
-        username: &str,
-    ) -> QueryResult<Admission> {
-        let mut reservation = self.reservation(entity, ip, username);
+        account: Account,
+    ) -> Result<Admission, BlockerError> {
+        let mut reservation = self.reservation(entity, ip, account);
         if !self.settings.enabled {
             reservation.counters.clear();
             return Ok(Admission::Admitted(reservation));
+        }
+        if let Some(redis) = &self.redis {
+            return Ok(
+                match redis.admit(&reservation, ip, account.typed, account.key, true)? {
+                    Ok(trusted) => {
+                        if trusted {
+                            reservation
+                                .counters
+                                .retain(|c| c.scope != BlockScope::Account);
+                        }
+                        Admission::Admitted(reservation)
+                    }
+                    Err(blocked) => Admission::Blocked(blocked),
+                },
+            );
         }
         for _ in 0..10 {
             let now = self.clock.now();
@@ -297,15 +387,30 @@ impl SecurityBlocker {
                     _,
                 ))) => continue,
                 Err(Refusal::Database(e)) if crate::db::is_deadlock(&e) => continue,
-                Err(Refusal::Database(e)) => Err(e),
+                Err(Refusal::Database(e)) => Err(e.into()),
             };
         }
-        Err(DieselError::RollbackTransaction)
+        Err(DieselError::RollbackTransaction.into())
     }
 
     /// Settles a failed attempt: its places stay taken and count as failures; a counter whose
     /// failures reached its limit is blocked from now on.
-    pub fn fail(&self, conn: &mut DbConnection, reservation: &Reservation) -> QueryResult<()> {
+    pub fn fail(
+        &self,
+        conn: &mut DbConnection,
+        reservation: &Reservation,
+    ) -> Result<(), BlockerError> {
+        if reservation.counters.is_empty() {
+            return Ok(());
+        }
+        if let Some(redis) = &self.redis {
+            return Ok(redis.fail(
+                reservation,
+                reservation.ip,
+                &reservation.typed,
+                &reservation.folded,
+            )?);
+        }
         let now = self.clock.now();
         crate::db::retry_deadlocks(|| {
             crate::db::write_transaction(&mut *conn, |conn| {
@@ -327,14 +432,21 @@ impl SecurityBlocker {
                 Ok(())
             })
         })?;
-        self.maybe_sweep(conn)
+        Ok(self.maybe_sweep(conn)?)
     }
 
     /// Settles a successful attempt: its places are given back, and its address becomes
     /// trusted for this username.
-    pub fn succeed(&self, conn: &mut DbConnection, reservation: &Reservation) -> QueryResult<()> {
+    pub fn succeed(
+        &self,
+        conn: &mut DbConnection,
+        reservation: &Reservation,
+    ) -> Result<(), BlockerError> {
         if !self.settings.enabled {
             return Ok(());
+        }
+        if let Some(redis) = &self.redis {
+            return Ok(redis.give_back(reservation, Some(self.settings.trusted_address_s))?);
         }
         let now = self.clock.now();
         let mut tries = 0;
@@ -360,18 +472,25 @@ impl SecurityBlocker {
                 {
                     tries += 1
                 }
-                other => return other,
+                other => return Ok(other?),
             }
         }
     }
 
     /// Settles an attempt that proved nothing about an account (e.g. a PHP refresh token that
     /// decrypted): its places are given back, nothing becomes trusted.
-    pub fn release(&self, conn: &mut DbConnection, reservation: &Reservation) -> QueryResult<()> {
+    pub fn release(
+        &self,
+        conn: &mut DbConnection,
+        reservation: &Reservation,
+    ) -> Result<(), BlockerError> {
         if !self.settings.enabled {
             return Ok(());
         }
-        crate::db::retry_deadlocks(|| {
+        if let Some(redis) = &self.redis {
+            return Ok(redis.give_back(reservation, None)?);
+        }
+        Ok(crate::db::retry_deadlocks(|| {
             crate::db::write_transaction(&mut *conn, |conn| {
                 for counter in &reservation.counters {
                     diesel::update(this(counter).filter(dsl::attempts.gt(0)))
@@ -380,7 +499,7 @@ impl SecurityBlocker {
                 }
                 Ok(())
             })
-        })
+        })?)
     }
 
     /// Deletes expired counters at most every `sweep_interval_s` per instance, so a spray of

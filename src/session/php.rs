@@ -19,7 +19,9 @@ use crate::oauth::refresh_token::{self, Refusal};
 use crate::oauth::{Grant, OAuthError, OAuthServer};
 use crate::password::StillWanted;
 use crate::secret::Secret;
-use crate::security_blocker::{Admission, Blocked, EntityType, Reservation, SecurityBlocker};
+use crate::security_blocker::{
+    Account, Admission, Blocked, BlockerError, EntityType, Reservation, SecurityBlocker,
+};
 use crate::services::Services;
 
 /// The shop's refresh-token encryption key, when PHP Glue's tokens are accepted
@@ -36,7 +38,7 @@ pub fn encryption_key(oauth: &OAuthServer) -> Option<Secret> {
 enum Opened {
     /// It decrypted with the shop's key into league's payload; the reservation is settled by
     /// what the token then achieves.
-    Payload(PhpRefreshPayload, Reservation),
+    Payload(PhpRefreshPayload, Box<Reservation>),
     /// It did not (wrong key, altered, not league's): counted as a failure.
     Invalid,
     /// Too many failures from this address: refused before any work.
@@ -59,7 +61,7 @@ async fn open(
     let blocker = deps.blocker.clone();
     let key = counted.clone();
     let refused = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        Ok(blocker.check(conn, entity, ip, &key)?)
+        Ok(blocker.check(conn, entity, ip, Account::exact(&key))?)
     })
     .await?;
     if let Some(blocked) = refused {
@@ -68,7 +70,7 @@ async fn open(
     let slot = deps.passwords.slot()?;
     let blocker = deps.blocker.clone();
     let admission = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        Ok(blocker.reserve(conn, entity, ip, &counted)?)
+        Ok(blocker.reserve(conn, entity, ip, Account::exact(&counted))?)
     })
     .await?;
     let reservation = match admission {
@@ -90,7 +92,7 @@ async fn open(
         }
     };
     match opened {
-        Ok(payload) => Ok(Opened::Payload(payload, reservation)),
+        Ok(payload) => Ok(Opened::Payload(payload, Box::new(reservation))),
         Err(_) => {
             let blocker = deps.blocker.clone();
             db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
@@ -110,7 +112,7 @@ fn settle(
     conn: &mut DbConnection,
     reservation: &Reservation,
     achieved: bool,
-) -> diesel::QueryResult<()> {
+) -> Result<(), BlockerError> {
     if achieved {
         blocker.release(conn, reservation)
     } else {
@@ -127,7 +129,7 @@ pub async fn exchange(
     still_wanted: StillWanted,
 ) -> Result<RefreshOutcome, LoginError> {
     let (payload, reservation) = match open(deps, encryption_key, token, ip, still_wanted).await? {
-        Opened::Payload(payload, reservation) => (payload, reservation),
+        Opened::Payload(payload, reservation) => (payload, *reservation),
         Opened::Invalid => return Ok(RefreshOutcome::Rejected(RefreshRejection::Unknown)),
         Opened::Blocked(blocked) => return Ok(RefreshOutcome::Blocked(blocked)),
     };
@@ -214,7 +216,7 @@ pub async fn revoke(
     caller: Identity,
 ) -> Result<Revocation, LoginError> {
     let (payload, reservation) = match open(deps, encryption_key, token, ip, still_wanted).await? {
-        Opened::Payload(payload, reservation) => (payload, reservation),
+        Opened::Payload(payload, reservation) => (payload, *reservation),
         Opened::Invalid => return Ok(Revocation::Done),
         Opened::Blocked(blocked) => return Ok(Revocation::Blocked(blocked)),
     };

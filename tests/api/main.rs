@@ -22,6 +22,7 @@ mod php_glue;
 mod php_sessions;
 mod process;
 mod properties;
+mod redis_blocker;
 mod refresh_tokens;
 mod schema;
 mod security_blocker;
