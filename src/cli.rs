@@ -137,12 +137,47 @@ pub enum AgentCommand {
         #[command(flatten)]
         password: PasswordInput,
     },
+    /// An agent's second factor (TOTP, for authenticator apps).
+    #[command(subcommand)]
+    Mfa(MfaCommand),
     /// Print the bcrypt hash (`$2y$`, oauth.bcrypt_cost) of a new password, for an agent row in
     /// a site migration (database.site_migrations_path). The same rules as set-password; the
     /// password is never echoed; no database is needed.
     HashPassword {
         #[command(flatten)]
         password: PasswordInput,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCommand {
+    /// Enrol the agent in a method: prints the otpauth:// URI (and, on a terminal, its QR code)
+    /// for an authenticator app; the method is pending until a code verifies it.
+    Activate {
+        #[arg(long)]
+        username: String,
+        /// The method: totp.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+    },
+    /// Verify a code from the agent's app, activating a pending method.
+    Verify {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        code: String,
+    },
+    /// Remove the agent's method.
+    Deactivate {
+        #[arg(long)]
+        username: String,
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+    },
+    /// List the agents with a method and its status.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -383,6 +418,7 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
         Command::Agent(AgentCommand::SetPassword { username, password }) => {
             agent_set_password(settings, &username, &password)
         }
+        Command::Agent(AgentCommand::Mfa(command)) => agent_mfa(settings, command),
         Command::Agent(AgentCommand::HashPassword { password }) => {
             hash_new_password(settings, &password)
         }
@@ -410,6 +446,96 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
                 private.display(),
                 public.display()
             ))
+        }
+    }
+}
+
+/// Only TOTP is glue's to enrol: Spryker's `email` method is activated in the shop's back office.
+fn totp_only(kind: &str) -> Result<(), CliError> {
+    match kind {
+        "totp" => Ok(()),
+        "email" => Err(refused(
+            "the email method is not served by glue yet; use --type totp",
+        )),
+        other => Err(refused(format!(
+            "unknown method {other:?}: the accepted value is \"totp\""
+        ))),
+    }
+}
+
+fn agent_mfa(settings: &Settings, command: MfaCommand) -> Result<String, CliError> {
+    let mfa = crate::multi_factor_auth::AgentMfa::for_settings(
+        settings,
+        std::sync::Arc::new(crate::clock::SystemClock),
+    )
+    .map_err(refused)?;
+    let mut conn = connect(settings)?;
+    let agent_id = |conn: &mut DbConnection, username: &str| -> Result<i32, CliError> {
+        agent::find_by_username(conn, username)?
+            .filter(|user| user.is_agent == Some(true))
+            .map(|user| user.id_user)
+            .ok_or_else(|| refused(format!("no agent with username {username:?}")))
+    };
+    match command {
+        MfaCommand::Activate { username, kind } => {
+            totp_only(&kind)?;
+            let id_user = agent_id(&mut conn, &username)?;
+            let uri = mfa
+                .enrol_totp(&mut conn, id_user, &settings.oauth.mfa_issuer, &username)
+                .map_err(|e| refused(e.to_string()))?;
+            let mut out = format!(
+                "enrolled agent {username} in totp (pending until a code verifies it: `glue agent mfa verify --username {username} --code …`, or its first login with X-MFA-Code)\n{uri}"
+            );
+            if std::io::stdout().is_terminal() {
+                if let Ok(code) = qrcode::QrCode::new(uri.as_bytes()) {
+                    out.push('\n');
+                    out.push_str(
+                        &code
+                            .render::<qrcode::render::unicode::Dense1x2>()
+                            .quiet_zone(true)
+                            .build(),
+                    );
+                }
+            }
+            Ok(out)
+        }
+        MfaCommand::Verify { username, code } => {
+            let id_user = agent_id(&mut conn, &username)?;
+            if mfa
+                .verify_totp(&mut conn, id_user, code.trim())
+                .map_err(|e| refused(e.to_string()))?
+            {
+                Ok(format!(
+                    "verified: agent {username}'s totp method is active"
+                ))
+            } else {
+                Err(refused(format!(
+                    "the code is not valid now for agent {username} (or it has no totp method)"
+                )))
+            }
+        }
+        MfaCommand::Deactivate { username, kind } => {
+            totp_only(&kind)?;
+            let id_user = agent_id(&mut conn, &username)?;
+            if mfa.deactivate_totp(&mut conn, id_user)? {
+                Ok(format!("removed agent {username}'s totp method"))
+            } else {
+                Err(refused(format!("agent {username} has no totp method")))
+            }
+        }
+        MfaCommand::List { json } => {
+            let agents = crate::multi_factor_auth::list(&mut conn)?;
+            if json {
+                return serde_json::to_string_pretty(&agents).map_err(|e| refused(e.to_string()));
+            }
+            let mut out = format!("{:<40} {:<6} {:<8} ENROLLED", "USERNAME", "TYPE", "STATUS");
+            for agent in agents {
+                out.push_str(&format!(
+                    "\n{:<40} {:<6} {:<8} {}",
+                    agent.username, agent.kind, agent.status, agent.enrolled_at
+                ));
+            }
+            Ok(out)
         }
     }
 }

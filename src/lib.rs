@@ -15,7 +15,8 @@
 //!    [`services`], what they run on
 //! 4. [`oauth`]: keys + JWKS, identities as values, JWT mint/verify, refresh-token rows and
 //!    rules [Oauth]; [`security_blocker`] failed-login counters [SecurityBlocker];
-//!    [`password`] bcrypt compatible with PHP's `password_hash`, batched in SIMD lanes
+//!    [`password`] bcrypt compatible with PHP's `password_hash`, batched in SIMD lanes;
+//!    [`multi_factor_auth`] agents' second factor (TOTP) [MultiFactorAuth]
 //! 5. repositories: [`agent`] `spy_user` [User, Agent], [`customer`] `spy_customer` [Customer]
 //! 6. [`db`] pool, SQLite/PostgreSQL/MySQL connection, migrations, the layout on a shop's own
 //!    database [Propel]; [`settings`], [`secret`]; [`clock`], [`metrics`]
@@ -34,6 +35,7 @@ pub mod db;
 pub mod glue_application;
 pub mod login;
 pub mod metrics;
+pub mod multi_factor_auth;
 pub mod oauth;
 pub mod oauth_agent_connector;
 pub mod oauth_api;

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use diesel::QueryResult;
 
 use crate::db::{self, DbConnection, DbError};
+use crate::multi_factor_auth::{AgentMfa, MfaError, SecondFactor};
 use crate::oauth::{Grant, IssuedTokens, OAuthError};
 use crate::password::{Password, PasswordError, StillWanted};
 use crate::security_blocker::{Account, Admission, Blocked, BlockerError, EntityType};
@@ -45,14 +46,22 @@ pub struct LoginAttempt {
     pub ip: Option<IpAddr>,
     /// Whether the client still waits (its verification is skipped otherwise).
     pub still_wanted: StillWanted,
+    /// The second factor's code (`X-MFA-Code`), looked at only once the password was right.
+    pub mfa_code: Option<String>,
 }
 
 /// What a login came to.
 #[derive(Debug)]
 pub enum LoginOutcome<U> {
-    Issued { user: U, tokens: IssuedTokens },
+    Issued {
+        user: U,
+        tokens: IssuedTokens,
+    },
     InvalidCredentials,
     Blocked(Blocked),
+    /// The password was right, the second factor was not: missing (5900), invalid (5901), or
+    /// not set up where one is required (5902).
+    SecondFactor(SecondFactor),
 }
 
 /// Why a login could not be decided (answered with 503 or 500, never with a login error).
@@ -64,9 +73,22 @@ pub enum LoginError {
     Password(#[from] PasswordError),
     #[error(transparent)]
     OAuth(#[from] OAuthError),
+    /// The second factor could not be checked (its database work, or a secret that does not
+    /// decrypt under the configured key).
+    #[error(transparent)]
+    SecondFactor(MfaError),
     /// The security blocker's shared store (Redis) does not answer: logins fail closed.
     #[error(transparent)]
     BlockerStore(#[from] crate::security_blocker::redis_store::StoreUnavailable),
+}
+
+impl From<MfaError> for LoginError {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::Database(e) => e.into(),
+            other => LoginError::SecondFactor(other),
+        }
+    }
 }
 
 impl From<BlockerError> for LoginError {
@@ -107,6 +129,16 @@ pub trait Accounts: Send + 'static {
     fn password_form(password: Password) -> Password {
         password
     }
+    /// The second factor of a login whose password was right (agents: see
+    /// [`crate::multi_factor_auth`]); by default none.
+    fn second_factor(
+        _mfa: &AgentMfa,
+        _conn: &mut DbConnection,
+        _user: &Self::User,
+        _code: Option<&str>,
+    ) -> Result<SecondFactor, MfaError> {
+        Ok(SecondFactor::NotNeeded)
+    }
     /// Bookkeeping after a successful login (e.g. `last_login`).
     fn logged_in(_conn: &mut DbConnection, _user: &Self::User) -> QueryResult<()> {
         Ok(())
@@ -131,6 +163,9 @@ pub async fn counted_password_grant<A: Accounts>(
         Ok(LoginOutcome::Issued { .. }) => Some("issued"),
         Ok(LoginOutcome::InvalidCredentials) => Some("invalid"),
         Ok(LoginOutcome::Blocked(_)) => Some("blocked"),
+        Ok(LoginOutcome::SecondFactor(SecondFactor::Missing)) => Some("mfa_missing"),
+        Ok(LoginOutcome::SecondFactor(SecondFactor::Invalid)) => Some("mfa_invalid"),
+        Ok(LoginOutcome::SecondFactor(_)) => Some("mfa_not_set_up"),
         Err(LoginError::Password(PasswordError::Overloaded)) => Some("shed"),
         Err(LoginError::Password(PasswordError::Abandoned)) => Some("abandoned"),
         Err(_) => None,
@@ -264,6 +299,8 @@ pub async fn password_grant<A: Accounts>(
     let blocker = deps.blocker.clone();
     let username = attempt.username.clone();
     let oauth = deps.oauth.clone();
+    let mfa = deps.mfa.clone();
+    let code = attempt.mfa_code.clone();
     db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
         // The hash must still be the one verified: a password changed meanwhile (which ends
         // every session) must not be undone by a rehash nor answered with a new session.
@@ -275,6 +312,20 @@ pub async fn password_grant<A: Accounts>(
         };
         match user {
             Some(user) if still_current => {
+                // Only now, with the password right, is the second factor looked at: a wrong
+                // password answers exactly as before, and tells nothing about it.
+                match A::second_factor(&mfa, conn, &user, code.as_deref())? {
+                    SecondFactor::NotNeeded | SecondFactor::Passed => {}
+                    SecondFactor::Invalid => {
+                        blocker.fail(conn, &reservation)?;
+                        return Ok(LoginOutcome::SecondFactor(SecondFactor::Invalid));
+                    }
+                    // A right password without its code is no failure, and trusts nothing.
+                    refused => {
+                        blocker.release(conn, &reservation)?;
+                        return Ok(LoginOutcome::SecondFactor(refused));
+                    }
+                }
                 blocker.succeed(conn, &reservation)?;
                 if let (Some(new_hash), Some(old_hash)) = (&verification.rehashed, &verified_hash) {
                     A::rehash(conn, &user, old_hash, new_hash)?;

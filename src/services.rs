@@ -1,10 +1,12 @@
 //! The shared services every flow runs on, built once in `startup.rs`: the connection pool,
-//! the OAuth server, the security blocker, the bcrypt verifier and the metrics.
+//! the OAuth server, the security blocker, agents' second factor, the bcrypt verifier and the
+//! metrics.
 
 use std::sync::Arc;
 
 use crate::db::DbPool;
 use crate::metrics::Metrics;
+use crate::multi_factor_auth::AgentMfa;
 use crate::oauth::OAuthServer;
 use crate::password::PasswordVerifier;
 use crate::security_blocker::SecurityBlocker;
@@ -15,6 +17,8 @@ pub struct Services {
     pub pool: DbPool,
     pub oauth: Arc<OAuthServer>,
     pub blocker: Arc<SecurityBlocker>,
+    /// Agents' second factor.
+    pub mfa: Arc<AgentMfa>,
     pub passwords: Arc<PasswordVerifier>,
     pub metrics: Arc<Metrics>,
 }

@@ -276,6 +276,41 @@ pub struct OAuthSettings {
     pub bcrypt_pad_to_stored_cost: bool,
     /// Passwords the CLI sets must have at least this many characters.
     pub password_min_length: usize,
+    /// Agents' second factor: `if-enrolled`, `required` or `off` (see `multi_factor_auth`).
+    pub agent_mfa: AgentMfaMode,
+    /// A file with base64 of 32 random bytes: the key TOTP secrets are stored under. Empty:
+    /// `var/keys/mfa.key` (written on first use) outside production; in production TOTP
+    /// enrolment is refused until it is set.
+    pub mfa_key_path: String,
+    /// The issuer authenticator apps show next to the agent's username.
+    pub mfa_issuer: String,
+}
+
+/// Whether agents need a second factor to get tokens (`oauth.agent_mfa`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", try_from = "String")]
+pub enum AgentMfaMode {
+    /// Agents with an active method need a code; the others log in with their password.
+    #[default]
+    IfEnrolled,
+    /// Agents without an active method get no tokens (403/5902).
+    Required,
+    /// No code is asked for (Spryker's Glue).
+    Off,
+}
+
+impl TryFrom<String> for AgentMfaMode {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        one_of(
+            &value,
+            &[
+                ("if-enrolled", AgentMfaMode::IfEnrolled),
+                ("required", AgentMfaMode::Required),
+                ("off", AgentMfaMode::Off),
+            ],
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

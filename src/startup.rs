@@ -20,6 +20,7 @@ use crate::glue_application::{
     ResponseObserver,
 };
 use crate::metrics::Metrics;
+use crate::multi_factor_auth::AgentMfa;
 use crate::oauth::keys::{KeyError, KeySet};
 use crate::oauth::OAuthServer;
 use crate::oauth_api::discovery::DiscoveryResourceRoutePlugin;
@@ -89,9 +90,9 @@ impl glue_application::health::ReadinessCheck for BlockerStoreReadiness {
 pub enum StartupError {
     #[error(transparent)]
     Keys(#[from] KeyError),
-    /// The security blocker's store is configured wrongly (the message names the setting).
+    /// A setting glue cannot use (the message names it).
     #[error("{0}")]
-    BlockerStore(String),
+    Setting(String),
     #[error("database: {0}")]
     Database(#[from] ConnectError),
     #[error("database: {0}")]
@@ -225,10 +226,16 @@ fn check_database(
     pool: &db::DbPool,
     layout: &db::Layout,
     passwords: &PasswordVerifier,
+    mfa: &AgentMfa,
 ) -> Result<(), StartupError> {
     let mut conn = pool.get()?;
     if settings.environment == Environment::Production {
         production_guard(&mut conn)?;
+    }
+    if !mfa.has_key() && crate::multi_factor_auth::enrolled_count(&mut conn)? > 0 {
+        return Err(StartupError::Setting(
+            "agents have TOTP methods, but oauth.mfa_key_path is not set: their secrets cannot be read (set it to the key they were enrolled under)".into(),
+        ));
     }
     let client = &settings.oauth.client_id;
     let client_ready = if layout.is_spryker() {
@@ -298,7 +305,10 @@ impl Application {
             log::info!(target: "glue::db", "applied {applied} migration(s)");
         }
         let pool = db::build_pool(manager.clone(), &settings.database, metrics.clone())?;
-        check_database(&settings, &pool, manager.layout(), &passwords)?;
+        let mfa = Arc::new(
+            AgentMfa::for_settings(&settings, clock.clone()).map_err(StartupError::Setting)?,
+        );
+        check_database(&settings, &pool, manager.layout(), &passwords, &mfa)?;
         let keys = match early_keys {
             Some(keys) => keys,
             None => load_keys(&settings)?,
@@ -316,6 +326,7 @@ impl Application {
             trusted_proxies: TrustedProxies::new(settings.trusted_proxy_networks()),
             validators: vec![Arc::new(BearerAuthorization {
                 oauth: oauth.clone(),
+                mfa: mfa.clone(),
                 pool: pool.clone(),
                 metrics: metrics.clone(),
             })],
@@ -324,7 +335,7 @@ impl Application {
         });
         let blocker = Arc::new(
             SecurityBlocker::new(settings.security_blocker.clone(), clock)
-                .map_err(StartupError::BlockerStore)?,
+                .map_err(StartupError::Setting)?,
         );
         let plugins = resource_route_plugins(&pool, manager.layout(), &blocker);
         let kid = oauth.keys.signing.kid.clone();
@@ -332,6 +343,7 @@ impl Application {
             services: Services {
                 pool: pool.clone(),
                 blocker,
+                mfa,
                 passwords: passwords.clone(),
                 oauth,
                 metrics: metrics.clone(),

@@ -46,8 +46,9 @@ impl AgentCaller {
         &self,
         conn: &mut DbConnection,
         oauth: &OAuthServer,
+        mfa: &crate::multi_factor_auth::AgentMfa,
     ) -> Result<(), GlueError> {
-        if !crate::session::token_is_live(conn, oauth, &self.token)? {
+        if !crate::session::token_is_live(conn, oauth, mfa, &self.token)? {
             return Err(agent_token_invalid());
         }
         Ok(())

@@ -23,3 +23,12 @@ pub const DETAIL_AGENT_ONLY: &str = "Action is available to agent user only.";
 
 /// The header agents send their token in (Spryker's `X-Agent-Authorization`).
 pub const AGENT_AUTHORIZATION: &str = "x-agent-authorization";
+
+/// The header of the second factor's code (Spryker's `MultiFactorAuthConfig::HEADER_MULTI_FACTOR_AUTH_CODE`).
+pub const MFA_CODE_HEADER: &str = "x-mfa-code";
+pub const CODE_MFA_CODE_MISSING: &str = "5900";
+pub const DETAIL_MFA_CODE_MISSING: &str = "X-MFA-Code header is missing.";
+pub const CODE_MFA_CODE_INVALID: &str = "5901";
+pub const DETAIL_MFA_CODE_INVALID: &str = "X-MFA-Code is invalid.";
+pub const CODE_MFA_TYPE_MISSING: &str = "5902";
+pub const DETAIL_MFA_TYPE_MISSING: &str = "Multi-factor authentication type is missing.";

@@ -151,10 +151,11 @@ pub async fn get_agent_customer_search(
     let params = SearchParams::parse(req.query_string(), state.settings.glue.max_page_limit)?;
     let query = params.clone();
     let oauth = state.services.oauth.clone();
+    let mfa = state.services.mfa.clone();
     let count_limit = state.settings.glue.search_count_limit;
     let (customers, matches, more) =
         db::run(&state.services.pool, move |conn| -> Result<_, GlueError> {
-            agent.ensure_active(conn, &oauth)?;
+            agent.ensure_active(conn, &oauth, &mfa)?;
             customer::search(conn, &query.q, query.offset, query.limit, count_limit)
                 .map_err(|e| db::DbError::from(e).into())
         })

@@ -38,9 +38,10 @@ pub async fn post_impersonation_access_tokens(
         return Err(impersonation_failed());
     };
     let oauth = state.services.oauth.clone();
+    let mfa = state.services.mfa.clone();
     let acting = agent.clone();
     let (customer, tokens) = db::run(&state.services.pool, move |conn| -> Result<_, GlueError> {
-        acting.ensure_active(conn, &oauth)?;
+        acting.ensure_active(conn, &oauth, &mfa)?;
         impersonate(conn, &oauth, acting.id_agent, &reference)?.ok_or_else(impersonation_failed)
     })
     .await?;

@@ -8,7 +8,7 @@ pub mod customer_search;
 pub mod impersonation;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::glue_application::client_ip::ClientIp;
 use crate::glue_application::connection::ClientConnection;
@@ -17,6 +17,7 @@ use crate::glue_application::request::RestRequest;
 use crate::glue_application::response::created_with_tokens;
 use crate::glue_application::{resource, ResourceRoutePlugin};
 use crate::login::{LoginAttempt, LoginOutcome, Username};
+use crate::multi_factor_auth::SecondFactor;
 use crate::oauth_api::{blocked, token_resource};
 use crate::password::Password;
 use crate::state::AppState;
@@ -53,6 +54,7 @@ fn authentication_failed() -> GlueError {
 }
 
 async fn post_agent_access_tokens(
+    request: HttpRequest,
     state: web::Data<AppState>,
     ip: ClientIp,
     client: ClientConnection,
@@ -65,6 +67,7 @@ async fn post_agent_access_tokens(
         password: Password::parse(attributes.string("password")),
         ip: ip.0,
         still_wanted: client.still_wanted(),
+        mfa_code: mfa_code(&request),
     };
     match crate::oauth_agent_connector::authenticate(&state.services, attempt).await? {
         LoginOutcome::Issued { user, tokens } => {
@@ -83,5 +86,25 @@ async fn post_agent_access_tokens(
             log::warn!(target: "security", "Failed Login (Agent) username={username_for_log:?} ip={ip}");
             Err(authentication_failed())
         }
+        LoginOutcome::SecondFactor(refused) => {
+            let (code, detail) = match refused {
+                SecondFactor::Missing => (CODE_MFA_CODE_MISSING, DETAIL_MFA_CODE_MISSING),
+                SecondFactor::Invalid => (CODE_MFA_CODE_INVALID, DETAIL_MFA_CODE_INVALID),
+                _ => (CODE_MFA_TYPE_MISSING, DETAIL_MFA_TYPE_MISSING),
+            };
+            log::warn!(target: "security", "Second factor refused (Agent) code={code} username={username_for_log:?} ip={ip}");
+            Err(GlueError::one(StatusCode::FORBIDDEN, Some(code), detail))
+        }
     }
+}
+
+/// The `X-MFA-Code` header: its value when it is one (a code is digits; anything else, or a
+/// header that is not text, is a wrong code, not a missing one).
+fn mfa_code(request: &HttpRequest) -> Option<String> {
+    request.headers().get(MFA_CODE_HEADER).map(|value| {
+        value
+            .to_str()
+            .map(|code| code.trim().chars().take(16).collect())
+            .unwrap_or_default()
+    })
 }

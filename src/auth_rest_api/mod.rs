@@ -104,6 +104,7 @@ async fn post_access_tokens(
         password: Some(password),
         ip: ip.0,
         still_wanted: client.still_wanted(),
+        mfa_code: None,
     };
     match crate::oauth_customer_connector::authenticate(&state.services, attempt).await? {
         LoginOutcome::Issued { user, tokens } => {
@@ -122,7 +123,8 @@ async fn post_access_tokens(
             log::warn!(target: "security", "Blocked Login (Customer) username={:?} ip={ip}", email.as_str());
             Err(blocked(refused))
         }
-        LoginOutcome::InvalidCredentials => {
+        // Customers' logins ask for no second factor (theirs is Spryker's storefront's).
+        LoginOutcome::InvalidCredentials | LoginOutcome::SecondFactor(_) => {
             log::warn!(target: "security", "Failed Login (Customer) username={:?} ip={ip}", email.as_str());
             Err(invalid_login())
         }

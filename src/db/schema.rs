@@ -92,6 +92,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// glue's own second factor for agents (TOTP); see `multi_factor_auth`.
+    glue_agent_totp (id_user) {
+        id_user -> Integer,
+        /// nonce ‖ AES-256-GCM ciphertext ‖ tag.
+        secret -> Binary,
+        /// 1 pending (no code verified yet), 2 active.
+        status -> Integer,
+        /// The last time step whose code was accepted (a code is accepted once).
+        last_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(glue_oauth_refresh_token -> spy_oauth_refresh_token (id_oauth_refresh_token));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -102,4 +117,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     glue_oauth_refresh_token,
     glue_login_attempt_counter,
     glue_login_trusted_address,
+    glue_agent_totp,
 );

@@ -4,6 +4,7 @@
 use crate::agent::{self, User};
 use crate::db::DbConnection;
 use crate::login::{self, Accounts, LoginAttempt, LoginError, LoginOutcome, Username};
+use crate::multi_factor_auth::{AgentMfa, MfaError, SecondFactor};
 use crate::oauth::identity::{Identity, Principal};
 use crate::oauth::{Grant, SCOPE_AGENT};
 use crate::security_blocker::EntityType;
@@ -35,6 +36,15 @@ impl Accounts for Agents {
             }),
             vec![SCOPE_AGENT.to_string()],
         )
+    }
+
+    fn second_factor(
+        mfa: &AgentMfa,
+        conn: &mut DbConnection,
+        user: &User,
+        code: Option<&str>,
+    ) -> Result<SecondFactor, MfaError> {
+        mfa.check(conn, user.id_user, code)
     }
 
     fn logged_in(conn: &mut DbConnection, user: &User) -> diesel::QueryResult<()> {

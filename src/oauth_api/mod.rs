@@ -93,6 +93,7 @@ pub fn refused_token(metrics: &crate::metrics::Metrics, token: &str, error: &Ver
 /// of a live session — 401/`001` otherwise, even on public routes, as in Spryker.
 pub struct BearerAuthorization {
     pub oauth: Arc<OAuthServer>,
+    pub mfa: Arc<crate::multi_factor_auth::AgentMfa>,
     pub pool: DbPool,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -115,11 +116,12 @@ impl RequestValidator for BearerAuthorization {
         };
         let req = req.clone();
         let oauth = self.oauth.clone();
+        let mfa = self.mfa.clone();
         let pool = self.pool.clone();
         Box::pin(async move {
             let checked = verified.clone();
             let live = db::run(&pool, move |conn| {
-                crate::session::token_is_live(conn, &oauth, &checked)
+                crate::session::token_is_live(conn, &oauth, &mfa, &checked)
             })
             .await?;
             if !live {
@@ -221,6 +223,7 @@ impl From<LoginError> for GlueError {
             LoginError::Database(db) => db.into(),
             LoginError::OAuth(oauth) => oauth.into(),
             LoginError::Password(password) => password.into(),
+            LoginError::SecondFactor(mfa) => GlueError::internal(mfa),
             // Fail closed, with Retry-After: no login is decided without its counters.
             LoginError::BlockerStore(store) => GlueError::unavailable(store),
         }

@@ -161,6 +161,8 @@ pub struct Reservation {
     trust_key: String,
     /// The per-(address, account) rule (Spryker's, for its keys).
     per_user_rule: BlockRule,
+    /// Names this attempt's places in a key-value store (random).
+    id: String,
     ip: Option<IpAddr>,
     typed: String,
     folded: String,
@@ -227,15 +229,16 @@ impl SecurityBlocker {
         })
     }
 
-    /// The Redis store, when the counters are kept there.
+    /// The Redis store, when the counters are kept there (and the blocker is enabled).
     pub fn redis(&self) -> Option<&RedisStore> {
-        self.redis.as_ref()
+        self.redis.as_ref().filter(|_| self.settings.enabled)
     }
 
     /// The counters of an attempt on `account` from `ip`.
     fn reservation(&self, entity: EntityType, ip: Option<IpAddr>, account: Account) -> Reservation {
         let username = account.key;
-        let address = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        // An IPv4 client of a dual-stack listener counts as its IPv4 address.
+        let address = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_canonical().to_string());
         let per_user_rule = match entity {
             EntityType::Agent => self.settings.agent,
             EntityType::Customer | EntityType::PhpRefreshToken => self.settings.customer,
@@ -264,6 +267,11 @@ impl SecurityBlocker {
             ],
             trust_key: counter_key(&[&address, username]),
             per_user_rule,
+            id: {
+                let mut id = [0u8; 16];
+                rand::fill(&mut id[..]);
+                hex::encode(id)
+            },
             ip,
             typed: account.typed.to_string(),
             folded: account.key.to_string(),
@@ -285,9 +293,7 @@ impl SecurityBlocker {
         }
         let reservation = self.reservation(entity, ip, account);
         if let Some(redis) = &self.redis {
-            return Ok(redis
-                .admit(&reservation, ip, account.typed, account.key, false)?
-                .err());
+            return Ok(redis.admit(&reservation, false)?.err());
         }
         let now = self.clock.now();
         let trusted = is_trusted(conn, entity, &reservation.trust_key, now)?;
@@ -336,19 +342,17 @@ impl SecurityBlocker {
             return Ok(Admission::Admitted(reservation));
         }
         if let Some(redis) = &self.redis {
-            return Ok(
-                match redis.admit(&reservation, ip, account.typed, account.key, true)? {
-                    Ok(trusted) => {
-                        if trusted {
-                            reservation
-                                .counters
-                                .retain(|c| c.scope != BlockScope::Account);
-                        }
-                        Admission::Admitted(reservation)
+            return Ok(match redis.admit(&reservation, true)? {
+                Ok(trusted) => {
+                    if trusted {
+                        reservation
+                            .counters
+                            .retain(|c| c.scope != BlockScope::Account);
                     }
-                    Err(blocked) => Admission::Blocked(blocked),
-                },
-            );
+                    Admission::Admitted(reservation)
+                }
+                Err(blocked) => Admission::Blocked(blocked),
+            });
         }
         for _ in 0..10 {
             let now = self.clock.now();
@@ -404,12 +408,8 @@ impl SecurityBlocker {
             return Ok(());
         }
         if let Some(redis) = &self.redis {
-            return Ok(redis.fail(
-                reservation,
-                reservation.ip,
-                &reservation.typed,
-                &reservation.folded,
-            )?);
+            settled_best_effort("failure", redis.fail(reservation));
+            return Ok(());
         }
         let now = self.clock.now();
         crate::db::retry_deadlocks(|| {
@@ -446,7 +446,11 @@ impl SecurityBlocker {
             return Ok(());
         }
         if let Some(redis) = &self.redis {
-            return Ok(redis.give_back(reservation, Some(self.settings.trusted_address_s))?);
+            settled_best_effort(
+                "success",
+                redis.give_back(reservation, Some(self.settings.trusted_address_s)),
+            );
+            return Ok(());
         }
         let now = self.clock.now();
         let mut tries = 0;
@@ -488,7 +492,8 @@ impl SecurityBlocker {
             return Ok(());
         }
         if let Some(redis) = &self.redis {
-            return Ok(redis.give_back(reservation, None)?);
+            settled_best_effort("release", redis.give_back(reservation, None));
+            return Ok(());
         }
         Ok(crate::db::retry_deadlocks(|| {
             crate::db::write_transaction(&mut *conn, |conn| {
@@ -523,6 +528,15 @@ impl SecurityBlocker {
             }
         }
         Ok(())
+    }
+}
+
+/// Settling on Redis is best effort: the reservation's places free themselves when their lease
+/// ends ([`redis_store::LEASE_S`]), and an answer already decided (new tokens, a revoked PHP
+/// token) must not be lost to a store that stopped answering a moment later.
+fn settled_best_effort(what: &str, result: Result<(), StoreUnavailable>) {
+    if let Err(e) = result {
+        log::warn!(target: "glue::security_blocker", "could not settle a login's {what} on Redis (its places free themselves within {} s): {}", redis_store::LEASE_S, e.0);
     }
 }
 

@@ -22,12 +22,12 @@
 //! Keys of glue's own are SHA-256 of their parts (no usernames in them); Spryker's keys carry the
 //! account as typed because that is their format.
 
-use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use redis::{ConnectionLike, Script};
 
-use super::{BlockScope, Blocked, EntityType, Reservation};
+use super::{Blocked, Reservation};
 use crate::settings::{BlockRule, RedisStoreSettings};
 
 /// Why the store could not answer (the login is answered 503 + Retry-After: fail closed).
@@ -38,6 +38,12 @@ pub struct StoreUnavailable(#[source] pub Box<dyn std::error::Error + Send + Syn
 impl From<redis::RedisError> for StoreUnavailable {
     fn from(e: redis::RedisError) -> Self {
         StoreUnavailable(Box::new(e))
+    }
+}
+
+impl From<&'static str> for StoreUnavailable {
+    fn from(e: &'static str) -> Self {
+        StoreUnavailable(e.into())
     }
 }
 
@@ -77,19 +83,27 @@ impl r2d2::ManageConnection for Connector {
     }
 }
 
+/// How long a reservation holds its place at most (seconds): an attempt is settled long before
+/// (a verification waits for at most the bcrypt queue), and a place whose settling was lost
+/// (a timeout, a crash) is free again after this, never only when the window ends.
+pub const LEASE_S: u64 = 300;
+
 /// Checks (and with `ARGV[1] = "reserve"`, takes a place on) an attempt's counters.
-/// KEYS: per-(address, account), per-address, per-account counters, the trust key, then the
-/// Spryker keys. ARGV: mode, the number of Spryker keys, then limit, window ms and block ms of
-/// each counter. Returns `{scope, retry_ms}` when refused (scope 0 address, 1 account), else
-/// `{-1, trusted}`.
+/// KEYS: for each of the three counters (per (address, account), per address, per account) its
+/// hash `{failures, blocked}` and its set of places in flight, then the trust key, then the
+/// Spryker keys. ARGV: mode, reservation id, lease ms, the number of Spryker keys, then limit,
+/// window ms and block ms of each counter. Returns `{source, retry_ms}` when refused (source 0:
+/// a Spryker key, 1–3: the counter), else `{-1, trusted}`.
 const ADMIT: &str = r#"
-local mode = ARGV[1]
-local nspryker = tonumber(ARGV[2])
-local trusted = redis.call('EXISTS', KEYS[4]) == 1
-local limit1 = tonumber(ARGV[3])
-local scope, retry = -1, -1
+local mode, id, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local nspryker = tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local trusted = redis.call('EXISTS', KEYS[7]) == 1
+local limit1 = tonumber(ARGV[5])
+local source, retry = -1, -1
 local function consider(s, ms)
-  if ms > retry then scope, retry = s, ms end
+  if ms > retry then source, retry = s, ms end
 end
 local function remaining(key, fallback)
   local ms = redis.call('PTTL', key)
@@ -97,35 +111,38 @@ local function remaining(key, fallback)
   return ms
 end
 local settled = 0
-for i = 5, 4 + nspryker do
+for i = 8, 7 + nspryker do
   local v = tonumber(redis.call('GET', KEYS[i])) or 0
   if v > settled then settled = v end
-  if v >= limit1 then consider(0, remaining(KEYS[i], tonumber(ARGV[5]))) end
+  if v >= limit1 then consider(0, remaining(KEYS[i], tonumber(ARGV[7]))) end
 end
 for c = 1, 3 do
   if not (c == 3 and trusted) then
-    local limit = tonumber(ARGV[3 * c])
-    local block = tonumber(ARGV[3 * c + 2])
-    local s = 0
-    if c == 3 then s = 1 end
-    local h = redis.call('HMGET', KEYS[c], 'attempts', 'failures', 'blocked')
-    local attempts = tonumber(h[1]) or 0
-    local failures = tonumber(h[2]) or 0
-    if h[3] == '1' then
-      consider(s, remaining(KEYS[c], block))
-    elseif attempts + 1 > limit then
-      consider(s, block)
-    elseif c == 1 and (attempts - failures) + settled + 1 > limit then
-      consider(s, block)
+    local hash, places = KEYS[2 * c - 1], KEYS[2 * c]
+    local limit, block = tonumber(ARGV[2 + 3 * c]), tonumber(ARGV[4 + 3 * c])
+    redis.call('ZREMRANGEBYSCORE', places, '-inf', now)
+    local inflight = redis.call('ZCARD', places)
+    local h = redis.call('HMGET', hash, 'failures', 'blocked')
+    local failures = tonumber(h[1]) or 0
+    if h[2] == '1' then
+      consider(c, remaining(hash, block))
+    elseif failures + inflight + 1 > limit then
+      consider(c, block)
+    elseif c == 1 and inflight + settled + 1 > limit then
+      consider(c, block)
     end
   end
 end
-if scope >= 0 then return {scope, retry} end
+if source >= 0 then return {source, retry} end
 if mode == 'reserve' then
   for c = 1, 3 do
     if not (c == 3 and trusted) then
-      if redis.call('HINCRBY', KEYS[c], 'attempts', 1) == 1 then
-        redis.call('PEXPIRE', KEYS[c], tonumber(ARGV[3 * c + 1]))
+      local hash, places = KEYS[2 * c - 1], KEYS[2 * c]
+      redis.call('ZADD', places, now + lease, id)
+      redis.call('PEXPIRE', places, lease)
+      if redis.call('EXISTS', hash) == 0 then
+        redis.call('HSET', hash, 'failures', 0)
+        redis.call('PEXPIRE', hash, tonumber(ARGV[3 + 3 * c]))
       end
     end
   end
@@ -134,30 +151,33 @@ if trusted then return {-1, 1} end
 return {-1, 0}
 "#;
 
-/// Settles a failure. KEYS: the reservation's counters, then the Spryker keys. ARGV: the number
-/// of counters, then limit, window ms and block ms of each counter, then Spryker's limit, ttl s
-/// and block s.
+/// Settles a failure: the reservation's places go, each counter counts a failure (in the window
+/// now running; a counter that reaches its limit is blocked), and Spryker's keys count it as
+/// Spryker's writer would. KEYS: hash and places of each of the reservation's counters, then the
+/// Spryker keys. ARGV: reservation id, the number of counters, then limit, window ms and block ms
+/// of each counter, then Spryker's limit, ttl s and block s.
 const FAIL: &str = r#"
-local n = tonumber(ARGV[1])
+local id = ARGV[1]
+local n = tonumber(ARGV[2])
 for c = 1, n do
-  local key = KEYS[c]
-  local limit = tonumber(ARGV[3 * c - 1])
-  local existed = redis.call('EXISTS', key) == 1
-  local failures = redis.call('HINCRBY', key, 'failures', 1)
-  if not existed then
-    redis.call('HSET', key, 'attempts', 1)
-    redis.call('PEXPIRE', key, tonumber(ARGV[3 * c]))
+  local hash, places = KEYS[2 * c - 1], KEYS[2 * c]
+  local limit = tonumber(ARGV[3 * c])
+  redis.call('ZREM', places, id)
+  if redis.call('EXISTS', hash) == 0 then
+    redis.call('HSET', hash, 'failures', 0)
+    redis.call('PEXPIRE', hash, tonumber(ARGV[3 * c + 1]))
   end
-  if failures >= limit and redis.call('HGET', key, 'blocked') ~= '1' then
-    redis.call('HSET', key, 'blocked', '1')
-    redis.call('PEXPIRE', key, tonumber(ARGV[3 * c + 1]))
+  local failures = redis.call('HINCRBY', hash, 'failures', 1)
+  if failures >= limit and redis.call('HGET', hash, 'blocked') ~= '1' then
+    redis.call('HSET', hash, 'blocked', '1')
+    redis.call('PEXPIRE', hash, tonumber(ARGV[3 * c + 2]))
   end
 end
-local base = 3 * n + 2
+local base = 3 * n + 3
 local limit = tonumber(ARGV[base])
 local ttl = tonumber(ARGV[base + 1])
 local block = tonumber(ARGV[base + 2])
-for i = n + 1, #KEYS do
+for i = 2 * n + 1, #KEYS do
   -- Spryker's SecurityBlockerStorageWriter::updateStorage, to the letter.
   local existing = tonumber(redis.call('GET', KEYS[i])) or 0
   local new = existing + 1
@@ -172,16 +192,13 @@ end
 return 1
 "#;
 
-/// Gives the reservation's places back, and with ARGV[1] > 0 trusts the address for that many
-/// ms. KEYS: the counters, then the trust key.
+/// Gives the reservation's places back, and with ARGV[2] > 0 trusts the address for that many
+/// ms. KEYS: the places of each counter, then the trust key. ARGV: reservation id, trust ms.
 const GIVE_BACK: &str = r#"
-local n = #KEYS - 1
-for c = 1, n do
-  if (tonumber(redis.call('HGET', KEYS[c], 'attempts')) or 0) > 0 then
-    redis.call('HINCRBY', KEYS[c], 'attempts', -1)
-  end
+for c = 1, #KEYS - 1 do
+  redis.call('ZREM', KEYS[c], ARGV[1])
 end
-local trust_ms = tonumber(ARGV[1])
+local trust_ms = tonumber(ARGV[2])
 if trust_ms > 0 then
   redis.call('SET', KEYS[#KEYS], '1', 'PX', trust_ms)
 end
@@ -194,6 +211,22 @@ pub struct RedisStore {
     admit: Script,
     fail: Script,
     give_back: Script,
+    /// Until when (ms since the epoch) Redis counts as down after a failure: calls answer at
+    /// once instead of each waiting for the connect timeout.
+    down_until_ms: AtomicI64,
+}
+
+/// How long Redis counts as down after a failed call.
+const BACK_OFF_MS: i64 = 1000;
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX)
 }
 
 /// Refuses a URL glue cannot serve as the blocker's store, naming the setting.
@@ -244,6 +277,12 @@ impl RedisStore {
     pub fn new(settings: &RedisStoreSettings) -> Result<Self, String> {
         let url = settings.url.expose();
         check_url(url)?;
+        let prefix = settings.key_prefix.trim();
+        if prefix.is_empty() || prefix.starts_with("kv:") {
+            return Err(format!(
+                "security_blocker.redis.key_prefix {prefix:?}: glue's own keys need a prefix of their own, outside Spryker's kv: space (e.g. \"glue:security-blocker:\")"
+            ));
+        }
         if url.to_ascii_lowercase().starts_with("rediss://") {
             // rustls needs its process-wide provider (aws-lc, which signs glue's tokens too).
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -257,6 +296,9 @@ impl RedisStore {
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size.max(1))
             .min_idle(Some(0))
+            // A dead connection shows on its next command (and `has_broken`): no PING per
+            // checkout, which against a stalled server would wait once per idle connection.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_millis(settings.connect_timeout_ms.max(1)))
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(Connector {
@@ -266,115 +308,127 @@ impl RedisStore {
             });
         Ok(RedisStore {
             pool,
-            prefix: settings.key_prefix.clone(),
+            prefix: prefix.to_string(),
             admit: Script::new(ADMIT),
             fail: Script::new(FAIL),
             give_back: Script::new(GIVE_BACK),
+            down_until_ms: AtomicI64::new(0),
         })
     }
 
-    fn connection(&self) -> Result<r2d2::PooledConnection<Connector>, StoreUnavailable> {
-        Ok(self.pool.get()?)
+    /// Runs `work` on a pooled connection; a failure marks Redis down for [`BACK_OFF_MS`], during
+    /// which calls answer at once.
+    fn call<T>(
+        &self,
+        work: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreUnavailable> {
+        if now_ms() < self.down_until_ms.load(Ordering::Relaxed) {
+            return Err(StoreUnavailable::from(
+                "Redis did not answer a moment ago; not asking again yet",
+            ));
+        }
+        let result = match self.pool.get() {
+            Ok(mut conn) => work(&mut conn).map_err(StoreUnavailable::from),
+            Err(e) => Err(StoreUnavailable::from(e)),
+        };
+        if result.is_err() {
+            self.down_until_ms
+                .store(now_ms() + BACK_OFF_MS, Ordering::Relaxed);
+        }
+        result
     }
 
     /// Whether the store answers (`/readyz` reports it; it never takes an instance out of
     /// rotation, since every instance shares it).
     pub fn ping(&self) -> Result<(), StoreUnavailable> {
-        let mut conn = self.connection()?;
-        redis::cmd("PING").query::<String>(&mut *conn)?;
-        Ok(())
+        self.call(|conn| redis::cmd("PING").query::<String>(conn).map(|_| ()))
     }
 
     fn own(&self, kind: &str, key: &str) -> String {
         format!("{}{kind}:{key}", self.prefix)
     }
 
+    /// A counter's hash `{failures, blocked}` and its set of places in flight.
+    fn counter_keys(&self, kind: &str, key: &str) -> [String; 2] {
+        [
+            self.own(kind, key),
+            self.own(kind, &format!("{key}:places")),
+        ]
+    }
+
     /// Spryker's keys of an attempt: `kv:{type}:{ip}:{account}` as typed and as folded.
-    fn spryker_keys(
-        entity: EntityType,
-        ip: Option<IpAddr>,
-        typed: &str,
-        folded: &str,
-    ) -> Vec<String> {
-        let Some(kind) = entity.spryker_type() else {
+    fn spryker_keys(reservation: &Reservation) -> Vec<String> {
+        let Some(kind) = reservation.entity.spryker_type() else {
             return Vec::new();
         };
-        // Symfony's getClientIp(): IPv4 dotted, IPv6 in its compressed form; none → "".
-        // An IPv4 client of a dual-stack listener (::ffff:a.b.c.d) is written as a.b.c.d.
-        let address = ip
+        // Symfony's getClientIp(): IPv4 dotted, IPv6 in its compressed form, an IPv4 client
+        // of a dual-stack listener (::ffff:a.b.c.d) as a.b.c.d; none → "".
+        let address = reservation
+            .ip
             .map(|ip| ip.to_canonical().to_string())
             .unwrap_or_default();
-        let mut keys = vec![format!("kv:{kind}:{address}:{typed}")];
-        let folded = format!("kv:{kind}:{address}:{folded}");
+        let mut keys = vec![format!("kv:{kind}:{address}:{}", reservation.typed)];
+        let folded = format!("kv:{kind}:{address}:{}", reservation.folded);
         if folded != keys[0] {
             keys.push(folded);
         }
         keys
     }
 
-    /// Checks, or (`reserve`) checks and takes the places of, `reservation`'s counters.
+    /// Checks, or (`reserve`) checks and takes the places of, `reservation`'s counters (all
+    /// three: the script leaves out the account-wide one when the address is trusted).
     /// Returns the refusal, or whether the address is trusted.
     pub fn admit(
         &self,
         reservation: &Reservation,
-        ip: Option<IpAddr>,
-        typed: &str,
-        folded: &str,
         reserve: bool,
     ) -> Result<Result<bool, Blocked>, StoreUnavailable> {
         let mut invocation = self.admit.prepare_invoke();
         for counter in &reservation.counters {
-            invocation.key(self.own(counter.kind, &counter.key));
+            for key in self.counter_keys(counter.kind, &counter.key) {
+                invocation.key(key);
+            }
         }
         invocation.key(self.own(reservation.entity.trust_kind(), &reservation.trust_key));
-        let spryker = Self::spryker_keys(reservation.entity, ip, typed, folded);
+        let spryker = Self::spryker_keys(reservation);
         for key in &spryker {
             invocation.key(key);
         }
         invocation
             .arg(if reserve { "reserve" } else { "check" })
+            .arg(&reservation.id)
+            .arg(LEASE_S * 1000)
             .arg(spryker.len());
         for counter in &reservation.counters {
             push_rule(&mut invocation, counter.rule);
         }
-        let mut conn = self.connection()?;
-        let (scope, value): (i64, i64) = invocation.invoke(&mut *conn)?;
-        if scope < 0 {
+        let (source, value): (i64, i64) = self.call(|conn| invocation.invoke(conn))?;
+        if source < 0 {
             return Ok(Ok(value == 1));
         }
-        let scope = if scope == 1 {
-            BlockScope::Account
-        } else {
-            BlockScope::Address
-        };
-        let rule = match scope {
-            BlockScope::Account => reservation.counters[2].rule,
-            BlockScope::Address => reservation.counters[0].rule,
-        };
+        // Spryker's key is the per-(address, account) rule's.
+        let counter = &reservation.counters[usize::try_from(source - 1).unwrap_or(0).min(2)];
         Ok(Err(Blocked {
-            scope,
-            block_minutes: super::minutes(rule.block_s),
+            scope: counter.scope,
+            block_minutes: super::minutes(counter.rule.block_s),
             retry_after_s: u64::try_from(value).unwrap_or(0) / 1000 + 1,
         }))
     }
 
     /// Settles a failure on the reservation's counters and on Spryker's keys.
-    pub fn fail(
-        &self,
-        reservation: &Reservation,
-        ip: Option<IpAddr>,
-        typed: &str,
-        folded: &str,
-    ) -> Result<(), StoreUnavailable> {
+    pub fn fail(&self, reservation: &Reservation) -> Result<(), StoreUnavailable> {
         let mut invocation = self.fail.prepare_invoke();
         for counter in &reservation.counters {
-            invocation.key(self.own(counter.kind, &counter.key));
+            for key in self.counter_keys(counter.kind, &counter.key) {
+                invocation.key(key);
+            }
         }
-        let spryker = Self::spryker_keys(reservation.entity, ip, typed, folded);
-        for key in &spryker {
+        for key in Self::spryker_keys(reservation) {
             invocation.key(key);
         }
-        invocation.arg(reservation.counters.len());
+        invocation
+            .arg(&reservation.id)
+            .arg(reservation.counters.len());
         for counter in &reservation.counters {
             push_rule(&mut invocation, counter.rule);
         }
@@ -383,8 +437,7 @@ impl RedisStore {
             .arg(per_user.attempts)
             .arg(per_user.window_s.max(1))
             .arg(per_user.block_s.max(1));
-        let mut conn = self.connection()?;
-        invocation.invoke::<i64>(&mut *conn)?;
+        self.call(|conn| invocation.invoke::<i64>(conn))?;
         Ok(())
     }
 
@@ -396,12 +449,14 @@ impl RedisStore {
     ) -> Result<(), StoreUnavailable> {
         let mut invocation = self.give_back.prepare_invoke();
         for counter in &reservation.counters {
-            invocation.key(self.own(counter.kind, &counter.key));
+            let [_, places] = self.counter_keys(counter.kind, &counter.key);
+            invocation.key(places);
         }
         invocation.key(self.own(reservation.entity.trust_kind(), &reservation.trust_key));
-        invocation.arg(trust_s.map_or(0, |s| s.saturating_mul(1000)));
-        let mut conn = self.connection()?;
-        invocation.invoke::<i64>(&mut *conn)?;
+        invocation
+            .arg(&reservation.id)
+            .arg(trust_s.map_or(0, |s| s.saturating_mul(1000)));
+        self.call(|conn| invocation.invoke::<i64>(conn))?;
         Ok(())
     }
 }

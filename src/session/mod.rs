@@ -18,6 +18,7 @@ use crate::agent;
 use crate::customer;
 use crate::db::{self, DbConnection};
 use crate::login::LoginError;
+use crate::multi_factor_auth::AgentMfa;
 use crate::oauth::identity::{Identity, Principal};
 use crate::oauth::jwt::VerifiedToken;
 use crate::oauth::refresh_token::{self, Exchange, RefreshTokenRow, Refusal};
@@ -148,9 +149,27 @@ pub fn still_entitled(conn: &mut DbConnection, identity: &Identity) -> diesel::Q
 pub fn token_is_live(
     conn: &mut DbConnection,
     oauth: &OAuthServer,
+    mfa: &AgentMfa,
     token: &VerifiedToken,
 ) -> Result<bool, OAuthError> {
-    Ok(oauth.session_is_live(conn, token)? && still_entitled(conn, &token.identity)?)
+    Ok(oauth.session_is_live(conn, token)?
+        && still_entitled(conn, &token.identity)?
+        // PHP Glue's tokens (no session of glue's) were issued without a second factor.
+        && !(token.session.is_none() && lacks_second_factor(conn, mfa, &token.identity)?))
+}
+
+/// Whether a session of `identity` that no second factor opened (PHP Glue's agent login asks
+/// for none) must be refused: its agent (the subject, or the agent acting for a customer) has
+/// an active method, unless `oauth.agent_mfa = "off"`.
+pub(crate) fn lacks_second_factor(
+    conn: &mut DbConnection,
+    mfa: &AgentMfa,
+    identity: &Identity,
+) -> diesel::QueryResult<bool> {
+    match identity.agent().and_then(|id| i32::try_from(id).ok()) {
+        Some(id_user) => mfa.has_active_method(conn, id_user),
+        None => Ok(false),
+    }
 }
 
 /// Exchanges one of glue's refresh tokens for a new pair in the same session. The checks and

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use super::{still_entitled, RefreshOutcome, RefreshRejection, Revocation};
 use crate::db::{self, DbConnection};
 use crate::login::LoginError;
+use crate::multi_factor_auth::AgentMfa;
 use crate::oauth::identity::Identity;
 use crate::oauth::php_token::{self, PhpRefreshPayload};
 use crate::oauth::refresh_token::{self, Refusal};
@@ -135,8 +136,9 @@ pub async fn exchange(
     };
     let oauth = deps.oauth.clone();
     let blocker = deps.blocker.clone();
+    let mfa = deps.mfa.clone();
     db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        let outcome = exchange_payload(conn, &oauth, &payload)?;
+        let outcome = exchange_payload(conn, &oauth, &mfa, &payload)?;
         let rotated = matches!(outcome, RefreshOutcome::Rotated(_));
         settle(&blocker, conn, &reservation, rotated)?;
         Ok(outcome)
@@ -152,6 +154,7 @@ pub async fn exchange(
 pub fn exchange_payload(
     conn: &mut DbConnection,
     oauth: &OAuthServer,
+    mfa: &AgentMfa,
     payload: &PhpRefreshPayload,
 ) -> Result<RefreshOutcome, OAuthError> {
     let rejected = |why| Ok(RefreshOutcome::Rejected(why));
@@ -178,6 +181,11 @@ pub fn exchange_payload(
         return rejected(RefreshRejection::Unreadable);
     };
     if !still_entitled(conn, &identity)? {
+        return rejected(RefreshRejection::Inactive);
+    }
+    // PHP Glue's agent login asked for no second factor: its sessions of an agent who has one
+    // do not become glue's.
+    if super::lacks_second_factor(conn, mfa, &identity)? {
         return rejected(RefreshRejection::Inactive);
     }
     let grant = Grant {

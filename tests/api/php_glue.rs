@@ -585,16 +585,23 @@ async fn racing_exchanges_have_one_winner(backend: Backend) {
         settings,
         std::sync::Arc::new(glue::clock::SystemClock),
     ));
+    let mfa = std::sync::Arc::new(glue::multi_factor_auth::AgentMfa::new(
+        glue::settings::AgentMfaMode::IfEnrolled,
+        glue::multi_factor_auth::KeySource::Missing,
+        std::sync::Arc::new(glue::clock::SystemClock),
+    ));
     let racers = 8;
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(racers));
     let threads: Vec<_> = (0..racers)
         .map(|_| {
-            let (oauth, payload, barrier) = (oauth.clone(), payload.clone(), barrier.clone());
+            let (oauth, mfa, payload, barrier) =
+                (oauth.clone(), mfa.clone(), payload.clone(), barrier.clone());
             let mut conn = app.conn();
             std::thread::spawn(move || {
                 barrier.wait();
                 matches!(
-                    glue::session::php::exchange_payload(&mut conn, &oauth, &payload).unwrap(),
+                    glue::session::php::exchange_payload(&mut conn, &oauth, &mfa, &payload)
+                        .unwrap(),
                     glue::session::RefreshOutcome::Rotated(_)
                 )
             })

@@ -1,0 +1,1 @@
+DROP TABLE `glue_agent_totp`;

@@ -1,0 +1,346 @@
+//! Agents' second factor (Spryker's `spryker/multi-factor-auth`, closed on the API).
+//!
+//! An agent can impersonate any customer, and Spryker's Glue `POST /agent-access-tokens` checks
+//! only the password even when the agent's storefront login asks for a code. glue asks for one:
+//! with `oauth.agent_mfa = "if-enrolled"` (the default) an agent with an active method gets tokens
+//! only with a valid `X-MFA-Code`; `"required"` refuses agents without one; `"off"` is Spryker's
+//! behaviour.
+//!
+//! The method glue serves is TOTP (RFC 6238, see [`totp`]), kept in glue's own table
+//! `glue_agent_totp` — never in `spy_user_multi_factor_auth`, since Zed and Yves have no plugin
+//! for it — with the secret encrypted under `oauth.mfa_key_path` ([`cipher`]). A code is
+//! accepted once: the last accepted time step is stored, and only a later one passes.
+
+pub mod cipher;
+pub mod totp;
+
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::clock::Clock;
+use crate::db::schema::glue_agent_totp::{self as t, dsl};
+use crate::db::schema::spy_user;
+use crate::db::DbConnection;
+use crate::settings::{AgentMfaMode, Environment, Settings};
+use cipher::{SecretCipher, Undecryptable};
+
+/// Enrolled, no code verified yet.
+pub const STATUS_PENDING: i32 = 1;
+/// Asked for at every login.
+pub const STATUS_ACTIVE: i32 = 2;
+
+/// What the second factor of a login whose password was right came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactor {
+    /// No code needed (no active method, or `agent_mfa = "off"`).
+    NotNeeded,
+    /// A valid code (a pending method is active from now on).
+    Passed,
+    /// The agent has an active method and sent no code: 403/5900.
+    Missing,
+    /// A wrong, expired or replayed code: 403/5901, a failed login.
+    Invalid,
+    /// `agent_mfa = "required"` and the agent has no active method: 403/5902.
+    NoMethod,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Undecryptable(#[from] Undecryptable),
+    #[error("no key for TOTP secrets: set oauth.mfa_key_path (openssl rand -base64 32 > FILE)")]
+    NoKey,
+    #[error("the agent's TOTP method is already active: deactivate it first")]
+    AlreadyActive,
+    #[error("{0}")]
+    DevelopmentKey(String),
+}
+
+/// An agent's TOTP method, as listed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EnrolledAgent {
+    pub id_user: i32,
+    pub username: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub status: &'static str,
+    /// UTC, RFC 3339.
+    pub enrolled_at: String,
+}
+
+/// Where the key of TOTP secrets comes from.
+pub enum KeySource {
+    /// `oauth.mfa_key_path`, loaded at start-up.
+    Loaded(SecretCipher),
+    /// Development and tests: `var/keys/mfa.key`, read (or written) when first needed, so a
+    /// start that is refused leaves no file behind.
+    Development,
+    /// Production without `oauth.mfa_key_path`: no TOTP.
+    Missing,
+}
+
+/// The agents' second factor: the policy, the key and the clock codes are checked against.
+pub struct AgentMfa {
+    mode: AgentMfaMode,
+    key: KeySource,
+    development: std::sync::OnceLock<Result<SecretCipher, String>>,
+    clock: Arc<dyn Clock>,
+}
+
+struct Totp {
+    secret: Vec<u8>,
+    status: i32,
+    last_step: Option<i64>,
+}
+
+impl AgentMfa {
+    pub fn new(mode: AgentMfaMode, key: KeySource, clock: Arc<dyn Clock>) -> Self {
+        AgentMfa {
+            mode,
+            key,
+            development: std::sync::OnceLock::new(),
+            clock,
+        }
+    }
+
+    /// As the settings ask: the key of TOTP secrets from `oauth.mfa_key_path` (checked now),
+    /// development's key file outside production, none in production without the setting.
+    pub fn for_settings(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let path = settings.oauth.mfa_key_path.trim();
+        let production = settings.environment == Environment::Production;
+        let key = if !path.is_empty() {
+            KeySource::Loaded(SecretCipher::load(std::path::Path::new(path), production)?)
+        } else if production {
+            KeySource::Missing
+        } else {
+            KeySource::Development
+        };
+        Ok(AgentMfa::new(settings.oauth.agent_mfa, key, clock))
+    }
+
+    fn cipher(&self) -> Result<&SecretCipher, MfaError> {
+        match &self.key {
+            KeySource::Loaded(cipher) => Ok(cipher),
+            KeySource::Missing => Err(MfaError::NoKey),
+            KeySource::Development => self
+                .development
+                .get_or_init(SecretCipher::development)
+                .as_ref()
+                .map_err(|e| MfaError::DevelopmentKey(e.clone())),
+        }
+    }
+
+    /// Whether TOTP secrets can be read (start-up refuses enrolled agents without a key).
+    pub fn has_key(&self) -> bool {
+        !matches!(self.key, KeySource::Missing)
+    }
+
+    pub fn mode(&self) -> AgentMfaMode {
+        self.mode
+    }
+
+    fn now_s(&self) -> i64 {
+        self.clock.now().and_utc().timestamp()
+    }
+
+    fn find(&self, conn: &mut DbConnection, id_user: i32) -> Result<Option<Totp>, MfaError> {
+        let row: Option<(Vec<u8>, i32, Option<i64>)> = t::table
+            .filter(dsl::id_user.eq(id_user))
+            .select((dsl::secret, dsl::status, dsl::last_step))
+            .first(conn)
+            .optional()?;
+        let Some((sealed, status, last_step)) = row else {
+            return Ok(None);
+        };
+        let cipher = self.cipher()?;
+        Ok(Some(Totp {
+            secret: cipher.open(id_user, &sealed)?,
+            status,
+            last_step,
+        }))
+    }
+
+    /// Accepts `code` once: the step it belongs to must be later than the last accepted one,
+    /// and is stored (making a pending method active) in the same statement.
+    fn accept(
+        &self,
+        conn: &mut DbConnection,
+        id_user: i32,
+        totp: &Totp,
+        code: &str,
+    ) -> Result<bool, MfaError> {
+        let Some(step) = totp::matching_step(&totp.secret, code, self.now_s()) else {
+            return Ok(false);
+        };
+        if totp.last_step.is_some_and(|last| last >= step) {
+            return Ok(false);
+        }
+        let taken = diesel::update(
+            t::table
+                .filter(dsl::id_user.eq(id_user))
+                .filter(dsl::last_step.is_null().or(dsl::last_step.lt(step))),
+        )
+        .set((
+            dsl::last_step.eq(step),
+            dsl::status.eq(STATUS_ACTIVE),
+            dsl::updated_at.eq(self.clock.now()),
+        ))
+        .execute(conn)?;
+        Ok(taken == 1)
+    }
+
+    /// The second factor of a login whose password was right.
+    pub fn check(
+        &self,
+        conn: &mut DbConnection,
+        id_user: i32,
+        code: Option<&str>,
+    ) -> Result<SecondFactor, MfaError> {
+        if self.mode == AgentMfaMode::Off {
+            return Ok(SecondFactor::NotNeeded);
+        }
+        let outcome = match (self.find(conn, id_user)?, code) {
+            (Some(totp), None) if totp.status == STATUS_ACTIVE => SecondFactor::Missing,
+            // An active method, or a pending one the agent now sends a code for (the first
+            // login with a code verifies it).
+            (Some(totp), Some(code)) => {
+                if self.accept(conn, id_user, &totp, code)? {
+                    SecondFactor::Passed
+                } else {
+                    SecondFactor::Invalid
+                }
+            }
+            _ if self.mode == AgentMfaMode::Required => SecondFactor::NoMethod,
+            _ => SecondFactor::NotNeeded,
+        };
+        match outcome {
+            SecondFactor::Passed => {
+                log::info!(target: "security", "second factor accepted: agent {id_user}, totp")
+            }
+            SecondFactor::Invalid => {
+                log::info!(target: "security", "second factor rejected: agent {id_user}, totp")
+            }
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Whether the agent has an active method (PHP Glue's tokens of such an agent were issued
+    /// without one, and are refused unless `agent_mfa = "off"`).
+    pub fn has_active_method(&self, conn: &mut DbConnection, id_user: i32) -> QueryResult<bool> {
+        if self.mode == AgentMfaMode::Off {
+            return Ok(false);
+        }
+        diesel::select(diesel::dsl::exists(
+            t::table
+                .filter(dsl::id_user.eq(id_user))
+                .filter(dsl::status.eq(STATUS_ACTIVE)),
+        ))
+        .get_result(conn)
+    }
+
+    /// Enrols the agent in TOTP (pending until a code verifies it) and returns the
+    /// `otpauth://` URI for its authenticator app; a pending enrolment is replaced.
+    pub fn enrol_totp(
+        &self,
+        conn: &mut DbConnection,
+        id_user: i32,
+        issuer: &str,
+        account: &str,
+    ) -> Result<String, MfaError> {
+        let cipher = self.cipher()?;
+        let secret = totp::new_secret();
+        let sealed = cipher.seal(id_user, &secret);
+        let now = self.clock.now();
+        conn.transaction(|conn| {
+            let status: Option<i32> = t::table
+                .filter(dsl::id_user.eq(id_user))
+                .select(dsl::status)
+                .first(conn)
+                .optional()?;
+            match status {
+                Some(STATUS_ACTIVE) => return Err(MfaError::AlreadyActive),
+                Some(_) => {
+                    diesel::delete(t::table.filter(dsl::id_user.eq(id_user))).execute(conn)?;
+                }
+                None => {}
+            }
+            diesel::insert_into(t::table)
+                .values((
+                    dsl::id_user.eq(id_user),
+                    dsl::secret.eq(&sealed),
+                    dsl::status.eq(STATUS_PENDING),
+                    dsl::created_at.eq(now),
+                    dsl::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })?;
+        log::info!(target: "security", "second factor enrolled (pending): agent {id_user}, totp");
+        Ok(totp::otpauth_uri(issuer, account, &secret))
+    }
+
+    /// Verifies a code for the agent's method (activating a pending one); false when there is
+    /// no method or the code is not valid now.
+    pub fn verify_totp(
+        &self,
+        conn: &mut DbConnection,
+        id_user: i32,
+        code: &str,
+    ) -> Result<bool, MfaError> {
+        let Some(totp) = self.find(conn, id_user)? else {
+            return Ok(false);
+        };
+        let accepted = self.accept(conn, id_user, &totp, code)?;
+        if accepted {
+            log::info!(target: "security", "second factor verified (active): agent {id_user}, totp");
+        }
+        Ok(accepted)
+    }
+
+    /// Removes the agent's TOTP method; false when it had none.
+    pub fn deactivate_totp(&self, conn: &mut DbConnection, id_user: i32) -> QueryResult<bool> {
+        let removed = diesel::delete(t::table.filter(dsl::id_user.eq(id_user))).execute(conn)?;
+        if removed > 0 {
+            log::info!(target: "security", "second factor removed: agent {id_user}, totp");
+        }
+        Ok(removed > 0)
+    }
+}
+
+/// Every agent with a TOTP method, by username.
+pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<EnrolledAgent>> {
+    let rows: Vec<(i32, String, i32, NaiveDateTime)> = t::table
+        .inner_join(spy_user::table.on(spy_user::id_user.eq(dsl::id_user)))
+        .select((
+            dsl::id_user,
+            spy_user::username,
+            dsl::status,
+            dsl::created_at,
+        ))
+        .order(spy_user::username)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id_user, username, status, enrolled_at)| EnrolledAgent {
+            id_user,
+            username,
+            kind: "totp",
+            status: if status == STATUS_ACTIVE {
+                "active"
+            } else {
+                "pending"
+            },
+            enrolled_at: enrolled_at.and_utc().to_rfc3339(),
+        })
+        .collect())
+}
+
+/// How many agents have a TOTP method (start-up refuses to run without the key then).
+pub fn enrolled_count(conn: &mut DbConnection) -> QueryResult<i64> {
+    t::table.count().get_result(conn)
+}

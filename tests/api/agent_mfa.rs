@@ -1,0 +1,331 @@
+//! Agents' second factor on `POST /agent-access-tokens` (TOTP): 5900/5901/5902, the codes of an
+//! independent RFC 6238 implementation (totp-rs), replay, the blocker, the modes, the CLI, and
+//! PHP Glue's tokens of an agent with a method.
+
+use glue::clock::Clock;
+use glue::settings::{AgentMfaMode, BlockRule};
+use serde_json::Value;
+
+use crate::backends;
+use crate::helpers::*;
+
+backends!(an_agent_with_totp_needs_a_valid_code_once);
+
+const AGENT: &str = "mfa-agent@shop.test";
+const PASSWORD: &str = "right-pass";
+
+/// The otpauth:// URI `glue agent mfa activate` printed, read by totp-rs.
+fn authenticator(uri: &str) -> totp_rs::TOTP {
+    totp_rs::TOTP::from_url(uri).expect("an otpauth URI an authenticator app reads")
+}
+
+/// The code the app shows at the app's clock time.
+fn code_now(app: &TestApp, totp: &totp_rs::TOTP) -> String {
+    let now = app.clock.now().and_utc().timestamp();
+    totp.generate(u64::try_from(now).unwrap())
+}
+
+async fn login_with(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+    code: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/agent-access-tokens"))
+        .header("Content-Type", JSON_API)
+        .body(agent_login_body(username, password).to_string());
+    if let Some(code) = code {
+        request = request.header("X-MFA-Code", code);
+    }
+    request.send().await.unwrap()
+}
+
+async fn assert_mfa(response: reqwest::Response, code: &str, detail: &str) {
+    assert_error(response, Some(code), 403, detail).await;
+}
+
+fn glue_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    glue_in("test", &app.db, args, None)
+}
+
+fn enrol(app: &TestApp, username: &str) -> String {
+    let output = glue_cli(
+        app,
+        &[
+            "agent",
+            "mfa",
+            "activate",
+            "--username",
+            username,
+            "--type",
+            "totp",
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    stdout
+        .lines()
+        .find(|line| line.starts_with("otpauth://totp/"))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_string()
+}
+
+async fn an_agent_with_totp_needs_a_valid_code_once(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.security_blocker.agent = BlockRule {
+            attempts: 7,
+            window_s: 600,
+            block_s: 600,
+        }
+    });
+    app.insert_user(AGENT, PASSWORD, true, "active");
+    let uri = enrol(&app, AGENT);
+    assert!(uri.contains("issuer=Spryker%20agent%20assist"), "{uri}");
+    let totp = authenticator(&uri);
+    // Pending (no code verified yet): the password alone still logs in.
+    assert_eq!(login_with(&app, AGENT, PASSWORD, None).await.status(), 201);
+    // The secret is stored encrypted: not in the table in clear.
+    let secret = totp.secret.clone();
+    let stored: Vec<u8> = {
+        use diesel::prelude::*;
+        glue::db::schema::glue_agent_totp::table
+            .select(glue::db::schema::glue_agent_totp::secret)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    assert!(!stored.windows(secret.len()).any(|w| w == secret.as_slice()));
+
+    // The first login with a code verifies the method.
+    let code = code_now(&app, &totp);
+    assert_eq!(
+        login_with(&app, AGENT, PASSWORD, Some(&code))
+            .await
+            .status(),
+        201
+    );
+    // Now every login needs one: a right password alone is 5900, issues nothing and counts
+    // no failure (eight of them, with a limit of seven).
+    for _ in 0..8 {
+        assert_mfa(
+            login_with(&app, AGENT, PASSWORD, None).await,
+            "5900",
+            "X-MFA-Code header is missing.",
+        )
+        .await;
+    }
+    // A code is accepted once: the same one again is 5901.
+    assert_mfa(
+        login_with(&app, AGENT, PASSWORD, Some(&code)).await,
+        "5901",
+        "X-MFA-Code is invalid.",
+    )
+    .await;
+    // A wrong password says nothing about the second factor, with or without a code.
+    assert_error(
+        login_with(&app, AGENT, "wrong", None).await,
+        Some("4101"),
+        401,
+        "Failed to authenticate an agent.",
+    )
+    .await;
+    // The next time step's code passes once.
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let next = code_now(&app, &totp);
+    let response = login_with(&app, AGENT, PASSWORD, Some(&next)).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["data"]["attributes"]["accessToken"].is_string());
+    // Codes that are not six digits, and bytes that are not text, are wrong codes, never 5xx.
+    for bad in ["12345", "1234567", "abcdef", "１２３４５６"] {
+        assert_mfa(
+            login_with(&app, AGENT, PASSWORD, Some(bad)).await,
+            "5901",
+            "X-MFA-Code is invalid.",
+        )
+        .await;
+    }
+    // A valid code of another hour is wrong now.
+    let elsewhen = u64::try_from(app.clock.now().and_utc().timestamp() + 3600).unwrap();
+    assert_mfa(
+        login_with(&app, AGENT, PASSWORD, Some(&totp.generate(elsewhen))).await,
+        "5901",
+        "X-MFA-Code is invalid.",
+    )
+    .await;
+    // Wrong codes count as failed logins (the replay, the wrong password, five wrong codes:
+    // the limit of seven): blocked now, even with a right code.
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let later = code_now(&app, &totp);
+    assert_eq!(
+        login_with(&app, AGENT, PASSWORD, Some(&later))
+            .await
+            .status(),
+        429
+    );
+}
+
+/// `"required"`: an agent without an active method gets no tokens (5902); `"off"`: the password
+/// alone, as Spryker's Glue, even for an agent with a method.
+#[tokio::test]
+async fn required_and_off_modes() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.oauth.agent_mfa = AgentMfaMode::Required
+    });
+    assert_mfa(
+        app.post_agent_login(DEMO_USERNAME, DEMO_PASSWORD).await,
+        "5902",
+        "Multi-factor authentication type is missing.",
+    )
+    .await;
+    app.insert_user(AGENT, PASSWORD, true, "active");
+    let totp = authenticator(&enrol(&app, AGENT));
+    let code = code_now(&app, &totp);
+    assert_eq!(
+        login_with(&app, AGENT, PASSWORD, Some(&code))
+            .await
+            .status(),
+        201
+    );
+    drop(app);
+
+    let app = spawn_app_with(Backend::Sqlite, |s| s.oauth.agent_mfa = AgentMfaMode::Off);
+    app.insert_user(AGENT, PASSWORD, true, "active");
+    let totp = authenticator(&enrol(&app, AGENT));
+    let code = code_now(&app, &totp);
+    let verified = glue_cli(
+        &app,
+        &[
+            "agent",
+            "mfa",
+            "verify",
+            "--username",
+            AGENT,
+            "--code",
+            &code,
+        ],
+    );
+    assert!(verified.status.success(), "{verified:?}");
+    assert_eq!(login_with(&app, AGENT, PASSWORD, None).await.status(), 201);
+}
+
+/// The CLI: activate prints a URI (never stores the secret in clear), verify activates, list
+/// shows the status, deactivate removes; `email`, unknown methods and agents are refused.
+#[tokio::test]
+async fn the_cli_manages_an_agents_totp() {
+    let app = spawn_app(Backend::Sqlite);
+    app.insert_user(AGENT, PASSWORD, true, "active");
+    let list = |app: &TestApp| -> Value {
+        let output = glue_cli(app, &["agent", "mfa", "list", "--json"]);
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    assert_eq!(list(&app), serde_json::json!([]));
+    let totp = authenticator(&enrol(&app, AGENT));
+    assert_eq!(list(&app)[0]["status"], "pending");
+    assert_eq!(list(&app)[0]["type"], "totp");
+    let wrong = glue_cli(
+        &app,
+        &[
+            "agent",
+            "mfa",
+            "verify",
+            "--username",
+            AGENT,
+            "--code",
+            "000000",
+        ],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    let code = code_now(&app, &totp);
+    let verified = glue_cli(
+        &app,
+        &[
+            "agent",
+            "mfa",
+            "verify",
+            "--username",
+            AGENT,
+            "--code",
+            &code,
+        ],
+    );
+    assert!(verified.status.success(), "{verified:?}");
+    assert_eq!(list(&app)[0]["status"], "active");
+    // An active method is not replaced by a new enrolment.
+    let again = glue_cli(
+        &app,
+        &[
+            "agent",
+            "mfa",
+            "activate",
+            "--username",
+            AGENT,
+            "--type",
+            "totp",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already active"),
+        "{again:?}"
+    );
+    for (args, message) in [
+        (
+            vec![
+                "agent",
+                "mfa",
+                "activate",
+                "--username",
+                AGENT,
+                "--type",
+                "email",
+            ],
+            "email method is not served by glue",
+        ),
+        (
+            vec![
+                "agent",
+                "mfa",
+                "activate",
+                "--username",
+                AGENT,
+                "--type",
+                "sms",
+            ],
+            "unknown method",
+        ),
+        (
+            vec![
+                "agent",
+                "mfa",
+                "activate",
+                "--username",
+                "ghost@shop.test",
+                "--type",
+                "totp",
+            ],
+            "no agent with username",
+        ),
+    ] {
+        let output = glue_cli(&app, &args);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    let removed = glue_cli(
+        &app,
+        &[
+            "agent",
+            "mfa",
+            "deactivate",
+            "--username",
+            AGENT,
+            "--type",
+            "totp",
+        ],
+    );
+    assert!(removed.status.success(), "{removed:?}");
+    assert_eq!(list(&app), serde_json::json!([]));
+    assert_eq!(login_with(&app, AGENT, PASSWORD, None).await.status(), 201);
+}
