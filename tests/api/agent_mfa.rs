@@ -329,3 +329,68 @@ async fn the_cli_manages_an_agents_totp() {
     assert_eq!(list(&app), serde_json::json!([]));
     assert_eq!(login_with(&app, AGENT, PASSWORD, None).await.status(), 201);
 }
+
+/// PHP Glue's agent login asks for no second factor: beside it (the shop's keys), PHP-issued
+/// tokens of an agent with an active method — its own and the impersonations it started — are
+/// refused; glue's own, from a login with a code, work.
+#[tokio::test]
+async fn php_glue_tokens_of_an_agent_with_a_method_are_refused() {
+    let app = crate::php_glue::spawn_migrating_app(Backend::Sqlite);
+    let agent = app.insert_user(AGENT, PASSWORD, true, "active");
+    let customer = app.insert_customer("DE--M1", "m1@shop.test", "Mia", "Mfa", None);
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    let agent_sub = format!(
+        r#"{{"customer_reference":null,"id_customer":null,"id_company_user":null,"id_agent":{agent},"permissions":null}}"#
+    );
+    let php_agent = crate::php_glue::php_access_token(&agent_sub, &["agent"], now - 5.0, 28_800.0);
+    assert_eq!(app.search("q=mia", &php_agent).await.status(), 200);
+    // A customer's own PHP token (PHP's tokens carry no `act`: it names no agent).
+    let php_customer = crate::php_glue::php_access_token(
+        &crate::php_glue::customer_sub("DE--M1", customer),
+        &["customer"],
+        now - 5.0,
+        28_800.0,
+    );
+
+    // The agent gets a method (as `glue agent mfa activate` and `verify` do).
+    let mfa = glue::multi_factor_auth::AgentMfa::new(
+        AgentMfaMode::IfEnrolled,
+        glue::multi_factor_auth::KeySource::Development,
+        std::sync::Arc::new(glue::clock::SystemClock),
+    );
+    let uri = mfa
+        .enrol_totp(
+            &mut app.conn(),
+            i32::try_from(agent).unwrap(),
+            "Shop",
+            AGENT,
+        )
+        .unwrap();
+    let totp = authenticator(&uri);
+    let code = totp.generate(u64::try_from(chrono::Utc::now().timestamp()).unwrap());
+    assert!(mfa
+        .verify_totp(&mut app.conn(), i32::try_from(agent).unwrap(), &code)
+        .unwrap());
+
+    assert_error(
+        app.search("q=mia", &php_agent).await,
+        Some("4102"),
+        401,
+        "Agent access token is invalid.",
+    )
+    .await;
+    // A customer's own PHP token names no agent: it still works.
+    assert_eq!(
+        app.delete_refresh_token("mine", Some(&php_customer))
+            .await
+            .status(),
+        204
+    );
+    // glue's login with the next code works, and so do its tokens.
+    let next = totp.generate(u64::try_from(chrono::Utc::now().timestamp() + 30).unwrap());
+    let response = login_with(&app, AGENT, PASSWORD, Some(&next)).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    let token = body["data"]["attributes"]["accessToken"].as_str().unwrap();
+    assert_eq!(app.search("q=mia", token).await.status(), 200);
+}

@@ -404,3 +404,31 @@ fn unsupported_redis_urls_are_refused() {
         assert!(!error.contains("7001/0") || url.contains("7001"), "{error}");
     }
 }
+
+/// PHP Glue's refresh tokens count in glue's own keys on Redis, never in Spryker's
+/// `kv:customer:…` (they name no account).
+#[tokio::test]
+#[ignore = "needs a Redis server: GLUE_TEST_REDIS_URL (CI runs it)"]
+async fn php_token_failures_stay_out_of_sprykers_keys() {
+    let (mut redis, url) = redis_database(6);
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        on_redis(s, &url);
+        let env = crate::php_glue::shop_env();
+        s.oauth.key_source = glue::settings::KeySource::SprykerEnv;
+        s.oauth.client_id = env.client_id.clone();
+        s.oauth.spryker_env = Some(env);
+        s.oauth.private_key_pem = Secret::default();
+    });
+    for i in 0..3u8 {
+        let garbage = format!("def50200{}", hex::encode([i; 120]));
+        let response = app.refresh(&serde_json::json!(garbage)).await;
+        assert_eq!(response.status(), 401);
+    }
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("glue:security-blocker:php-refresh-token")),
+        "{keys:?}"
+    );
+}
