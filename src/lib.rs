@@ -6,12 +6,14 @@
 //!    (`/agent-access-tokens`, `/agent-customer-search`,
 //!    `/agent-customer-impersonation-access-tokens`) [AgentAuthRestApi], [`auth_rest_api`]
 //!    (`/access-tokens`, `/refresh-tokens`) [AuthRestApi, OauthRevoke], and what they share,
+//!    [`agent_mfa_rest_api`] (`/agent-multi-factor-auth-*`) [MultiFactorAuth],
 //!    [`oauth_api`] (the `Authorization` check, token resources, JWKS, domain errors → HTTP)
 //!    [OauthApi]; [`state`] is the app data they read
 //! 3. flows, one outcome enum each: [`login`] (the one login flow), [`session`] (refresh of
 //!    glue's and PHP Glue's refresh tokens, revoke one / `mine`, end an agent's sessions)
 //!    [Oauth refresh grant, OauthRevoke], [`oauth_agent_connector`] [OauthAgentConnector],
-//!    [`oauth_customer_connector`] (password and impersonation grants) [OauthCustomerConnector];
+//!    [`oauth_customer_connector`] (password and impersonation grants) [OauthCustomerConnector],
+//!    [`second_factor`] (an agent's method and codes outside the login) [MultiFactorAuth];
 //!    [`services`], what they run on
 //! 4. [`oauth`]: keys + JWKS, identities as values, JWT mint/verify, refresh-token rows and
 //!    rules [Oauth]; [`security_blocker`] failed-login counters [SecurityBlocker];
@@ -27,6 +29,7 @@
 
 pub mod agent;
 pub mod agent_auth_rest_api;
+pub mod agent_mfa_rest_api;
 pub mod auth_rest_api;
 pub mod cli;
 pub mod clock;
@@ -41,6 +44,7 @@ pub mod oauth_agent_connector;
 pub mod oauth_api;
 pub mod oauth_customer_connector;
 pub mod password;
+pub mod second_factor;
 pub mod secret;
 pub mod security_blocker;
 pub mod services;

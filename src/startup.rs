@@ -51,6 +51,7 @@ fn resource_route_plugins(
         Arc::new(JwksResourceRoutePlugin),
         Arc::new(DiscoveryResourceRoutePlugin),
         Arc::new(agent_auth_rest_api::AgentAccessTokensResourceRoutePlugin),
+        Arc::new(crate::agent_mfa_rest_api::AgentMultiFactorAuthResourceRoutePlugin),
         Arc::new(auth_rest_api::AccessTokensResourceRoutePlugin),
         Arc::new(auth_rest_api::RefreshTokensResourceRoutePlugin),
     ]

@@ -340,6 +340,15 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<EnrolledAgent>> {
         .collect())
 }
 
+/// The status of the agent's TOTP method, if it has one.
+pub fn status_of(conn: &mut DbConnection, id_user: i32) -> QueryResult<Option<i32>> {
+    t::table
+        .filter(dsl::id_user.eq(id_user))
+        .select(dsl::status)
+        .first(conn)
+        .optional()
+}
+
 /// How many agents have a TOTP method (start-up refuses to run without the key then).
 pub fn enrolled_count(conn: &mut DbConnection) -> QueryResult<i64> {
     t::table.count().get_result(conn)

@@ -394,3 +394,238 @@ async fn php_glue_tokens_of_an_agent_with_a_method_are_refused() {
     let token = body["data"]["attributes"]["accessToken"].as_str().unwrap();
     assert_eq!(app.search("q=mia", token).await.status(), 200);
 }
+
+async fn mfa_request(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    code: Option<&str>,
+) -> reqwest::Response {
+    let mut request = match &body {
+        Some(body) => app
+            .client
+            .post(app.url(path))
+            .header("Content-Type", JSON_API)
+            .body(body.to_string()),
+        None => app.client.get(app.url(path)),
+    };
+    if let Some(token) = token {
+        request = request.header("X-Agent-Authorization", format!("Bearer {token}"));
+    }
+    if let Some(code) = code {
+        request = request.header("X-MFA-Code", code);
+    }
+    request.send().await.unwrap()
+}
+
+fn typed(resource: &str, method: &str) -> Value {
+    serde_json::json!({"data": {"type": resource, "attributes": {"type": method}}})
+}
+
+async fn method_status(app: &TestApp, token: &str) -> i64 {
+    let response = mfa_request(
+        app,
+        "/agent-multi-factor-auth-types",
+        Some(token),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"][0]["type"], "agent-multi-factor-auth-types");
+    assert_eq!(body["data"][0]["attributes"]["type"], "totp");
+    body["data"][0]["attributes"]["status"].as_i64().unwrap()
+}
+
+/// Self-service on the API: an agent enrols, verifies, logs in with codes and removes its
+/// method (with a current code), Spryker's resource verbs with the `agent-` prefix.
+#[tokio::test]
+async fn an_agent_manages_its_own_totp_on_the_api() {
+    let app = spawn_app(Backend::Sqlite);
+    app.insert_user(AGENT, PASSWORD, true, "active");
+    let response = login_with(&app, AGENT, PASSWORD, None).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    let token = body["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(method_status(&app, &token).await, 0);
+
+    let activate = "/agent-multi-factor-auth-type-activate";
+    let verify = "/agent-multi-factor-auth-type-verify";
+    let deactivate = "/agent-multi-factor-auth-type-deactivate";
+    assert_error(
+        mfa_request(
+            &app,
+            activate,
+            Some(&token),
+            Some(typed(&activate[1..], "email")),
+            None,
+        )
+        .await,
+        Some("5906"),
+        400,
+        "Multi-factor authentication type is not found.",
+    )
+    .await;
+    // Without an agent token: agents only (Spryker's 4103).
+    assert_error(
+        mfa_request(
+            &app,
+            activate,
+            None,
+            Some(typed(&activate[1..], "totp")),
+            None,
+        )
+        .await,
+        Some("4103"),
+        401,
+        "Action is available to agent user only.",
+    )
+    .await;
+    let response = mfa_request(
+        &app,
+        activate,
+        Some(&token),
+        Some(typed(&activate[1..], "totp")),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    let totp = authenticator(body["data"]["attributes"]["otpauthUri"].as_str().unwrap());
+    assert_eq!(method_status(&app, &token).await, 1);
+
+    assert_error(
+        mfa_request(
+            &app,
+            verify,
+            Some(&token),
+            Some(typed(&verify[1..], "totp")),
+            None,
+        )
+        .await,
+        Some("5900"),
+        403,
+        "X-MFA-Code header is missing.",
+    )
+    .await;
+    let elsewhen = u64::try_from(app.clock.now().and_utc().timestamp() + 3600).unwrap();
+    assert_error(
+        mfa_request(
+            &app,
+            verify,
+            Some(&token),
+            Some(typed(&verify[1..], "totp")),
+            Some(&totp.generate(elsewhen)),
+        )
+        .await,
+        Some("5901"),
+        403,
+        "X-MFA-Code is invalid.",
+    )
+    .await;
+    let code = code_now(&app, &totp);
+    assert_eq!(
+        mfa_request(
+            &app,
+            verify,
+            Some(&token),
+            Some(typed(&verify[1..], "totp")),
+            Some(&code)
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(method_status(&app, &token).await, 2);
+    assert_error(
+        mfa_request(
+            &app,
+            activate,
+            Some(&token),
+            Some(typed(&activate[1..], "totp")),
+            None,
+        )
+        .await,
+        Some("5904"),
+        400,
+        "Multi-factor authentication type already activated.",
+    )
+    .await;
+
+    // Logins need a code now.
+    assert_eq!(login_with(&app, AGENT, PASSWORD, None).await.status(), 403);
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let next = code_now(&app, &totp);
+    assert_eq!(
+        login_with(&app, AGENT, PASSWORD, Some(&next))
+            .await
+            .status(),
+        201
+    );
+
+    // Removing an active method takes a current code (a used one is refused).
+    assert_error(
+        mfa_request(
+            &app,
+            deactivate,
+            Some(&token),
+            Some(typed(&deactivate[1..], "totp")),
+            None,
+        )
+        .await,
+        Some("5900"),
+        403,
+        "X-MFA-Code header is missing.",
+    )
+    .await;
+    assert_error(
+        mfa_request(
+            &app,
+            deactivate,
+            Some(&token),
+            Some(typed(&deactivate[1..], "totp")),
+            Some(&next),
+        )
+        .await,
+        Some("5901"),
+        403,
+        "X-MFA-Code is invalid.",
+    )
+    .await;
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let later = code_now(&app, &totp);
+    assert_eq!(
+        mfa_request(
+            &app,
+            deactivate,
+            Some(&token),
+            Some(typed(&deactivate[1..], "totp")),
+            Some(&later)
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(method_status(&app, &token).await, 0);
+    assert_eq!(login_with(&app, AGENT, PASSWORD, None).await.status(), 201);
+    assert_error(
+        mfa_request(
+            &app,
+            deactivate,
+            Some(&token),
+            Some(typed(&deactivate[1..], "totp")),
+            None,
+        )
+        .await,
+        Some("5906"),
+        400,
+        "Multi-factor authentication type is not found.",
+    )
+    .await;
+}

@@ -1,0 +1,127 @@
+//! Agents' second factor outside the login (Spryker's `MultiFactorAuth` Glue resources, for
+//! agents): enrolment, and a code checked for an agent who is logged in — under the security
+//! blocker like a password, since a stolen access token must not be able to guess codes.
+
+use std::net::IpAddr;
+
+use crate::agent;
+use crate::db;
+use crate::login::LoginError;
+use crate::multi_factor_auth::{self, MfaError};
+use crate::security_blocker::{Account, Admission, Blocked, EntityType};
+use crate::services::Services;
+
+/// An agent's method as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodStatus {
+    Inactive,
+    Pending,
+    Active,
+}
+
+/// What a code came to.
+#[derive(Debug)]
+pub enum CodeCheck {
+    Accepted,
+    /// Wrong, expired, replayed, or the agent has no method: a failed attempt.
+    Invalid,
+    Blocked(Blocked),
+}
+
+/// What an enrolment came to.
+#[derive(Debug)]
+pub enum Enrolment {
+    /// The `otpauth://` URI, shown once.
+    Pending(String),
+    AlreadyActive,
+}
+
+/// The agent's TOTP method.
+pub async fn status(deps: &Services, id_user: i64) -> Result<MethodStatus, LoginError> {
+    let Ok(id_user) = i32::try_from(id_user) else {
+        return Ok(MethodStatus::Inactive);
+    };
+    db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+        Ok(match multi_factor_auth::status_of(conn, id_user)? {
+            Some(multi_factor_auth::STATUS_ACTIVE) => MethodStatus::Active,
+            Some(_) => MethodStatus::Pending,
+            None => MethodStatus::Inactive,
+        })
+    })
+    .await
+}
+
+/// Enrols the agent in TOTP (pending until a code verifies it).
+pub async fn enrol(
+    deps: &Services,
+    id_user: i64,
+    issuer: String,
+) -> Result<Option<Enrolment>, LoginError> {
+    let mfa = deps.mfa.clone();
+    db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+        let Some(user) = agent::find_active_agent_by_id(conn, id_user)? else {
+            return Ok(None);
+        };
+        match mfa.enrol_totp(conn, user.id_user, &issuer, &user.username) {
+            Ok(uri) => Ok(Some(Enrolment::Pending(uri))),
+            Err(MfaError::AlreadyActive) => Ok(Some(Enrolment::AlreadyActive)),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+/// Checks `code` for the agent's method (activating a pending one), counted with the security
+/// blocker under the agent's name from `ip`: a wrong code is a failed attempt, a right one gives
+/// its place back (it trusts no address: no login happened).
+pub async fn check_code(
+    deps: &Services,
+    id_user: i64,
+    ip: Option<IpAddr>,
+    code: String,
+) -> Result<CodeCheck, LoginError> {
+    let mfa = deps.mfa.clone();
+    let blocker = deps.blocker.clone();
+    db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+        let Some(user) = agent::find_active_agent_by_id(conn, id_user)? else {
+            return Ok(CodeCheck::Invalid);
+        };
+        let key = user.username.to_lowercase();
+        let account = Account {
+            typed: &user.username,
+            key: &key,
+        };
+        let reservation = match blocker.reserve(conn, EntityType::Agent, ip, account)? {
+            Admission::Blocked(blocked) => return Ok(CodeCheck::Blocked(blocked)),
+            Admission::Admitted(reservation) => reservation,
+        };
+        let accepted = match mfa.verify_totp(conn, user.id_user, &code) {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Never decided: its places go back (best effort: the check itself failed).
+                let _ = blocker.release(conn, &reservation);
+                return Err(e.into());
+            }
+        };
+        if accepted {
+            blocker.release(conn, &reservation)?;
+            Ok(CodeCheck::Accepted)
+        } else {
+            blocker.fail(conn, &reservation)?;
+            Ok(CodeCheck::Invalid)
+        }
+    })
+    .await
+}
+
+/// Removes the agent's method; false when it had none.
+pub async fn remove(deps: &Services, id_user: i64) -> Result<bool, LoginError> {
+    let Ok(id_user) = i32::try_from(id_user) else {
+        return Ok(false);
+    };
+    let mfa = deps.mfa.clone();
+    db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+        Ok(mfa.deactivate_totp(conn, id_user)?)
+    })
+    .await
+}
