@@ -501,23 +501,28 @@ fn agent_mfa(settings: &Settings, command: MfaCommand) -> Result<String, CliErro
         }
         MfaCommand::Verify { username, code } => {
             let id_user = agent_id(&mut conn, &username)?;
-            if mfa
+            match mfa
                 .verify_totp(&mut conn, id_user, code.trim())
                 .map_err(|e| refused(e.to_string()))?
             {
-                Ok(format!(
-                    "verified: agent {username}'s totp method is active"
-                ))
-            } else {
-                Err(refused(format!(
+                crate::multi_factor_auth::Verification::Activated => {
+                    let ended = crate::session::end_agent_sessions(&mut conn, i64::from(id_user))?;
+                    Ok(format!(
+                        "verified: agent {username}'s totp method is active (ended {ended} session token(s) opened without it)"
+                    ))
+                }
+                crate::multi_factor_auth::Verification::Accepted => Ok(format!(
+                    "the code is valid: agent {username}'s totp method was already active"
+                )),
+                crate::multi_factor_auth::Verification::Rejected => Err(refused(format!(
                     "the code is not valid now for agent {username} (or it has no totp method)"
-                )))
+                ))),
             }
         }
         MfaCommand::Deactivate { username, kind } => {
             totp_only(&kind)?;
             let id_user = agent_id(&mut conn, &username)?;
-            if mfa.deactivate_totp(&mut conn, id_user)? {
+            if mfa.deactivate_totp(&mut conn, id_user, false)? {
                 Ok(format!("removed agent {username}'s totp method"))
             } else {
                 Err(refused(format!("agent {username} has no totp method")))

@@ -314,8 +314,16 @@ pub async fn password_grant<A: Accounts>(
             Some(user) if still_current => {
                 // Only now, with the password right, is the second factor looked at: a wrong
                 // password answers exactly as before, and tells nothing about it.
-                match A::second_factor(&mfa, conn, &user, code.as_deref())? {
-                    SecondFactor::NotNeeded | SecondFactor::Passed => {}
+                let second = match A::second_factor(&mfa, conn, &user, code.as_deref()) {
+                    Ok(second) => second,
+                    Err(e) => {
+                        // Never decided: its places go back (best effort: the check failed).
+                        let _ = blocker.release(conn, &reservation);
+                        return Err(e.into());
+                    }
+                };
+                match second {
+                    SecondFactor::NotNeeded | SecondFactor::Passed | SecondFactor::Activated => {}
                     SecondFactor::Invalid => {
                         blocker.fail(conn, &reservation)?;
                         return Ok(LoginOutcome::SecondFactor(SecondFactor::Invalid));

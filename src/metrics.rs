@@ -32,6 +32,10 @@ pub struct Metrics {
     /// Checkouts that had to wait, and checkouts that gave up (answered 503).
     pub pool_waits: IntCounter,
     pub pool_timeouts: IntCounter,
+    /// Searches answered 503 because the searches' share of the pool was taken.
+    pub searches_shed: IntCounter,
+    /// The search expression indexes missing on a shop's PostgreSQL (0 = all there).
+    pub search_indexes_missing: IntGauge,
 }
 
 impl Metrics {
@@ -99,6 +103,16 @@ impl Metrics {
             "Checkouts that gave up waiting (answered 503)",
         )
         .expect("valid metric");
+        let searches_shed = IntCounter::new(
+            "searches_shed_total",
+            "Customer searches answered 503 because searches had their share of the pool",
+        )
+        .expect("valid metric");
+        let search_indexes_missing = IntGauge::new(
+            "search_indexes_missing",
+            "Search expression indexes missing on a shop's PostgreSQL (glue db search-indexes)",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(logins.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(refreshes.clone()),
@@ -111,6 +125,8 @@ impl Metrics {
             Box::new(pool_open.clone()),
             Box::new(pool_waits.clone()),
             Box::new(pool_timeouts.clone()),
+            Box::new(searches_shed.clone()),
+            Box::new(search_indexes_missing.clone()),
         ] {
             registry
                 .register(metric)
@@ -129,6 +145,8 @@ impl Metrics {
             pool_open,
             pool_waits,
             pool_timeouts,
+            searches_shed,
+            search_indexes_missing,
         }
     }
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::agent;
 use crate::db;
 use crate::login::LoginError;
-use crate::multi_factor_auth::{self, MfaError};
+use crate::multi_factor_auth::{self, MfaError, Verification};
 use crate::security_blocker::{Account, Admission, Blocked, EntityType};
 use crate::services::Services;
 
@@ -34,6 +34,8 @@ pub enum Enrolment {
     /// The `otpauth://` URI, shown once.
     Pending(String),
     AlreadyActive,
+    /// TOTP is not offered here (no key for its secrets).
+    Unavailable,
 }
 
 /// The agent's TOTP method.
@@ -65,6 +67,9 @@ pub async fn enrol(
         match mfa.enrol_totp(conn, user.id_user, &issuer, &user.username) {
             Ok(uri) => Ok(Some(Enrolment::Pending(uri))),
             Err(MfaError::AlreadyActive) => Ok(Some(Enrolment::AlreadyActive)),
+            // This deployment has no key for TOTP secrets (production without
+            // oauth.mfa_key_path): the method is not offered.
+            Err(MfaError::NoKey) => Ok(Some(Enrolment::Unavailable)),
             Err(e) => Err(e.into()),
         }
     })
@@ -95,33 +100,41 @@ pub async fn check_code(
             Admission::Blocked(blocked) => return Ok(CodeCheck::Blocked(blocked)),
             Admission::Admitted(reservation) => reservation,
         };
-        let accepted = match mfa.verify_totp(conn, user.id_user, &code) {
-            Ok(accepted) => accepted,
+        let verification = match mfa.verify_totp(conn, user.id_user, &code) {
+            Ok(verification) => verification,
             Err(e) => {
                 // Never decided: its places go back (best effort: the check itself failed).
                 let _ = blocker.release(conn, &reservation);
                 return Err(e.into());
             }
         };
-        if accepted {
-            blocker.release(conn, &reservation)?;
-            Ok(CodeCheck::Accepted)
-        } else {
-            blocker.fail(conn, &reservation)?;
-            Ok(CodeCheck::Invalid)
+        match verification {
+            Verification::Rejected => {
+                blocker.fail(conn, &reservation)?;
+                Ok(CodeCheck::Invalid)
+            }
+            accepted => {
+                blocker.release(conn, &reservation)?;
+                if accepted == Verification::Activated {
+                    // What the password alone opened (this caller's session too) ends.
+                    crate::session::end_agent_sessions(conn, i64::from(user.id_user))?;
+                }
+                Ok(CodeCheck::Accepted)
+            }
         }
     })
     .await
 }
 
-/// Removes the agent's method; false when it had none.
-pub async fn remove(deps: &Services, id_user: i64) -> Result<bool, LoginError> {
+/// Removes the agent's method (`pending_only` when no code was checked); false when none was
+/// removed.
+pub async fn remove(deps: &Services, id_user: i64, pending_only: bool) -> Result<bool, LoginError> {
     let Ok(id_user) = i32::try_from(id_user) else {
         return Ok(false);
     };
     let mfa = deps.mfa.clone();
     db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-        Ok(mfa.deactivate_totp(conn, id_user)?)
+        Ok(mfa.deactivate_totp(conn, id_user, pending_only)?)
     })
     .await
 }

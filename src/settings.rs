@@ -107,6 +107,12 @@ pub struct GlueSettings {
     pub max_page_limit: i64,
     /// Customer search counts matches up to this many (for `last`); beyond, no `last` link.
     pub search_count_limit: i64,
+    /// Searches running at once per process (each holds a pooled connection and a blocking
+    /// thread); 0 = half of `database.pool_size` (at least 1), so that logins, refreshes and
+    /// `/readyz` always find a connection however slow searches get.
+    pub search_concurrency: u32,
+    /// How long a search waits for its turn before it is answered 503 + Retry-After.
+    pub search_queue_ms: u64,
     pub customer_reference_prefix: String,
 }
 
@@ -542,6 +548,14 @@ fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
 }
 
 impl Settings {
+    /// `glue.search_concurrency` resolved: 0 = half the pool (at least 1).
+    pub fn search_concurrency(&self) -> usize {
+        match self.glue.search_concurrency {
+            0 => (self.database.pool_size as usize / 2).max(1),
+            n => n as usize,
+        }
+    }
+
     /// Loads the layers for the environment named by `GLUE_ENV`.
     pub fn load() -> Result<Self, SettingsError> {
         Self::load_for(Environment::from_env()?)
@@ -658,6 +672,15 @@ impl Settings {
         }
         if self.glue.locale.trim().is_empty() {
             return Err(invalid("glue.locale", "must not be empty"));
+        }
+        if self.glue.search_concurrency >= self.database.pool_size.max(1) {
+            return Err(invalid(
+                "glue.search_concurrency",
+                "must be below database.pool_size (0 = half of it), so that searches never take every connection",
+            ));
+        }
+        if self.glue.search_queue_ms > 60_000 {
+            return Err(invalid("glue.search_queue_ms", "must be at most 60000"));
         }
         if self.glue.max_page_limit < 1 {
             return Err(invalid("glue.max_page_limit", "must be at least 1"));

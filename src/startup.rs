@@ -310,6 +310,15 @@ impl Application {
             AgentMfa::for_settings(&settings, clock.clone()).map_err(StartupError::Setting)?,
         );
         check_database(&settings, &pool, manager.layout(), &passwords, &mfa)?;
+        {
+            let missing = db::layout::missing_search_indexes(&mut *pool.get()?, manager.layout())?;
+            metrics
+                .search_indexes_missing
+                .set(i64::try_from(missing.len()).unwrap_or(i64::MAX));
+            if !missing.is_empty() {
+                log::warn!(target: "glue::startup", "customer search scans spy_customer: the shop's database lacks glue's search indexes ({}); print their DDL with `glue db search-indexes` and let a DBA apply it (searches meanwhile run at most glue.search_concurrency = {} at once per instance)", missing.join(", "), settings.search_concurrency());
+            }
+        }
         let keys = match early_keys {
             Some(keys) => keys,
             None => load_keys(&settings)?,
@@ -349,6 +358,10 @@ impl Application {
                 oauth,
                 metrics: metrics.clone(),
             },
+            search_slots: crate::state::SearchSlots::new(
+                settings.search_concurrency(),
+                Duration::from_millis(settings.glue.search_queue_ms),
+            ),
             settings: settings.clone(),
         });
         let bcrypt = passwords.describe();

@@ -150,6 +150,12 @@ pub async fn get_agent_customer_search(
 ) -> Result<HttpResponse, GlueError> {
     let params = SearchParams::parse(req.query_string(), state.settings.glue.max_page_limit)?;
     let query = params.clone();
+    // A turn among the searches' share of the pool: past it, 503 + Retry-After at once after a
+    // short wait, never a connection that a login or a refresh needs.
+    let _turn = state.search_slots.turn().await.map_err(|no_turn| {
+        state.services.metrics.searches_shed.inc();
+        GlueError::unavailable(no_turn)
+    })?;
     let oauth = state.services.oauth.clone();
     let mfa = state.services.mfa.clone();
     let count_limit = state.settings.glue.search_count_limit;

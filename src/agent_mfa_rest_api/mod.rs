@@ -163,6 +163,7 @@ async fn post_activate(
             json!({"type": TYPE_TOTP, "status": 1, "otpauthUri": uri}),
             "",
         ))),
+        Some(Enrolment::Unavailable) => Err(type_not_found()),
         Some(Enrolment::AlreadyActive) => Err(error(
             StatusCode::BAD_REQUEST,
             CODE_ALREADY_ACTIVE,
@@ -197,13 +198,17 @@ async fn post_deactivate(
 ) -> Result<HttpResponse, GlueError> {
     totp_of(body, RESOURCE_DEACTIVATE)?;
     ensure_live(&state, &agent).await?;
-    match second_factor::status(&state.services, agent.id_agent).await? {
+    let pending_only = match second_factor::status(&state.services, agent.id_agent).await? {
         MethodStatus::Inactive => return Err(type_not_found()),
-        // An active method goes only with a current code; a pending one protects nothing yet.
-        MethodStatus::Active => checked_code(&state, &agent, &ip, &request).await?,
-        MethodStatus::Pending => {}
-    }
-    if !second_factor::remove(&state.services, agent.id_agent).await? {
+        // An active method goes only with a current code; a pending one protects nothing yet
+        // (and only a pending one goes without a code, should a login activate it meanwhile).
+        MethodStatus::Active => {
+            checked_code(&state, &agent, &ip, &request).await?;
+            false
+        }
+        MethodStatus::Pending => true,
+    };
+    if !second_factor::remove(&state.services, agent.id_agent, pending_only).await? {
         return Err(type_not_found());
     }
     Ok(HttpResponse::NoContent().finish())

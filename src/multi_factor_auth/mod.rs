@@ -36,8 +36,11 @@ pub const STATUS_ACTIVE: i32 = 2;
 pub enum SecondFactor {
     /// No code needed (no active method, or `agent_mfa = "off"`).
     NotNeeded,
-    /// A valid code (a pending method is active from now on).
+    /// A valid code for an active method.
     Passed,
+    /// A valid code that made a pending method active: every session the agent opened before
+    /// (with its password alone) must end now.
+    Activated,
     /// The agent has an active method and sent no code: 403/5900.
     Missing,
     /// A wrong, expired or replayed code: 403/5901, a failed login.
@@ -92,9 +95,23 @@ pub struct AgentMfa {
 }
 
 struct Totp {
+    /// As stored: the accepting update is bound to it, so a code checked against a secret
+    /// that an enrolment replaced meanwhile activates nothing.
+    sealed: Vec<u8>,
     secret: Vec<u8>,
     status: i32,
     last_step: Option<i64>,
+}
+
+/// What a code came to outside the login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Valid for an active method.
+    Accepted,
+    /// Valid, and it made a pending method active (the agent's sessions must end).
+    Activated,
+    /// Wrong, expired, replayed, or no method.
+    Rejected,
 }
 
 impl AgentMfa {
@@ -159,29 +176,32 @@ impl AgentMfa {
         let cipher = self.cipher()?;
         Ok(Some(Totp {
             secret: cipher.open(id_user, &sealed)?,
+            sealed,
             status,
             last_step,
         }))
     }
 
     /// Accepts `code` once: the step it belongs to must be later than the last accepted one,
-    /// and is stored (making a pending method active) in the same statement.
+    /// and is stored (making a pending method active) in the same statement, which only touches
+    /// the row whose secret the code was checked against.
     fn accept(
         &self,
         conn: &mut DbConnection,
         id_user: i32,
         totp: &Totp,
         code: &str,
-    ) -> Result<bool, MfaError> {
+    ) -> Result<Verification, MfaError> {
         let Some(step) = totp::matching_step(&totp.secret, code, self.now_s()) else {
-            return Ok(false);
+            return Ok(Verification::Rejected);
         };
         if totp.last_step.is_some_and(|last| last >= step) {
-            return Ok(false);
+            return Ok(Verification::Rejected);
         }
         let taken = diesel::update(
             t::table
                 .filter(dsl::id_user.eq(id_user))
+                .filter(dsl::secret.eq(&totp.sealed))
                 .filter(dsl::last_step.is_null().or(dsl::last_step.lt(step))),
         )
         .set((
@@ -190,7 +210,11 @@ impl AgentMfa {
             dsl::updated_at.eq(self.clock.now()),
         ))
         .execute(conn)?;
-        Ok(taken == 1)
+        Ok(match (taken, totp.status) {
+            (1, STATUS_ACTIVE) => Verification::Accepted,
+            (1, _) => Verification::Activated,
+            _ => Verification::Rejected,
+        })
     }
 
     /// The second factor of a login whose password was right.
@@ -207,18 +231,16 @@ impl AgentMfa {
             (Some(totp), None) if totp.status == STATUS_ACTIVE => SecondFactor::Missing,
             // An active method, or a pending one the agent now sends a code for (the first
             // login with a code verifies it).
-            (Some(totp), Some(code)) => {
-                if self.accept(conn, id_user, &totp, code)? {
-                    SecondFactor::Passed
-                } else {
-                    SecondFactor::Invalid
-                }
-            }
+            (Some(totp), Some(code)) => match self.accept(conn, id_user, &totp, code)? {
+                Verification::Accepted => SecondFactor::Passed,
+                Verification::Activated => SecondFactor::Activated,
+                Verification::Rejected => SecondFactor::Invalid,
+            },
             _ if self.mode == AgentMfaMode::Required => SecondFactor::NoMethod,
             _ => SecondFactor::NotNeeded,
         };
         match outcome {
-            SecondFactor::Passed => {
+            SecondFactor::Passed | SecondFactor::Activated => {
                 log::info!(target: "security", "second factor accepted: agent {id_user}, totp")
             }
             SecondFactor::Invalid => {
@@ -229,18 +251,20 @@ impl AgentMfa {
         Ok(outcome)
     }
 
-    /// Whether the agent has an active method (PHP Glue's tokens of such an agent were issued
-    /// without one, and are refused unless `agent_mfa = "off"`).
-    pub fn has_active_method(&self, conn: &mut DbConnection, id_user: i32) -> QueryResult<bool> {
-        if self.mode == AgentMfaMode::Off {
-            return Ok(false);
+    /// Whether a session of this agent that no second factor opened (PHP Glue's agent login
+    /// asks for none) must be refused: the agent has an active method, or `agent_mfa =
+    /// "required"` (then every agent needs one); never with `"off"`.
+    pub fn refuses_without_code(&self, conn: &mut DbConnection, id_user: i32) -> QueryResult<bool> {
+        match self.mode {
+            AgentMfaMode::Off => Ok(false),
+            AgentMfaMode::Required => Ok(true),
+            AgentMfaMode::IfEnrolled => diesel::select(diesel::dsl::exists(
+                t::table
+                    .filter(dsl::id_user.eq(id_user))
+                    .filter(dsl::status.eq(STATUS_ACTIVE)),
+            ))
+            .get_result(conn),
         }
-        diesel::select(diesel::dsl::exists(
-            t::table
-                .filter(dsl::id_user.eq(id_user))
-                .filter(dsl::status.eq(STATUS_ACTIVE)),
-        ))
-        .get_result(conn)
     }
 
     /// Enrols the agent in TOTP (pending until a code verifies it) and returns the
@@ -256,55 +280,78 @@ impl AgentMfa {
         let secret = totp::new_secret();
         let sealed = cipher.seal(id_user, &secret);
         let now = self.clock.now();
-        conn.transaction(|conn| {
-            let status: Option<i32> = t::table
-                .filter(dsl::id_user.eq(id_user))
-                .select(dsl::status)
-                .first(conn)
-                .optional()?;
-            match status {
-                Some(STATUS_ACTIVE) => return Err(MfaError::AlreadyActive),
-                Some(_) => {
-                    diesel::delete(t::table.filter(dsl::id_user.eq(id_user))).execute(conn)?;
-                }
-                None => {}
-            }
-            diesel::insert_into(t::table)
-                .values((
-                    dsl::id_user.eq(id_user),
-                    dsl::secret.eq(&sealed),
-                    dsl::status.eq(STATUS_PENDING),
-                    dsl::created_at.eq(now),
-                    dsl::updated_at.eq(now),
-                ))
+        // Under the write lock from the first statement: a pending enrolment is replaced, an
+        // active method (made active by a login a moment ago included) never is.
+        let enrolled = crate::db::retry_deadlocks(|| {
+            crate::db::write_transaction(&mut *conn, |conn| {
+                diesel::delete(
+                    t::table
+                        .filter(dsl::id_user.eq(id_user))
+                        .filter(dsl::status.ne(STATUS_ACTIVE)),
+                )
                 .execute(conn)?;
-            Ok(())
+                let inserted = diesel::insert_into(t::table)
+                    .values((
+                        dsl::id_user.eq(id_user),
+                        dsl::secret.eq(&sealed),
+                        dsl::status.eq(STATUS_PENDING),
+                        dsl::created_at.eq(now),
+                        dsl::updated_at.eq(now),
+                    ))
+                    .execute(conn);
+                match inserted {
+                    Ok(_) => Ok(true),
+                    // The row left is an active method.
+                    Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    )) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
         })?;
+        if !enrolled {
+            return Err(MfaError::AlreadyActive);
+        }
         log::info!(target: "security", "second factor enrolled (pending): agent {id_user}, totp");
         Ok(totp::otpauth_uri(issuer, account, &secret))
     }
 
-    /// Verifies a code for the agent's method (activating a pending one); false when there is
-    /// no method or the code is not valid now.
+    /// Verifies a code for the agent's method (activating a pending one).
     pub fn verify_totp(
         &self,
         conn: &mut DbConnection,
         id_user: i32,
         code: &str,
-    ) -> Result<bool, MfaError> {
+    ) -> Result<Verification, MfaError> {
         let Some(totp) = self.find(conn, id_user)? else {
-            return Ok(false);
+            return Ok(Verification::Rejected);
         };
-        let accepted = self.accept(conn, id_user, &totp, code)?;
-        if accepted {
+        let verification = self.accept(conn, id_user, &totp, code)?;
+        if verification == Verification::Activated {
             log::info!(target: "security", "second factor verified (active): agent {id_user}, totp");
         }
-        Ok(accepted)
+        Ok(verification)
     }
 
-    /// Removes the agent's TOTP method; false when it had none.
-    pub fn deactivate_totp(&self, conn: &mut DbConnection, id_user: i32) -> QueryResult<bool> {
-        let removed = diesel::delete(t::table.filter(dsl::id_user.eq(id_user))).execute(conn)?;
+    /// Removes the agent's TOTP method (`pending_only`: only a pending one, when no code was
+    /// checked — a method a login made active meanwhile stays); false when none was removed.
+    pub fn deactivate_totp(
+        &self,
+        conn: &mut DbConnection,
+        id_user: i32,
+        pending_only: bool,
+    ) -> QueryResult<bool> {
+        let removed = if pending_only {
+            diesel::delete(
+                t::table
+                    .filter(dsl::id_user.eq(id_user))
+                    .filter(dsl::status.ne(STATUS_ACTIVE)),
+            )
+            .execute(conn)?
+        } else {
+            diesel::delete(t::table.filter(dsl::id_user.eq(id_user))).execute(conn)?
+        };
         if removed > 0 {
             log::info!(target: "security", "second factor removed: agent {id_user}, totp");
         }

@@ -44,7 +44,13 @@ impl Accounts for Agents {
         user: &User,
         code: Option<&str>,
     ) -> Result<SecondFactor, MfaError> {
-        mfa.check(conn, user.id_user, code)
+        let outcome = mfa.check(conn, user.id_user, code)?;
+        if outcome == SecondFactor::Activated {
+            // Sessions its password alone opened (someone who phished it included) end before
+            // this login's pair is issued.
+            crate::session::end_agent_sessions(conn, i64::from(user.id_user))?;
+        }
+        Ok(outcome)
     }
 
     fn logged_in(conn: &mut DbConnection, user: &User) -> diesel::QueryResult<()> {

@@ -160,14 +160,14 @@ pub fn token_is_live(
 
 /// Whether a session of `identity` that no second factor opened (PHP Glue's agent login asks
 /// for none) must be refused: its agent (the subject, or the agent acting for a customer) has
-/// an active method, unless `oauth.agent_mfa = "off"`.
+/// an active method, or `oauth.agent_mfa = "required"`; never with `"off"`.
 pub(crate) fn lacks_second_factor(
     conn: &mut DbConnection,
     mfa: &AgentMfa,
     identity: &Identity,
 ) -> diesel::QueryResult<bool> {
     match identity.agent().and_then(|id| i32::try_from(id).ok()) {
-        Some(id_user) => mfa.has_active_method(conn, id_user),
+        Some(id_user) => mfa.refuses_without_code(conn, id_user),
         None => Ok(false),
     }
 }
@@ -353,6 +353,13 @@ fn agent_pass(
             .filter(|row| identity_of(row).is_some_and(|id| id.agent() == Some(id_agent))),
     );
     refresh_token::revoke_rows(conn, &rows, now)
+}
+
+/// Ends every session of the agent `id_agent` (see [`change_agent_and_end_sessions`]): a second
+/// factor became active, so what its password alone opened must not outlive it. Returns how
+/// many refresh tokens were revoked.
+pub fn end_agent_sessions(conn: &mut DbConnection, id_agent: i64) -> diesel::QueryResult<usize> {
+    change_agent_and_end_sessions(conn, id_agent, |_| Ok(())).map(|((), ended)| ended)
 }
 
 /// Runs `change` on the agent `id_agent` (a password change, a deactivation) and ends every

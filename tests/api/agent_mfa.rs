@@ -85,7 +85,10 @@ async fn an_agent_with_totp_needs_a_valid_code_once(backend: Backend) {
     assert!(uri.contains("issuer=Spryker%20agent%20assist"), "{uri}");
     let totp = authenticator(&uri);
     // Pending (no code verified yet): the password alone still logs in.
-    assert_eq!(login_with(&app, AGENT, PASSWORD, None).await.status(), 201);
+    let response = login_with(&app, AGENT, PASSWORD, None).await;
+    assert_eq!(response.status(), 201);
+    let (password_only, password_only_refresh) = token_pair(response.json().await.unwrap());
+    assert_eq!(app.search("q=sonia", &password_only).await.status(), 200);
     // The secret is stored encrypted: not in the table in clear.
     let secret = totp.secret.clone();
     let stored: Vec<u8> = {
@@ -97,7 +100,8 @@ async fn an_agent_with_totp_needs_a_valid_code_once(backend: Backend) {
     };
     assert!(!stored.windows(secret.len()).any(|w| w == secret.as_slice()));
 
-    // The first login with a code verifies the method.
+    // The first login with a code verifies the method, and ends what the password alone
+    // opened before (someone who phished it included).
     let code = code_now(&app, &totp);
     assert_eq!(
         login_with(&app, AGENT, PASSWORD, Some(&code))
@@ -105,6 +109,8 @@ async fn an_agent_with_totp_needs_a_valid_code_once(backend: Backend) {
             .status(),
         201
     );
+    assert_eq!(app.search("q=sonia", &password_only).await.status(), 401);
+    assert_refresh_fails(&app, &password_only_refresh).await;
     // Now every login needs one: a right password alone is 5900, issues nothing and counts
     // no failure (eight of them, with a limit of seven).
     for _ in 0..8 {
@@ -368,9 +374,11 @@ async fn php_glue_tokens_of_an_agent_with_a_method_are_refused() {
         .unwrap();
     let totp = authenticator(&uri);
     let code = totp.generate(u64::try_from(chrono::Utc::now().timestamp()).unwrap());
-    assert!(mfa
-        .verify_totp(&mut app.conn(), i32::try_from(agent).unwrap(), &code)
-        .unwrap());
+    assert_eq!(
+        mfa.verify_totp(&mut app.conn(), i32::try_from(agent).unwrap(), &code)
+            .unwrap(),
+        glue::multi_factor_auth::Verification::Activated
+    );
 
     assert_error(
         app.search("q=mia", &php_agent).await,
@@ -542,6 +550,26 @@ async fn an_agent_manages_its_own_totp_on_the_api() {
         .status(),
         204
     );
+    // Activation ends what the password alone opened, this session included: log in again,
+    // with a code now.
+    assert_error(
+        mfa_request(
+            &app,
+            "/agent-multi-factor-auth-types",
+            Some(&token),
+            None,
+            None,
+        )
+        .await,
+        Some("4102"),
+        401,
+        "Agent access token is invalid.",
+    )
+    .await;
+    app.clock.advance(std::time::Duration::from_secs(30));
+    let response = login_with(&app, AGENT, PASSWORD, Some(&code_now(&app, &totp))).await;
+    assert_eq!(response.status(), 201);
+    let (token, _) = token_pair(response.json().await.unwrap());
     assert_eq!(method_status(&app, &token).await, 2);
     assert_error(
         mfa_request(
@@ -626,6 +654,33 @@ async fn an_agent_manages_its_own_totp_on_the_api() {
         Some("5906"),
         400,
         "Multi-factor authentication type is not found.",
+    )
+    .await;
+}
+
+/// `"required"` beside PHP Glue: every agent needs a second factor, so no PHP-issued agent
+/// token passes (PHP's login asked for none), with or without a method.
+#[tokio::test]
+async fn required_mode_refuses_every_php_agent_token() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        let env = crate::php_glue::shop_env();
+        s.oauth.key_source = glue::settings::KeySource::SprykerEnv;
+        s.oauth.client_id = env.client_id.clone();
+        s.oauth.spryker_env = Some(env);
+        s.oauth.private_key_pem = glue::settings::Secret::default();
+        s.oauth.agent_mfa = AgentMfaMode::Required;
+    });
+    let agent = app.insert_user(AGENT, PASSWORD, true, "active");
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    let agent_sub = format!(
+        r#"{{"customer_reference":null,"id_customer":null,"id_company_user":null,"id_agent":{agent},"permissions":null}}"#
+    );
+    let php_agent = crate::php_glue::php_access_token(&agent_sub, &["agent"], now - 5.0, 28_800.0);
+    assert_error(
+        app.search("q=sonia", &php_agent).await,
+        Some("4102"),
+        401,
+        "Agent access token is invalid.",
     )
     .await;
 }

@@ -930,3 +930,39 @@ async fn a_refused_start_leaves_no_glue_database_behind(backend: Backend) {
         )
     }));
 }
+
+backends!(postgres: missing_search_indexes_are_reported_until_applied);
+
+/// A shop's PostgreSQL without glue's search indexes: start-up says so (the gauge
+/// `glue_search_indexes_missing` counts them) and searches still answer; once a DBA applied
+/// `glue db search-indexes`, the next start finds none missing.
+async fn missing_search_indexes_are_reported_until_applied(backend: Backend) {
+    let db = std::sync::Arc::new(shop_database(backend));
+    let gauge = |app: &TestApp| {
+        let url = format!("http://127.0.0.1:{}/metrics", app.metrics_port.unwrap());
+        let client = app.client.clone();
+        async move {
+            let text = client.get(url).send().await.unwrap().text().await.unwrap();
+            metric_sample(&text, "glue_search_indexes_missing")
+        }
+    };
+    let settings = || {
+        let mut settings = shop_settings(&db);
+        settings.metrics.listen = "127.0.0.1:0".into();
+        settings
+    };
+    {
+        let app = start(settings(), db.clone()).unwrap();
+        assert_eq!(gauge(&app).await, 3.0);
+        let response = app.post_agent_login(AGENT.0, AGENT.1).await;
+        let (access, _) = access_and_refresh(&response.json().await.unwrap());
+        assert_eq!(app.search("q=carl", &access).await.status(), 200);
+    }
+    let ddl = glue::db::layout::search_index_ddl(glue::db::Backend::Postgresql);
+    for statement in ddl.lines().filter(|l| l.starts_with("CREATE INDEX")) {
+        // Outside a transaction block, as CONCURRENTLY needs.
+        raw_execute(&db, backend, statement);
+    }
+    let app = start(settings(), db.clone()).unwrap();
+    assert_eq!(gauge(&app).await, 0.0);
+}

@@ -577,10 +577,11 @@ pub fn missing_privileges(conn: &mut DbConnection, layout: &Layout) -> QueryResu
 }
 
 /// glue's own tables: present, and reachable by this user.
-const GLUE_TABLES: [&str; 3] = [
+const GLUE_TABLES: [&str; 4] = [
     "glue_oauth_refresh_token",
     "glue_login_attempt_counter",
     "glue_login_trusted_address",
+    "glue_agent_totp",
 ];
 
 /// What keeps the database side from serving right now (empty: nothing): glue's own tables
@@ -744,6 +745,40 @@ pub(super) fn prepare(conn: &mut DbConnection, layout: &Layout) -> Result<(), Co
         Backend::Sqlite => {}
     }
     Ok(())
+}
+
+/// The names of the search expression indexes ([`search_index_ddl`]).
+pub const SEARCH_INDEXES: [&str; 3] = [
+    "glue-spy_customer-lower_email",
+    "glue-spy_customer-lower_first_name",
+    "glue-spy_customer-lower_last_name",
+];
+
+/// The search expression indexes a shop's PostgreSQL lacks (its customer search then scans
+/// `spy_customer`); none elsewhere (glue's own migrations create them, MariaDB needs none).
+pub fn missing_search_indexes(
+    conn: &mut DbConnection,
+    layout: &Layout,
+) -> QueryResult<Vec<&'static str>> {
+    if !layout.is_spryker() || conn.backend() != Backend::Postgresql {
+        return Ok(Vec::new());
+    }
+    #[derive(QueryableByName)]
+    struct Index {
+        #[diesel(sql_type = Text)]
+        indexname: String,
+    }
+    let present: Vec<String> = diesel::sql_query(
+        "SELECT indexname::text AS indexname FROM pg_indexes WHERE tablename = 'spy_customer' AND schemaname = ANY (current_schemas(false))",
+    )
+    .load::<Index>(conn)?
+    .into_iter()
+    .map(|index| index.indexname)
+    .collect();
+    Ok(SEARCH_INDEXES
+        .into_iter()
+        .filter(|name| !present.iter().any(|p| p == name))
+        .collect())
 }
 
 /// The expression indexes that make case-insensitive prefix search on a shop's PostgreSQL
