@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use diesel::migration::{Migration, MigrationSource};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 
-use super::dialect::Backend;
 use super::ConnectError;
 
 /// The setting's name, as every message about it says it.
@@ -32,29 +31,21 @@ impl SiteMigrations {
         SiteMigrations { root: root.into() }
     }
 
-    /// The subfolder of `backend`'s migrations.
-    fn folder(&self, backend: Backend) -> PathBuf {
-        self.root.join(match backend {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgresql => "postgres",
-            Backend::Mysql => "mysql",
-        })
-    }
-
-    /// Applies the pending migrations of `backend`'s subfolder, in version order; the number
+    /// Applies the pending migrations of the engine's subfolder (`sqlite`, `postgres` or
+    /// `mysql`, as glue's own `migrations/`), in version order; the number
     /// applied. Refuses, before applying any, a folder that is missing or holds something
     /// that is not a migration, a version glue reserves for its own, or a version twice; stops
     /// at the first file that fails, naming it (the ones before it stay applied).
     pub(in crate::db) fn apply<C, DB>(
         &self,
         conn: &mut C,
-        backend: Backend,
+        engine: &str,
     ) -> Result<usize, ConnectError>
     where
         DB: diesel::backend::Backend,
         C: MigrationHarness<DB>,
     {
-        let folder = self.folder(backend);
+        let folder = self.root.join(engine);
         if !folder.is_dir() {
             return Err(setup(format!(
                 "{SETTING}: {} is not a folder (the setting names a folder with one subfolder per engine: sqlite, postgres, mysql)",
@@ -124,35 +115,13 @@ fn setup(message: String) -> ConnectError {
 /// Whether `version` (as diesel keeps it: the folder name up to its first `_`, dashes removed)
 /// is in the range glue's own migrations use: `YYYY-MM-DD-000NNN`. Reserved ahead, so that no
 /// later glue migration can have a version a site already applied (diesel would skip it).
-fn is_reserved(version: &str) -> bool {
+pub(in crate::db) fn is_reserved(version: &str) -> bool {
     version.len() == 14 && version.bytes().all(|b| b.is_ascii_digit()) && &version[8..11] == "000"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diesel::migration::MigrationSource;
-
-    #[test]
-    fn glue_keeps_its_own_versions_in_the_reserved_range() {
-        let sets = [
-            super::super::dialect::SQLITE_MIGRATIONS,
-            super::super::dialect::POSTGRES_MIGRATIONS,
-            super::super::dialect::POSTGRES_SPRYKER_MIGRATIONS,
-            #[cfg(feature = "mysql")]
-            super::super::dialect::MYSQL_MIGRATIONS,
-            #[cfg(feature = "mysql")]
-            super::super::dialect::MYSQL_SPRYKER_MIGRATIONS,
-        ];
-        for set in sets {
-            let migrations = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&set).unwrap();
-            assert!(!migrations.is_empty());
-            for migration in migrations {
-                let version = migration.name().version().to_string();
-                assert!(is_reserved(&version), "{version} is outside glue's range");
-            }
-        }
-    }
 
     #[test]
     fn reserved_versions() {

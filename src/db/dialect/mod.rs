@@ -616,7 +616,14 @@ where
         .map(|v| v.len())
         .map_err(|e| ConnectError::Setup(format!("migration failed: {e}")))?;
     let site = match site {
-        Some(site) => site.apply(conn, backend)?,
+        Some(site) => site.apply(
+            conn,
+            match backend {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgresql => "postgres",
+                Backend::Mysql => "mysql",
+            },
+        )?,
         None => 0,
     };
     Ok(glue + site)
@@ -757,5 +764,37 @@ pub(in crate::db) fn is_unavailable(error: &diesel::result::Error) -> bool {
                 || message.contains("Deadlock found")
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::migration::MigrationSource;
+
+    /// Every one of glue's migrations is numbered in the range it reserves, so no later glue
+    /// migration can have a version a site already applied (see `site_migrations`).
+    #[test]
+    fn glue_keeps_its_own_versions_in_the_reserved_range() {
+        let sets = [
+            SQLITE_MIGRATIONS,
+            POSTGRES_MIGRATIONS,
+            POSTGRES_SPRYKER_MIGRATIONS,
+            #[cfg(feature = "mysql")]
+            MYSQL_MIGRATIONS,
+            #[cfg(feature = "mysql")]
+            MYSQL_SPRYKER_MIGRATIONS,
+        ];
+        for set in sets {
+            let migrations = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&set).unwrap();
+            assert!(!migrations.is_empty());
+            for migration in migrations {
+                let version = migration.name().version().to_string();
+                assert!(
+                    super::super::site_migrations::is_reserved(&version),
+                    "{version} is outside glue's range"
+                );
+            }
+        }
     }
 }
