@@ -10,6 +10,9 @@
 //! # shop scale: a million customers, ten million refresh tokens (half expired), on Spryker's
 //! # own schema (glue in `spryker` mode; PostgreSQL or MariaDB)
 //! cargo bench --bench loadgen -- --customers 1000000 --tokens 10000000 --postgres URL --spryker
+//! # separated cores: the service on CPU 1, the load generator on CPU 0; the raw limits measured
+//! # on the service's core, so that each ratio compares like with like
+//! cargo bench --bench loadgen -- --pin
 //! ```
 //!
 //! With `--tokens M` the run measures logins and refreshes on an empty token table, seeds M rows
@@ -43,6 +46,33 @@ struct Args {
     spryker: bool,
     /// Sequential requests per search-latency measure.
     search_samples: usize,
+    /// The service on CPU 1 alone, the load generator on CPU 0; raw limits on CPU 1.
+    pin: bool,
+}
+
+/// The CPU the service runs on with `--pin` (the load generator takes CPU 0).
+const SERVICE_CPU: usize = 1;
+static PINNED: AtomicBool = AtomicBool::new(false);
+
+/// Binds the calling thread (and the threads it starts later) to `cpu`.
+fn pin_current_thread(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within it, and
+    // sched_setaffinity reads exactly size_of::<cpu_set_t>() bytes of it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity to CPU {cpu}");
+    }
+}
+
+/// Threads the raw limits run on: every core, or the service's one core with `--pin`.
+fn raw_threads() -> usize {
+    if PINNED.load(Ordering::Relaxed) {
+        1
+    } else {
+        cores()
+    }
 }
 
 fn parse_args() -> Args {
@@ -58,6 +88,7 @@ fn parse_args() -> Args {
         tokens: 0,
         spryker: false,
         search_samples: 300,
+        pin: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -82,6 +113,7 @@ fn parse_args() -> Args {
             "--search-samples" => {
                 args.search_samples = value().parse().expect("--search-samples N")
             }
+            "--pin" => args.pin = true,
             "--bench" => {}
             other => panic!("unknown argument {other:?}"),
         }
@@ -89,17 +121,32 @@ fn parse_args() -> Args {
     args
 }
 
+/// The machine's cores (read once, before `--pin` narrows this process to one).
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
-/// Runs `work` on every core for `seconds`; returns operations per second in total.
+/// Where the raw limits ran, as the table says it.
+fn raw_where() -> &'static str {
+    if PINNED.load(Ordering::Relaxed) {
+        "the service's core"
+    } else {
+        "all cores"
+    }
+}
+
+/// Runs `work` on every core (with `--pin`: on the service's core) for `seconds`; returns
+/// operations per second in total.
 fn raw_rate(seconds: f64, work: impl Fn() + Sync) -> f64 {
     let done = AtomicU64::new(0);
     let started = Instant::now();
     std::thread::scope(|scope| {
-        for _ in 0..cores() {
+        for _ in 0..raw_threads() {
             scope.spawn(|| {
+                if PINNED.load(Ordering::Relaxed) {
+                    pin_current_thread(SERVICE_CPU);
+                }
                 while started.elapsed().as_secs_f64() < seconds {
                     work();
                     done.fetch_add(1, Ordering::Relaxed);
@@ -190,7 +237,17 @@ fn start_server(
     env: &[(String, String)],
 ) -> Server {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_glue"))
+    // With --pin, the service and every thread it starts run on its one core.
+    let mut command = if PINNED.load(Ordering::Relaxed) {
+        let mut taskset = Command::new("taskset");
+        taskset
+            .args(["-c", &SERVICE_CPU.to_string()])
+            .arg(env!("CARGO_BIN_EXE_glue"));
+        taskset
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_glue"))
+    };
+    let child = command
         .arg("serve")
         .env("GLUE_ENV", "test")
         .env("DATABASE_URL", database_url)
@@ -736,6 +793,12 @@ struct Figures {
 
 fn main() {
     let args = parse_args();
+    if args.pin {
+        assert!(cores() >= 2, "--pin needs two cores");
+        // Before any other thread exists: the runtime's workers and the clients inherit it.
+        pin_current_thread(0);
+        PINNED.store(true, Ordering::Relaxed);
+    }
     let phase = Duration::from_secs(args.seconds);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -1073,8 +1136,13 @@ fn main() {
     let f = figures;
     println!();
     println!(
-        "glue load benchmark — {} cores ({cpu}), {backend}, {mode} mode, bcrypt cost {}, {} s per phase, {} concurrent clients, {} customers (seeded in {customer_seed_s:.0} s), {} refresh tokens",
+        "glue load benchmark — {} cores ({cpu}){}, {backend}, {mode} mode, bcrypt cost {}, {} s per phase, {} concurrent clients, {} customers (seeded in {customer_seed_s:.0} s), {} refresh tokens",
         cores(),
+        if PINNED.load(Ordering::Relaxed) {
+            ", pinned: the service on CPU 1, the load generator on CPU 0 (a database server is not pinned)"
+        } else {
+            ""
+        },
         args.bcrypt_cost,
         args.seconds,
         concurrency,
@@ -1085,12 +1153,14 @@ fn main() {
     println!("| measure | value | limit / reference | ratio |");
     println!("|---|---|---|---|");
     println!(
-        "| raw bcrypt verifications/s, `bcrypt` crate (all cores) | {bcrypt_per_s:.1} | — | — |"
+        "| raw bcrypt verifications/s, `bcrypt` crate ({}) | {bcrypt_per_s:.1} | — | — |",
+        raw_where()
     );
-    println!("| raw bcrypt verifications/s, bcrypt-rust scalar (all cores) | {scalar_per_s:.1} | {bcrypt_per_s:.1} (`bcrypt` crate) | {:.2} |", scalar_per_s / bcrypt_per_s);
+    println!("| raw bcrypt verifications/s, bcrypt-rust scalar ({}) | {scalar_per_s:.1} | {bcrypt_per_s:.1} (`bcrypt` crate) | {:.2} |", raw_where(), scalar_per_s / bcrypt_per_s);
     println!(
-        "| raw bcrypt verifications/s, bcrypt-rust batch, {lanes} lanes ({}) (all cores) | {batch_per_s:.1} | {scalar_per_s:.1} (scalar) | {:.2} |",
+        "| raw bcrypt verifications/s, bcrypt-rust batch, {lanes} lanes ({}) ({}) | {batch_per_s:.1} | {scalar_per_s:.1} (scalar) | {:.2} |",
         bcrypt_rust::detected_backend(),
+        raw_where(),
         batch_per_s / scalar_per_s
     );
     println!(
@@ -1104,8 +1174,8 @@ fn main() {
         "| login latency p50 / p99, idle (ms) | {:.0} / {:.0} | one scalar verification: {:.0} ms (`bcrypt` crate {:.0} ms) | — |",
         percentile(&f.idle_logins, 0.5),
         percentile(&f.idle_logins, 0.99),
-        1000.0 * cores() as f64 / scalar_per_s,
-        1000.0 * cores() as f64 / bcrypt_per_s
+        1000.0 * raw_threads() as f64 / scalar_per_s,
+        1000.0 * raw_threads() as f64 / bcrypt_per_s
     );
     println!(
         "| login latency p50 / p99, saturation (ms) | {:.0} / {:.0} | — | — |",
@@ -1123,17 +1193,21 @@ fn main() {
         percentile(&f.loaded, 0.99),
         percentile(&f.loaded, 0.99) / percentile(&f.idle, 0.99)
     );
-    println!("| raw RS256 signatures/s (all cores) | {sign_per_s:.0} | — | — |");
+    println!(
+        "| raw RS256 signatures/s ({}) | {sign_per_s:.0} | — | — |",
+        raw_where()
+    );
     println!(
         "| refresh-token exchanges/s ({backend}) | {:.0} | {sign_per_s:.0} (raw RS256) | {:.2} |",
         f.refresh_per_s,
         f.refresh_per_s / sign_per_s
     );
-    let sign_cpu_ms = 1000.0 * cores() as f64 / sign_per_s;
+    let sign_cpu_ms = 1000.0 * raw_threads() as f64 / sign_per_s;
     println!(
-        "| service CPU per refresh / per raw signature (ms) | {:.2} / {sign_cpu_ms:.2} | the service alone: {:.0} refreshes/s on all cores | {:.2} |",
+        "| service CPU per refresh / per raw signature (ms) | {:.2} / {sign_cpu_ms:.2} | the service alone: {:.0} refreshes/s on {} | {:.2} |",
         f.refresh_cpu_ms,
-        1000.0 * cores() as f64 / f.refresh_cpu_ms,
+        1000.0 * raw_threads() as f64 / f.refresh_cpu_ms,
+        raw_where(),
         sign_cpu_ms / f.refresh_cpu_ms
     );
     println!(
