@@ -1,6 +1,8 @@
 //! The password grants' one login flow (Spryker's `OauthUserProvider` + `SecurityBlocker`
-//! checks), shared by agents and customers (their connectors implement [`Accounts`]): throttle check, user lookup, one bcrypt verification,
-//! then either a new token pair or a counted failure.
+//! checks), shared by agents and customers (their connectors implement [`Accounts`]): throttle
+//! check, user lookup, one bcrypt verification, the second factor once the password is right
+//! (agents with a method, see [`crate::multi_factor_auth`]), then either a new token pair or a
+//! counted failure.
 //!
 //! Every failure — unknown user, wrong password, missing or malformed credentials — costs one
 //! bcrypt verification at the target cost (see [`crate::password`]), so failures cannot be
