@@ -216,6 +216,9 @@ pub struct RedisStore {
     down_until_ms: AtomicI64,
 }
 
+/// The longest account name written into Spryker's keys (its `spy_customer.email` column).
+const SPRYKER_ACCOUNT_MAX_BYTES: usize = 255;
+
 /// How long Redis counts as down after a failed call.
 const BACK_OFF_MS: i64 = 1000;
 
@@ -367,10 +370,15 @@ impl RedisStore {
             .ip
             .map(|ip| ip.to_canonical().to_string())
             .unwrap_or_default();
-        let mut keys = vec![format!("kv:{kind}:{address}:{}", reservation.typed)];
-        let folded = format!("kv:{kind}:{address}:{}", reservation.folded);
-        if folded != keys[0] {
-            keys.push(folded);
+        // No account has a name longer than Spryker's columns (VARCHAR(255)): such a name is
+        // counted in glue's own hashed keys only, so failures cannot fill the shop's Redis
+        // with large keys.
+        let mut keys: Vec<String> = Vec::new();
+        for account in [&reservation.typed, &reservation.folded] {
+            let key = format!("kv:{kind}:{address}:{account}");
+            if account.len() <= SPRYKER_ACCOUNT_MAX_BYTES && !keys.contains(&key) {
+                keys.push(key);
+            }
         }
         keys
     }

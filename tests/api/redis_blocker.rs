@@ -432,3 +432,18 @@ async fn php_token_failures_stay_out_of_sprykers_keys() {
         "{keys:?}"
     );
 }
+
+/// A name longer than any account's (Spryker's columns hold 255 bytes) counts in glue's own
+/// hashed keys only: failures cannot fill the shop's Redis with large keys.
+#[tokio::test]
+#[ignore = "needs a Redis server: GLUE_TEST_REDIS_URL (CI runs it)"]
+async fn overlong_names_stay_out_of_sprykers_keys() {
+    let (mut redis, url) = redis_database(7);
+    let app = spawn_app_with(Backend::Sqlite, |s| on_redis(s, &url));
+    let long = format!("{}@shop.test", "a".repeat(300));
+    assert_eq!(app.agent_login_status(&long, "wrong").await, 401);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
+    assert!(!keys.is_empty());
+    assert!(keys.iter().all(|k| !k.starts_with("kv:")), "{keys:?}");
+    assert!(keys.iter().all(|k| k.len() < 200), "{keys:?}");
+}
