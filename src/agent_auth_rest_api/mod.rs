@@ -100,7 +100,7 @@ async fn post_agent_access_tokens(
 
 /// The `X-MFA-Code` header: its value when it is one (a code is digits; anything else, or a
 /// header that is not text, is a wrong code, not a missing one).
-fn mfa_code(request: &HttpRequest) -> Option<String> {
+pub fn mfa_code(request: &HttpRequest) -> Option<String> {
     request.headers().get(MFA_CODE_HEADER).map(|value| {
         value
             .to_str()

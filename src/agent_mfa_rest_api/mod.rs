@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::agent_auth_rest_api::caller::AgentCaller;
-use crate::agent_auth_rest_api::config::MFA_CODE_HEADER;
+use crate::agent_auth_rest_api::mfa_code;
 use crate::db;
 use crate::glue_application::client_ip::ClientIp;
 use crate::glue_application::error::GlueError;
@@ -87,17 +87,13 @@ fn totp_of(body: RestRequest, resource_type: &str) -> Result<(), GlueError> {
 }
 
 fn code_of(request: &HttpRequest) -> Result<String, GlueError> {
-    match request.headers().get(MFA_CODE_HEADER) {
-        None => Err(error(
+    mfa_code(request).ok_or_else(|| {
+        error(
             StatusCode::FORBIDDEN,
             CODE_CODE_MISSING,
             DETAIL_CODE_MISSING,
-        )),
-        Some(value) => Ok(value
-            .to_str()
-            .map(|code| code.trim().chars().take(16).collect())
-            .unwrap_or_default()),
-    }
+        )
+    })
 }
 
 /// Checks the request's code; `Ok` when it is right now.

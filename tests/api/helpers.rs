@@ -709,3 +709,12 @@ pub fn metric_sample(text: &str, series: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .map_or(0.0, |v| v.parse().unwrap())
 }
+
+/// A port nothing listens on right now (for a server or peer a test starts itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

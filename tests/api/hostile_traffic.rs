@@ -5,14 +5,6 @@
 use crate::helpers::*;
 use crate::process::ServeProcess;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// 50,000 requests to unique unknown paths, half of them with invented methods, over eight
 /// keep-alive connections: `/metrics` stays under 256 KiB and the server's resident memory
 /// grows by less than 16 MiB (both grew without bound while every path and method was a label).

@@ -307,14 +307,6 @@ impl Drop for OwnRedis {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Redis stopped mid-run: logins answer 503 + Retry-After at once (fail closed), refresh and
 /// search keep working, `/readyz` reports it but stays ready; Redis back, logins work again
 /// without a restart.
