@@ -137,7 +137,7 @@ pub enum AgentCommand {
         #[command(flatten)]
         password: PasswordInput,
     },
-    /// An agent's second factor (TOTP, for authenticator apps).
+    /// An agent's second factor (TOTP for authenticator apps, or the shop's email method).
     #[command(subcommand)]
     Mfa(MfaCommand),
     /// Print the bcrypt hash (`$2y$`, oauth.bcrypt_cost) of a new password, for an agent row in
@@ -151,12 +151,13 @@ pub enum AgentCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum MfaCommand {
-    /// Enrol the agent in a method: prints the otpauth:// URI (and, on a terminal, its QR code)
-    /// for an authenticator app; the method is pending until a code verifies it.
+    /// Enrol the agent in a method. totp: prints the otpauth:// URI (and, on a terminal, its QR
+    /// code) for an authenticator app; the method is pending until a code verifies it. email
+    /// (glue's own schema only): active at once, codes go to the agent's username address.
     Activate {
         #[arg(long)]
         username: String,
-        /// The method: totp.
+        /// The method: totp or email.
         #[arg(long = "type", value_name = "TYPE")]
         kind: String,
     },
@@ -167,7 +168,7 @@ pub enum MfaCommand {
         #[arg(long)]
         code: String,
     },
-    /// Remove the agent's method.
+    /// Remove the agent's method (email: set inactive, as Spryker keeps the row).
     Deactivate {
         #[arg(long)]
         username: String,
@@ -450,16 +451,31 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
     }
 }
 
-/// Only TOTP is glue's to enrol: Spryker's `email` method is activated in the shop's back office.
-fn totp_only(kind: &str) -> Result<(), CliError> {
+/// A method `--type` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MethodKind {
+    Totp,
+    Email,
+}
+
+fn method_kind(kind: &str) -> Result<MethodKind, CliError> {
     match kind {
-        "totp" => Ok(()),
-        "email" => Err(refused(
-            "the email method is not served by glue yet; use --type totp",
-        )),
+        "totp" => Ok(MethodKind::Totp),
+        "email" => Ok(MethodKind::Email),
         other => Err(refused(format!(
-            "unknown method {other:?}: the accepted value is \"totp\""
+            "unknown method {other:?}: the accepted values are \"totp\" and \"email\""
         ))),
+    }
+}
+
+/// The shop's MFA tables must be there for the email method.
+fn email_tables(conn: &mut DbConnection) -> Result<(), CliError> {
+    if crate::multi_factor_auth::email::tables_present(conn)? {
+        Ok(())
+    } else {
+        Err(refused(
+            "the database has no spy_user_multi_factor_auth tables (spryker/multi-factor-auth is not installed)",
+        ))
     }
 }
 
@@ -478,7 +494,26 @@ fn agent_mfa(settings: &Settings, command: MfaCommand) -> Result<String, CliErro
     };
     match command {
         MfaCommand::Activate { username, kind } => {
-            totp_only(&kind)?;
+            if method_kind(&kind)? == MethodKind::Email {
+                refuse_on_shop_database(
+                    settings,
+                    "second-factor methods",
+                    "the agent activates the email method in its profile on the shop's storefront (Spryker's agent MFA), and glue honours it",
+                )?;
+                let id_user = agent_id(&mut conn, &username)?;
+                email_tables(&mut conn)?;
+                return if crate::multi_factor_auth::email::activate(&mut conn, id_user, db::now())?
+                {
+                    log::info!(target: "security", "second factor enrolled (active): agent {id_user}, email");
+                    Ok(format!(
+                        "activated the email method for agent {username}: its logins now need the code glue mails to {username} (mail.smtp_url)"
+                    ))
+                } else {
+                    Err(refused(format!(
+                        "agent {username}'s email method is already active"
+                    )))
+                };
+            }
             let id_user = agent_id(&mut conn, &username)?;
             let uri = mfa
                 .enrol_totp(&mut conn, id_user, &settings.oauth.mfa_issuer, &username)
@@ -520,8 +555,22 @@ fn agent_mfa(settings: &Settings, command: MfaCommand) -> Result<String, CliErro
             }
         }
         MfaCommand::Deactivate { username, kind } => {
-            totp_only(&kind)?;
             let id_user = agent_id(&mut conn, &username)?;
+            if method_kind(&kind)? == MethodKind::Email {
+                email_tables(&mut conn)?;
+                return if crate::multi_factor_auth::email::deactivate(
+                    &mut conn,
+                    id_user,
+                    db::now(),
+                )? {
+                    log::info!(target: "security", "second factor disabled: agent {id_user}, email");
+                    Ok(format!("deactivated agent {username}'s email method"))
+                } else {
+                    Err(refused(format!(
+                        "agent {username} has no active email method"
+                    )))
+                };
+            }
             if mfa.deactivate_totp(&mut conn, id_user, false)? {
                 Ok(format!("removed agent {username}'s totp method"))
             } else {
@@ -529,7 +578,8 @@ fn agent_mfa(settings: &Settings, command: MfaCommand) -> Result<String, CliErro
             }
         }
         MfaCommand::List { json } => {
-            let agents = crate::multi_factor_auth::list(&mut conn)?;
+            let email = crate::multi_factor_auth::email::tables_present(&mut conn)?;
+            let agents = crate::multi_factor_auth::list(&mut conn, email)?;
             if json {
                 return serde_json::to_string_pretty(&agents).map_err(|e| refused(e.to_string()));
             }

@@ -18,10 +18,12 @@
 //! 4. [`oauth`]: keys + JWKS, identities as values, JWT mint/verify, refresh-token rows and
 //!    rules [Oauth]; [`security_blocker`] failed-login counters [SecurityBlocker];
 //!    [`password`] bcrypt compatible with PHP's `password_hash`, batched in SIMD lanes;
-//!    [`multi_factor_auth`] agents' second factor (TOTP) [MultiFactorAuth]
+//!    [`multi_factor_auth`] agents' second factor (TOTP, the shop's email method)
+//!    [MultiFactorAuth]
 //! 5. repositories: [`agent`] `spy_user` [User, Agent], [`customer`] `spy_customer` [Customer]
 //! 6. [`db`] pool, SQLite/PostgreSQL/MySQL connection, migrations, the layout on a shop's own
-//!    database [Propel]; [`settings`], [`secret`]; [`clock`], [`metrics`]
+//!    database [Propel]; [`settings`], [`secret`]; [`clock`], [`metrics`]; [`mail`] SMTP
+//!    [Mail]
 //!
 //! [`glue_application`], the REST core (envelope, errors, negotiation, headers, client address,
 //! plugin and validator traits) [GlueApplication], is used by the resources and `startup` and
@@ -37,6 +39,7 @@ pub mod customer;
 pub mod db;
 pub mod glue_application;
 pub mod login;
+pub mod mail;
 pub mod metrics;
 pub mod multi_factor_auth;
 pub mod oauth;

@@ -17,7 +17,9 @@ use std::net::IpAddr;
 use diesel::QueryResult;
 
 use crate::db::{self, DbConnection, DbError};
-use crate::multi_factor_auth::{AgentMfa, MfaError, SecondFactor};
+use crate::mail::MailError;
+use crate::multi_factor_auth::email::{self, OutgoingCode};
+use crate::multi_factor_auth::{AgentMfa, Checked, Method, MfaError, SecondFactor};
 use crate::oauth::{Grant, IssuedTokens, OAuthError};
 use crate::password::{Password, PasswordError, StillWanted};
 use crate::security_blocker::{Account, Admission, Blocked, BlockerError, EntityType};
@@ -82,6 +84,9 @@ pub enum LoginError {
     /// The security blocker's shared store (Redis) does not answer: logins fail closed.
     #[error(transparent)]
     BlockerStore(#[from] crate::security_blocker::redis_store::StoreUnavailable),
+    /// The email method's code could not be sent (503, Spryker's 5910).
+    #[error(transparent)]
+    Mail(#[from] MailError),
 }
 
 impl From<MfaError> for LoginError {
@@ -138,8 +143,8 @@ pub trait Accounts: Send + 'static {
         _conn: &mut DbConnection,
         _user: &Self::User,
         _code: Option<&str>,
-    ) -> Result<SecondFactor, MfaError> {
-        Ok(SecondFactor::NotNeeded)
+    ) -> Result<Checked, MfaError> {
+        Ok(SecondFactor::NotNeeded.into())
     }
     /// Bookkeeping after a successful login (e.g. `last_login`).
     fn logged_in(_conn: &mut DbConnection, _user: &Self::User) -> QueryResult<()> {
@@ -170,6 +175,7 @@ pub async fn counted_password_grant<A: Accounts>(
         Ok(LoginOutcome::SecondFactor(_)) => Some("mfa_not_set_up"),
         Err(LoginError::Password(PasswordError::Overloaded)) => Some("shed"),
         Err(LoginError::Password(PasswordError::Abandoned)) => Some("abandoned"),
+        Err(LoginError::Mail(_)) => Some("mfa_unsent"),
         Err(_) => None,
     };
     if let Some(outcome) = outcome {
@@ -193,6 +199,31 @@ pub(crate) async fn give_places_back(
         Ok(blocker.release(conn, &reservation)?)
     })
     .await
+}
+
+/// Mails an email-method code; one that cannot be sent is withdrawn (so the next request sends
+/// a new one at once) and answered 503/5910. Logged without the code.
+pub async fn deliver(deps: &Services, outgoing: OutgoingCode) -> Result<(), LoginError> {
+    let (subject, text) = email::message(&outgoing.code);
+    match deps.mailer.send(&outgoing.to, subject, text).await {
+        Ok(()) => {
+            deps.mfa.event(outgoing.id_user, Method::Email, "code_sent");
+            Ok(())
+        }
+        Err(error) => {
+            deps.mfa
+                .event(outgoing.id_user, Method::Email, "send_failed");
+            log::error!(target: "security", "second factor code not sent: agent {}, email: {error}", outgoing.id_user);
+            let mfa = deps.mfa.clone();
+            let id_code = outgoing.id_code;
+            // Best effort: the code was never seen, so nothing is lost if it stays.
+            let _ = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                Ok(email::withdraw(conn, id_code, mfa.shop_now())?)
+            })
+            .await;
+            Err(error.into())
+        }
+    }
 }
 
 /// The first step's result.
@@ -303,7 +334,7 @@ pub async fn password_grant<A: Accounts>(
     let oauth = deps.oauth.clone();
     let mfa = deps.mfa.clone();
     let code = attempt.mfa_code.clone();
-    db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+    let (outcome, outgoing) = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
         // The hash must still be the one verified: a password changed meanwhile (which ends
         // every session) must not be undone by a rehash nor answered with a new session.
         let still_current = match (&user, &username) {
@@ -316,24 +347,25 @@ pub async fn password_grant<A: Accounts>(
             Some(user) if still_current => {
                 // Only now, with the password right, is the second factor looked at: a wrong
                 // password answers exactly as before, and tells nothing about it.
-                let second = match A::second_factor(&mfa, conn, &user, code.as_deref()) {
-                    Ok(second) => second,
-                    Err(e) => {
-                        // Never decided: its places go back (best effort: the check failed).
-                        let _ = blocker.release(conn, &reservation);
-                        return Err(e.into());
-                    }
-                };
-                match second {
+                let Checked { outcome, outgoing } =
+                    match A::second_factor(&mfa, conn, &user, code.as_deref()) {
+                        Ok(checked) => checked,
+                        Err(e) => {
+                            // Never decided: its places go back (best effort: the check failed).
+                            let _ = blocker.release(conn, &reservation);
+                            return Err(e.into());
+                        }
+                    };
+                match outcome {
                     SecondFactor::NotNeeded | SecondFactor::Passed | SecondFactor::Activated => {}
                     SecondFactor::Invalid => {
                         blocker.fail(conn, &reservation)?;
-                        return Ok(LoginOutcome::SecondFactor(SecondFactor::Invalid));
+                        return Ok((LoginOutcome::SecondFactor(SecondFactor::Invalid), None));
                     }
                     // A right password without its code is no failure, and trusts nothing.
                     refused => {
                         blocker.release(conn, &reservation)?;
-                        return Ok(LoginOutcome::SecondFactor(refused));
+                        return Ok((LoginOutcome::SecondFactor(refused), outgoing));
                     }
                 }
                 blocker.succeed(conn, &reservation)?;
@@ -342,13 +374,19 @@ pub async fn password_grant<A: Accounts>(
                 }
                 let tokens = oauth.issue(conn, &A::grant(&user))?;
                 A::logged_in(conn, &user)?;
-                Ok(LoginOutcome::Issued { user, tokens })
+                Ok((LoginOutcome::Issued { user, tokens }, None))
             }
             _ => {
                 blocker.fail(conn, &reservation)?;
-                Ok(LoginOutcome::InvalidCredentials)
+                Ok((LoginOutcome::InvalidCredentials, None))
             }
         }
     })
-    .await
+    .await?;
+    // The email method: the code this answer asks for goes out now (5900 tells the agent to
+    // look in the mailbox; a code still waiting from a moment ago is not sent again).
+    if let Some(outgoing) = outgoing {
+        deliver(deps, outgoing).await?;
+    }
+    Ok(outcome)
 }

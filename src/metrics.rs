@@ -36,6 +36,9 @@ pub struct Metrics {
     pub searches_shed: IntCounter,
     /// The search expression indexes missing on a shop's PostgreSQL (0 = all there).
     pub search_indexes_missing: IntGauge,
+    /// `glue_agent_mfa_events_total{method="totp|email", event}`: codes sent, accepted,
+    /// rejected, sends failed, methods enrolled, activated, disabled.
+    pub mfa_events: IntCounterVec,
 }
 
 impl Metrics {
@@ -113,8 +116,17 @@ impl Metrics {
             "Search expression indexes missing on a shop's PostgreSQL (glue db search-indexes)",
         )
         .expect("valid metric");
+        let mfa_events = IntCounterVec::new(
+            Opts::new(
+                "agent_mfa_events_total",
+                "Agents' second factor: codes sent, accepted, rejected, sends failed, methods enrolled, activated, disabled",
+            ),
+            &["method", "event"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(logins.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(mfa_events.clone()),
             Box::new(refreshes.clone()),
             Box::new(token_refusals.clone()),
             Box::new(bcrypt_queue_depth.clone()),
@@ -147,6 +159,7 @@ impl Metrics {
             pool_timeouts,
             searches_shed,
             search_indexes_missing,
+            mfa_events,
         }
     }
 

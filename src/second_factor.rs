@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::agent;
 use crate::db;
 use crate::login::LoginError;
-use crate::multi_factor_auth::{self, MfaError, Verification};
+use crate::multi_factor_auth::{self, email, Method, MfaError, Verification};
 use crate::security_blocker::{Account, Admission, Blocked, EntityType};
 use crate::services::Services;
 
@@ -51,6 +51,35 @@ pub async fn status(deps: &Services, id_user: i64) -> Result<MethodStatus, Login
         })
     })
     .await
+}
+
+/// Every method the agent can have here and its status: TOTP, and the shop's email method when
+/// the shop has Spryker's MFA tables (enrolled on the storefront; listed, not managed, here).
+pub async fn methods(
+    deps: &Services,
+    id_user: i64,
+) -> Result<Vec<(Method, MethodStatus)>, LoginError> {
+    let totp = status(deps, id_user).await?;
+    let mut methods = vec![(Method::Totp, totp)];
+    if deps.mfa.email_tables() {
+        let email = match i32::try_from(id_user) {
+            Ok(id_user) => db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                Ok(email::method_of(conn, id_user)?)
+            })
+            .await?
+            .map(|(_, status)| status),
+            Err(_) => None,
+        };
+        methods.push((
+            Method::Email,
+            match email {
+                Some(email::METHOD_ACTIVE) => MethodStatus::Active,
+                Some(email::METHOD_PENDING) => MethodStatus::Pending,
+                _ => MethodStatus::Inactive,
+            },
+        ));
+    }
+    Ok(methods)
 }
 
 /// Enrols the agent in TOTP (pending until a code verifies it).

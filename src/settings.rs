@@ -67,6 +67,23 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     pub security_blocker: SecurityBlockerSettings,
     pub metrics: MetricsSettings,
+    pub mail: MailSettings,
+}
+
+/// Outgoing mail (the agents' email codes; see `mail`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// `smtp://…`, `smtp://…?tls=required` (STARTTLS) or `smtps://…`; empty: no mail (agents
+    /// with the email method then get 503/5910). A secret: it may hold the relay's password.
+    pub smtp_url: Secret,
+    /// The sender of every mail.
+    pub from: String,
+    /// Each SMTP command must be answered within this many milliseconds.
+    pub timeout_ms: u64,
+    /// A PEM file with a CA certificate to trust besides webpki's roots (a relay with a
+    /// certificate of the company's own CA); empty: none.
+    pub tls_ca_path: String,
 }
 
 /// Where `/metrics` is served: an address of its own (empty = not served).
@@ -290,6 +307,9 @@ pub struct OAuthSettings {
     pub mfa_key_path: String,
     /// The issuer authenticator apps show next to the agent's username.
     pub mfa_issuer: String,
+    /// The email method: a new code goes out at most this often per agent (a login without a
+    /// code while one is still waiting answers 5900 and sends nothing).
+    pub mfa_email_interval_s: u64,
 }
 
 /// Whether agents need a second factor to get tokens (`oauth.agent_mfa`).
@@ -406,6 +426,7 @@ pub const PROJECT_VARIABLES: &[&str] = &[
     "GLUE_TEST_DATABASE_URL",
     "GLUE_TEST_MYSQL_URL",
     "GLUE_TEST_REDIS_URL",
+    "GLUE_TEST_AIOSMTPD",
     "GLUE_BASE",
 ];
 

@@ -219,6 +219,30 @@ fn wait_for_database(manager: &db::ConnectionManager, wait_s: u64) -> Result<(),
     }
 }
 
+/// Whether the shop installed Spryker's MFA (its three tables; without them no agent has the
+/// email method), and whether agents that have it can get their codes.
+fn check_email_method(
+    pool: &db::DbPool,
+    mfa: &AgentMfa,
+    mailer: &crate::mail::Mailer,
+) -> Result<(), StartupError> {
+    let mut conn = pool.get()?;
+    let present = crate::multi_factor_auth::email::tables_present(&mut conn)?;
+    mfa.set_email_tables(present);
+    if !present {
+        log::info!(target: "glue::startup", "the database has no spy_user_multi_factor_auth tables (spryker/multi-factor-auth is not installed): no agent has the email method");
+        return Ok(());
+    }
+    let agents = crate::multi_factor_auth::email::methods(&mut conn)?
+        .iter()
+        .filter(|(_, status, _)| *status == crate::multi_factor_auth::email::METHOD_ACTIVE)
+        .count();
+    if agents > 0 && !mailer.is_configured() {
+        log::warn!(target: "glue::startup", "{agents} agent(s) have the email method, but mail.smtp_url is not set: their logins are answered 503/5910 until it is");
+    }
+    Ok(())
+}
+
 /// What the service checks on its database before serving: no demo credentials in production,
 /// the OAuth client's row, and the costliest stored hash (failed logins take as long as its
 /// verification).
@@ -307,9 +331,15 @@ impl Application {
         }
         let pool = db::build_pool(manager.clone(), &settings.database, metrics.clone())?;
         let mfa = Arc::new(
-            AgentMfa::for_settings(&settings, clock.clone()).map_err(StartupError::Setting)?,
+            AgentMfa::for_settings(&settings, clock.clone())
+                .map_err(StartupError::Setting)?
+                .with_events(metrics.mfa_events.clone()),
+        );
+        let mailer = Arc::new(
+            crate::mail::Mailer::for_settings(&settings.mail).map_err(StartupError::Setting)?,
         );
         check_database(&settings, &pool, manager.layout(), &passwords, &mfa)?;
+        check_email_method(&pool, &mfa, &mailer)?;
         {
             let missing = db::layout::missing_search_indexes(&mut *pool.get()?, manager.layout())?;
             metrics
@@ -354,6 +384,7 @@ impl Application {
                 pool: pool.clone(),
                 blocker,
                 mfa,
+                mailer,
                 passwords: passwords.clone(),
                 oauth,
                 metrics: metrics.clone(),

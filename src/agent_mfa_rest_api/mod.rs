@@ -124,19 +124,24 @@ async fn get_types(
     agent: AgentCaller,
 ) -> Result<HttpResponse, GlueError> {
     ensure_live(&state, &agent).await?;
-    let status = second_factor::status(&state.services, agent.id_agent).await?;
+    let methods = second_factor::methods(&state.services, agent.id_agent).await?;
     let base = state.settings.base_url();
-    let item = RestResource::new(
-        base,
-        RESOURCE_TYPES,
-        Some(TYPE_TOTP.to_string()),
-        json!({"type": TYPE_TOTP, "status": status_number(status)}),
-        "",
-    );
+    let items: Vec<_> = methods
+        .into_iter()
+        .map(|(method, status)| {
+            RestResource::new(
+                base,
+                RESOURCE_TYPES,
+                Some(method.name().to_string()),
+                json!({"type": method.name(), "status": status_number(status)}),
+                "",
+            )
+        })
+        .collect();
     Ok(json_api(
         StatusCode::OK,
         &json!({
-            "data": [item],
+            "data": items,
             "links": {"self": resource_link(base, RESOURCE_TYPES, request.query_string())},
         }),
     ))

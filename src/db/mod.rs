@@ -93,6 +93,16 @@ pub fn in_shop_zone(utc: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
     utc.and_utc().with_timezone(&zone).naive_local()
 }
 
+/// A timestamp from Spryker's tables (the shop's wall-clock time) in UTC; the earlier reading of
+/// a repeated hour, none for an hour the clocks skipped.
+pub fn from_shop_zone(local: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
+    use chrono::TimeZone;
+    let zone = SHOP_ZONE.with(std::cell::Cell::get);
+    zone.from_local_datetime(&local)
+        .earliest()
+        .map(|at| at.naive_utc())
+}
+
 /// A connection to whichever backend `DATABASE_URL` names.
 #[cfg(not(feature = "mysql"))]
 #[derive(diesel::MultiConnection)]

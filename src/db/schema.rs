@@ -107,6 +107,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Spryker's back-office users' second-factor methods (`spryker/multi-factor-auth`): status
+    /// 0 inactive, 1 pending activation, 2 active. Absent from a shop that did not install MFA.
+    spy_user_multi_factor_auth (id_user_multi_factor_auth) {
+        id_user_multi_factor_auth -> Integer,
+        fk_user -> Integer,
+        #[sql_name = "type"]
+        kind -> Text,
+        configuration -> Nullable<Text>,
+        status -> Nullable<Integer>,
+        created_at -> Nullable<Timestamp>,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// The codes sent for a method: status 0 unverified, 1 blocked, 2 verified, 3 invalidated;
+    /// `expiration_date` in the shop's time zone.
+    spy_user_multi_factor_auth_codes (id_user_multi_factor_auth_code) {
+        id_user_multi_factor_auth_code -> Integer,
+        fk_user_multi_factor_auth -> Integer,
+        code -> Text,
+        status -> Nullable<Integer>,
+        expiration_date -> Timestamp,
+        created_at -> Nullable<Timestamp>,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// One row per code entered (right or wrong): three wrong ones block the code.
+    spy_user_multi_factor_auth_codes_attempts (id_user_multi_factor_auth_code_attempt) {
+        id_user_multi_factor_auth_code_attempt -> Integer,
+        fk_user_multi_factor_auth_code -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(spy_user_multi_factor_auth_codes -> spy_user_multi_factor_auth (fk_user_multi_factor_auth));
+
 diesel::joinable!(glue_oauth_refresh_token -> spy_oauth_refresh_token (id_oauth_refresh_token));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -118,4 +159,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     glue_login_attempt_counter,
     glue_login_trusted_address,
     glue_agent_totp,
+    spy_user_multi_factor_auth,
+    spy_user_multi_factor_auth_codes,
+    spy_user_multi_factor_auth_codes_attempts,
 );

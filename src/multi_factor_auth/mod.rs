@@ -10,8 +10,12 @@
 //! `glue_agent_totp` — never in `spy_user_multi_factor_auth`, since Zed and Yves have no plugin
 //! for it — with the secret encrypted under `oauth.mfa_key_path` ([`cipher`]). A code is
 //! accepted once: the last accepted time step is stored, and only a later one passes.
+//!
+//! The shop's own `email` method ([`email`]) is honoured in Spryker's tables: a login without a
+//! code mails one (rate-limited per agent), and a code entered counts as Spryker counts it.
 
 pub mod cipher;
+pub mod email;
 pub mod totp;
 
 use std::sync::Arc;
@@ -92,6 +96,44 @@ pub struct AgentMfa {
     key: KeySource,
     development: std::sync::OnceLock<Result<SecretCipher, String>>,
     clock: Arc<dyn Clock>,
+    /// Whether the database holds Spryker's MFA tables (found at start-up).
+    email_tables: std::sync::atomic::AtomicBool,
+    email_interval: chrono::Duration,
+    /// `glue_agent_mfa_events_total{method, event}`.
+    events: Option<prometheus::IntCounterVec>,
+}
+
+/// What the second factor of a login came to, and the code to mail (the email method, when the
+/// login sent none).
+#[derive(Debug)]
+pub struct Checked {
+    pub outcome: SecondFactor,
+    pub outgoing: Option<email::OutgoingCode>,
+}
+
+impl From<SecondFactor> for Checked {
+    fn from(outcome: SecondFactor) -> Self {
+        Checked {
+            outcome,
+            outgoing: None,
+        }
+    }
+}
+
+/// A second factor's method, as metrics and log lines name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Totp,
+    Email,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Totp => "totp",
+            Method::Email => email::TYPE_EMAIL,
+        }
+    }
 }
 
 struct Totp {
@@ -121,7 +163,75 @@ impl AgentMfa {
             key,
             development: std::sync::OnceLock::new(),
             clock,
+            email_tables: std::sync::atomic::AtomicBool::new(false),
+            email_interval: chrono::Duration::seconds(60),
+            events: None,
         }
+    }
+
+    /// Counts events into `counter` (`{method, event}`).
+    pub fn with_events(mut self, counter: prometheus::IntCounterVec) -> Self {
+        self.events = Some(counter);
+        self
+    }
+
+    /// A new email code goes out at most this often per agent.
+    pub fn with_email_interval(mut self, interval_s: u64) -> Self {
+        self.email_interval =
+            chrono::Duration::seconds(i64::try_from(interval_s).unwrap_or(i64::MAX / 1000));
+        self
+    }
+
+    /// Whether the shop's email method is served (its tables exist); set at start-up.
+    pub fn set_email_tables(&self, present: bool) {
+        self.email_tables
+            .store(present, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn email_tables(&self) -> bool {
+        self.email_tables.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts an event and writes its `security` line (never a code or secret).
+    pub fn event(&self, id_user: i32, method: Method, event: &'static str) {
+        if let Some(counter) = &self.events {
+            counter.with_label_values(&[method.name(), event]).inc();
+        }
+        log::info!(target: "security", "second factor {event}: agent {id_user}, {}", method.name());
+    }
+
+    /// Now in the shop's wall-clock time (Spryker's MFA tables).
+    pub fn shop_now(&self) -> NaiveDateTime {
+        crate::db::in_shop_zone(self.clock.now())
+    }
+
+    /// The agent's active email method, if the shop has the tables.
+    pub fn email_method(&self, conn: &mut DbConnection, id_user: i32) -> QueryResult<Option<i32>> {
+        if !self.email_tables() {
+            return Ok(None);
+        }
+        email::active_method(conn, id_user)
+    }
+
+    /// A fresh email code for the agent's active method (rate-limited; `None`: one is waiting
+    /// already, or the agent has no such method).
+    pub fn email_code(
+        &self,
+        conn: &mut DbConnection,
+        id_user: i32,
+        to: &str,
+    ) -> QueryResult<Option<email::OutgoingCode>> {
+        let Some(method) = self.email_method(conn, id_user)? else {
+            return Ok(None);
+        };
+        email::issue_code(
+            conn,
+            method,
+            id_user,
+            to,
+            self.shop_now(),
+            self.email_interval,
+        )
     }
 
     /// As the settings ask: the key of TOTP secrets from `oauth.mfa_key_path` (checked now),
@@ -136,7 +246,8 @@ impl AgentMfa {
         } else {
             KeySource::Development
         };
-        Ok(AgentMfa::new(settings.oauth.agent_mfa, key, clock))
+        Ok(AgentMfa::new(settings.oauth.agent_mfa, key, clock)
+            .with_email_interval(settings.oauth.mfa_email_interval_s))
     }
 
     fn cipher(&self) -> Result<&SecretCipher, MfaError> {
@@ -217,38 +328,75 @@ impl AgentMfa {
         })
     }
 
-    /// The second factor of a login whose password was right.
+    /// The second factor of a login whose password was right. Without a code, an agent with
+    /// the email method gets one mailed (see [`Checked::outgoing`]); a code is tried against the
+    /// TOTP method first, then against the latest email code (an attempt there).
     pub fn check(
         &self,
         conn: &mut DbConnection,
         id_user: i32,
+        username: &str,
         code: Option<&str>,
-    ) -> Result<SecondFactor, MfaError> {
+    ) -> Result<Checked, MfaError> {
         if self.mode == AgentMfaMode::Off {
-            return Ok(SecondFactor::NotNeeded);
+            return Ok(SecondFactor::NotNeeded.into());
         }
-        let outcome = match (self.find(conn, id_user)?, code) {
-            (Some(totp), None) if totp.status == STATUS_ACTIVE => SecondFactor::Missing,
-            // An active method, or a pending one the agent now sends a code for (the first
-            // login with a code verifies it).
-            (Some(totp), Some(code)) => match self.accept(conn, id_user, &totp, code)? {
-                Verification::Accepted => SecondFactor::Passed,
-                Verification::Activated => SecondFactor::Activated,
-                Verification::Rejected => SecondFactor::Invalid,
-            },
-            _ if self.mode == AgentMfaMode::Required => SecondFactor::NoMethod,
-            _ => SecondFactor::NotNeeded,
+        let totp = self.find(conn, id_user)?;
+        let email_method = self.email_method(conn, id_user)?;
+        let Some(code) = code else {
+            if let Some(method) = email_method {
+                let outgoing = email::issue_code(
+                    conn,
+                    method,
+                    id_user,
+                    username,
+                    self.shop_now(),
+                    self.email_interval,
+                )?;
+                return Ok(Checked {
+                    outcome: SecondFactor::Missing,
+                    outgoing,
+                });
+            }
+            return Ok(match totp {
+                Some(totp) if totp.status == STATUS_ACTIVE => SecondFactor::Missing,
+                _ if self.mode == AgentMfaMode::Required => SecondFactor::NoMethod,
+                _ => SecondFactor::NotNeeded,
+            }
+            .into());
         };
-        match outcome {
-            SecondFactor::Passed | SecondFactor::Activated => {
-                log::info!(target: "security", "second factor accepted: agent {id_user}, totp")
+        // An active TOTP method, or a pending one the agent now sends a code for (the first
+        // login with a code verifies it).
+        if let Some(totp) = &totp {
+            match self.accept(conn, id_user, totp, code)? {
+                Verification::Accepted => {
+                    self.event(id_user, Method::Totp, "accepted");
+                    return Ok(SecondFactor::Passed.into());
+                }
+                Verification::Activated => {
+                    self.event(id_user, Method::Totp, "accepted");
+                    return Ok(SecondFactor::Activated.into());
+                }
+                Verification::Rejected => {}
             }
-            SecondFactor::Invalid => {
-                log::info!(target: "security", "second factor rejected: agent {id_user}, totp")
-            }
-            _ => {}
         }
-        Ok(outcome)
+        if let Some(method) = email_method {
+            if email::enter_code(conn, method, code, self.shop_now())? {
+                self.event(id_user, Method::Email, "accepted");
+                return Ok(SecondFactor::Passed.into());
+            }
+            self.event(id_user, Method::Email, "rejected");
+            return Ok(SecondFactor::Invalid.into());
+        }
+        Ok(match totp {
+            Some(_) => {
+                self.event(id_user, Method::Totp, "rejected");
+                SecondFactor::Invalid
+            }
+            None if self.mode == AgentMfaMode::Required => SecondFactor::NoMethod,
+            None => SecondFactor::NotNeeded,
+        }
+        .into())
     }
 
     /// Whether a session of this agent that no second factor opened (PHP Glue's agent login
@@ -258,12 +406,15 @@ impl AgentMfa {
         match self.mode {
             AgentMfaMode::Off => Ok(false),
             AgentMfaMode::Required => Ok(true),
-            AgentMfaMode::IfEnrolled => diesel::select(diesel::dsl::exists(
-                t::table
-                    .filter(dsl::id_user.eq(id_user))
-                    .filter(dsl::status.eq(STATUS_ACTIVE)),
-            ))
-            .get_result(conn),
+            AgentMfaMode::IfEnrolled => {
+                let totp: bool = diesel::select(diesel::dsl::exists(
+                    t::table
+                        .filter(dsl::id_user.eq(id_user))
+                        .filter(dsl::status.eq(STATUS_ACTIVE)),
+                ))
+                .get_result(conn)?;
+                Ok(totp || self.email_method(conn, id_user)?.is_some())
+            }
         }
     }
 
@@ -313,7 +464,7 @@ impl AgentMfa {
         if !enrolled {
             return Err(MfaError::AlreadyActive);
         }
-        log::info!(target: "security", "second factor enrolled (pending): agent {id_user}, totp");
+        self.event(id_user, Method::Totp, "enrolled");
         Ok(totp::otpauth_uri(issuer, account, &secret))
     }
 
@@ -329,7 +480,7 @@ impl AgentMfa {
         };
         let verification = self.accept(conn, id_user, &totp, code)?;
         if verification == Verification::Activated {
-            log::info!(target: "security", "second factor verified (active): agent {id_user}, totp");
+            self.event(id_user, Method::Totp, "activated");
         }
         Ok(verification)
     }
@@ -353,14 +504,15 @@ impl AgentMfa {
             diesel::delete(t::table.filter(dsl::id_user.eq(id_user))).execute(conn)?
         };
         if removed > 0 {
-            log::info!(target: "security", "second factor removed: agent {id_user}, totp");
+            self.event(id_user, Method::Totp, "disabled");
         }
         Ok(removed > 0)
     }
 }
 
-/// Every agent with a TOTP method, by username.
-pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<EnrolledAgent>> {
+/// Every agent with a TOTP method, and (`email`: the shop has the tables) every agent whose
+/// email method is not inactive, by username.
+pub fn list(conn: &mut DbConnection, email: bool) -> QueryResult<Vec<EnrolledAgent>> {
     let rows: Vec<(i32, String, i32, NaiveDateTime)> = t::table
         .inner_join(spy_user::table.on(spy_user::id_user.eq(dsl::id_user)))
         .select((
@@ -369,14 +521,13 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<EnrolledAgent>> {
             dsl::status,
             dsl::created_at,
         ))
-        .order(spy_user::username)
         .load(conn)?;
-    Ok(rows
+    let mut agents: Vec<EnrolledAgent> = rows
         .into_iter()
         .map(|(id_user, username, status, enrolled_at)| EnrolledAgent {
             id_user,
             username,
-            kind: "totp",
+            kind: Method::Totp.name(),
             status: if status == STATUS_ACTIVE {
                 "active"
             } else {
@@ -384,7 +535,33 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<EnrolledAgent>> {
             },
             enrolled_at: enrolled_at.and_utc().to_rfc3339(),
         })
-        .collect())
+        .collect();
+    if email {
+        for (id_user, status, created) in email::methods(conn)? {
+            let username: Option<String> = spy_user::table
+                .filter(spy_user::id_user.eq(id_user))
+                .select(spy_user::username)
+                .first(conn)
+                .optional()?;
+            let Some(username) = username else { continue };
+            agents.push(EnrolledAgent {
+                id_user,
+                username,
+                kind: Method::Email.name(),
+                status: if status == email::METHOD_ACTIVE {
+                    "active"
+                } else {
+                    "pending"
+                },
+                enrolled_at: created
+                    .and_then(crate::db::from_shop_zone)
+                    .map(|at| at.and_utc().to_rfc3339())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    agents.sort_by(|a, b| (&a.username, a.kind).cmp(&(&b.username, b.kind)));
+    Ok(agents)
 }
 
 /// The status of the agent's TOTP method, if it has one.

@@ -4,7 +4,7 @@
 use crate::agent::{self, User};
 use crate::db::DbConnection;
 use crate::login::{self, Accounts, LoginAttempt, LoginError, LoginOutcome, Username};
-use crate::multi_factor_auth::{AgentMfa, MfaError, SecondFactor};
+use crate::multi_factor_auth::{AgentMfa, Checked, MfaError, SecondFactor};
 use crate::oauth::identity::{Identity, Principal};
 use crate::oauth::{Grant, SCOPE_AGENT};
 use crate::security_blocker::EntityType;
@@ -43,14 +43,14 @@ impl Accounts for Agents {
         conn: &mut DbConnection,
         user: &User,
         code: Option<&str>,
-    ) -> Result<SecondFactor, MfaError> {
-        let outcome = mfa.check(conn, user.id_user, code)?;
-        if outcome == SecondFactor::Activated {
+    ) -> Result<Checked, MfaError> {
+        let checked = mfa.check(conn, user.id_user, &user.username, code)?;
+        if checked.outcome == SecondFactor::Activated {
             // Sessions its password alone opened (someone who phished it included) end before
             // this login's pair is issued.
             crate::session::end_agent_sessions(conn, i64::from(user.id_user))?;
         }
-        Ok(outcome)
+        Ok(checked)
     }
 
     fn logged_in(conn: &mut DbConnection, user: &User) -> diesel::QueryResult<()> {

@@ -27,6 +27,11 @@ pub const CODE_INVALID_ACCESS_TOKEN: &str = "001";
 pub const CODE_MISSING_ACCESS_TOKEN: &str = "002";
 pub const DETAIL_INVALID_ACCESS_TOKEN: &str = "Invalid access token.";
 pub const DETAIL_MISSING_ACCESS_TOKEN: &str = "Missing access token.";
+/// The email method's code could not be sent (Spryker's `RESPONSE_SENDING_CODE_ERROR`).
+pub const CODE_SENDING_CODE_ERROR: &str = "5910";
+pub const DETAIL_SENDING_CODE_ERROR: &str = "Something went wrong while sending your code. Please try again later or contact the system administrator.";
+/// When a client may ask for a code again after a failed send.
+pub const SENDING_CODE_RETRY_AFTER_S: u64 = 30;
 pub const CODE_BLOCKED: &str = "4401";
 
 pub fn invalid_access_token() -> GlueError {
@@ -226,6 +231,15 @@ impl From<LoginError> for GlueError {
             LoginError::SecondFactor(mfa) => GlueError::internal(mfa),
             // Fail closed, with Retry-After: no login is decided without its counters.
             LoginError::BlockerStore(store) => GlueError::unavailable(store),
+            // Logged (without the code) where it failed; the answer names no relay.
+            LoginError::Mail(_) => GlueError::Throttled {
+                error: RestErrorMessage::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(CODE_SENDING_CODE_ERROR),
+                    DETAIL_SENDING_CODE_ERROR,
+                ),
+                retry_after_s: SENDING_CODE_RETRY_AFTER_S,
+            },
         }
     }
 }

@@ -281,13 +281,13 @@ async fn the_cli_manages_an_agents_totp() {
             vec![
                 "agent",
                 "mfa",
-                "activate",
+                "deactivate",
                 "--username",
                 AGENT,
                 "--type",
                 "email",
             ],
-            "email method is not served by glue",
+            "has no active email method",
         ),
         (
             vec![
@@ -444,6 +444,9 @@ async fn method_status(app: &TestApp, token: &str) -> i64 {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"][0]["type"], "agent-multi-factor-auth-types");
     assert_eq!(body["data"][0]["attributes"]["type"], "totp");
+    // The shop's email method is listed too (glue's schema has Spryker's tables): not enrolled.
+    assert_eq!(body["data"][1]["attributes"]["type"], "email");
+    assert_eq!(body["data"][1]["attributes"]["status"], 0);
     body["data"][0]["attributes"]["status"].as_i64().unwrap()
 }
 

@@ -718,3 +718,142 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A real SMTP server for the email second factor: Python's `aiosmtpd` (a maintained package,
+/// installed by `.ci/run` into `target/ci-venv`), started per test with its `Mailbox` handler,
+/// which writes every accepted mail into a Maildir the test reads. `GLUE_TEST_AIOSMTPD` names
+/// the Python that has it; the tests that need it are ignored unless asked for (CI runs them).
+pub struct SmtpServer {
+    child: std::process::Child,
+    pub port: u16,
+    maildir: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    pub fn start() -> Self {
+        let python = std::env::var("GLUE_TEST_AIOSMTPD").expect(
+            "an email variant needs GLUE_TEST_AIOSMTPD: a Python with aiosmtpd (.ci/run makes target/ci-venv/bin/python)",
+        );
+        let port = free_port();
+        // Created by the handler (with its new/, cur/ and tmp/).
+        let maildir = std::env::temp_dir().join(format!("glue-smtp-{}", uuid::Uuid::new_v4()));
+        let child = std::process::Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let server = SmtpServer {
+            child,
+            port,
+            maildir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "aiosmtpd did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// `mail.smtp_url` for it (plain SMTP on the loopback).
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every mail it accepted, oldest first (raw RFC 5322 text).
+    pub fn mails(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(std::time::SystemTime, String, std::path::PathBuf)> = entries
+            .map(|entry| entry.unwrap())
+            .map(|entry| {
+                let modified = entry.metadata().unwrap().modified().unwrap();
+                (
+                    modified,
+                    entry.file_name().to_string_lossy().into_owned(),
+                    entry.path(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(.., path)| std::fs::read_to_string(path).unwrap())
+            .collect()
+    }
+
+    /// The six-digit code in a mail of glue's (soft line breaks undone).
+    pub fn code_in(mail: &str) -> String {
+        let text = mail.replace("=\r\n", "").replace("=\n", "");
+        let at = text
+            .find("verification code: ")
+            .unwrap_or_else(|| panic!("no code in {text}"))
+            + "verification code: ".len();
+        let code: String = text[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        assert_eq!(code.len(), 6, "{text}");
+        code
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+/// Like [`backends!`], for scenarios that also need an SMTP server ([`SmtpServer`]): every
+/// variant, SQLite's too, is ignored unless asked for (`.ci/run` sets `GLUE_TEST_AIOSMTPD` and
+/// runs them).
+#[macro_export]
+macro_rules! mail_backends {
+    (servers: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                #[ignore = "needs a PostgreSQL server and aiosmtpd: GLUE_TEST_DATABASE_URL, GLUE_TEST_AIOSMTPD (CI runs it)"]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+                #[tokio::test]
+                #[ignore = "needs --features mysql, a MariaDB server and aiosmtpd: GLUE_TEST_MYSQL_URL, GLUE_TEST_AIOSMTPD (CI runs it)"]
+                async fn mysql() {
+                    super::$name($crate::helpers::Backend::Mysql).await;
+                }
+            }
+        )*
+    };
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                #[ignore = "needs aiosmtpd: GLUE_TEST_AIOSMTPD (CI runs it)"]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+                #[tokio::test]
+                #[ignore = "needs a PostgreSQL server and aiosmtpd: GLUE_TEST_DATABASE_URL, GLUE_TEST_AIOSMTPD (CI runs it)"]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+                #[tokio::test]
+                #[ignore = "needs --features mysql, a MariaDB server and aiosmtpd: GLUE_TEST_MYSQL_URL, GLUE_TEST_AIOSMTPD (CI runs it)"]
+                async fn mysql() {
+                    super::$name($crate::helpers::Backend::Mysql).await;
+                }
+            }
+        )*
+    };
+}

@@ -6,6 +6,7 @@ mod helpers;
 mod agent_access_tokens;
 mod agent_customer_search;
 mod agent_mfa;
+mod agent_mfa_email;
 mod architecture;
 mod bcrypt_batching;
 mod bearer_auth;

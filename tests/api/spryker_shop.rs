@@ -11,8 +11,8 @@ use glue::db::{ConnectionManager, DbConnection, SchemaOwner};
 use serde_json::{json, Value};
 use sha2::Digest;
 
-use crate::backends;
 use crate::helpers::*;
+use crate::{backends, mail_backends};
 
 /// The identifier of the refresh-token row the fixture's PHP Glue wrote.
 const PHP_ROW: &str =
@@ -633,7 +633,11 @@ async fn runs_with_the_documented_grants_only(backend: Backend) {
              CREATE SCHEMA glue AUTHORIZATION {role};
              GRANT USAGE ON SCHEMA public TO {role};
              GRANT SELECT, INSERT, UPDATE, DELETE ON spy_user, spy_customer, spy_oauth_client, spy_oauth_refresh_token TO {role};
-             GRANT USAGE ON SEQUENCE spy_oauth_refresh_token_pk_seq TO {role};"
+             GRANT USAGE ON SEQUENCE spy_oauth_refresh_token_pk_seq TO {role};
+             GRANT SELECT, UPDATE ON spy_user_multi_factor_auth TO {role};
+             GRANT SELECT, INSERT, UPDATE ON spy_user_multi_factor_auth_codes TO {role};
+             GRANT SELECT, INSERT ON spy_user_multi_factor_auth_codes_attempts TO {role};
+             GRANT USAGE ON SEQUENCE id_user_multi_factor_auth_code_pk_seq, id_user_multi_factor_auth_code_attempt_pk_seq TO {role};"
         ),
     );
     let url = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
@@ -965,4 +969,107 @@ async fn missing_search_indexes_are_reported_until_applied(backend: Backend) {
     }
     let app = start(settings(), db.clone()).unwrap();
     assert_eq!(gauge(&app).await, 0.0);
+}
+
+mail_backends!(servers: honours_the_email_method_the_shop_activated);
+backends!(servers: a_shop_without_mfa_tables_has_no_methods);
+
+/// The shop's code rows as Zed reads them: (code, status, expiration_date).
+fn shop_codes(db: &TestDatabase) -> Vec<(String, Option<i32>, chrono::NaiveDateTime)> {
+    use glue::db::schema::spy_user_multi_factor_auth_codes as codes;
+    codes::table
+        .order(codes::id_user_multi_factor_auth_code.asc())
+        .select((codes::code, codes::status, codes::expiration_date))
+        .load(&mut glue_connection(db))
+        .unwrap()
+}
+
+async fn honours_the_email_method_the_shop_activated(backend: Backend) {
+    let smtp = SmtpServer::start();
+    let db = std::sync::Arc::new(shop_database(backend));
+    // Anna activated the email method in her agent profile: Zed wrote the row.
+    raw_execute(
+        &db,
+        backend,
+        match backend {
+            Backend::Postgres => "INSERT INTO spy_user_multi_factor_auth (id_user_multi_factor_auth, fk_user, type, status, created_at, updated_at) VALUES (nextval('id_user_multi_factor_auth_pk_seq'), 7002, 'email', 2, '2026-03-02 09:00:00', '2026-03-02 09:00:00')",
+            _ => "INSERT INTO spy_user_multi_factor_auth (fk_user, type, status, created_at, updated_at) VALUES (7002, 'email', 2, '2026-03-02 09:00:00', '2026-03-02 09:00:00')",
+        },
+    );
+    let before = describe_shop(&db, backend);
+    let mut settings = shop_settings(&db);
+    settings.mail.smtp_url = glue::settings::Secret::new(smtp.url());
+    settings.mail.from = "glue@shop.test".into();
+    let app = start(settings, db.clone()).expect("glue starts on the shop's database");
+
+    // Her password alone no longer gets tokens from the API either: 5900, and a code mailed
+    // to her username, stored in the shop's table as Zed stores it (the code itself, 30
+    // minutes in the shop's time zone, unverified).
+    let utc_now = chrono::Utc::now().naive_utc();
+    let refused = app.post_agent_login(AGENT.0, AGENT.1).await;
+    assert_eq!(error_code(refused).await, (403, "5900".into()));
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains(&format!("To: {}", AGENT.0)),
+        "{}",
+        mails[0]
+    );
+    let code = SmtpServer::code_in(&mails[0]);
+    let rows = shop_codes(&db);
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].0.as_str(), rows[0].1), (code.as_str(), Some(0)));
+    let zone: chrono_tz::Tz = SHOP_ZONE.parse().unwrap();
+    let shop_now = utc_now.and_utc().with_timezone(&zone).naive_local();
+    let ttl = rows[0].2 - shop_now;
+    assert!(
+        ttl > chrono::TimeDelta::minutes(29) && ttl <= chrono::TimeDelta::minutes(31),
+        "expires in the shop's zone: {ttl}"
+    );
+
+    // The mailed code gets her tokens; Zed sees the code verified and the attempt.
+    let response = app
+        .client
+        .post(app.url("/agent-access-tokens"))
+        .header("Content-Type", JSON_API)
+        .header("X-MFA-Code", &code)
+        .body(agent_login_body(AGENT.0, AGENT.1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(shop_codes(&db)[0].1, Some(2));
+    let attempts: i64 = glue::db::schema::spy_user_multi_factor_auth_codes_attempts::table
+        .count()
+        .get_result(&mut glue_connection(&db))
+        .unwrap();
+    assert_eq!(attempts, 1);
+    // Used once: the same code again is 5901.
+    let again = app
+        .client
+        .post(app.url("/agent-access-tokens"))
+        .header("Content-Type", JSON_API)
+        .header("X-MFA-Code", &code)
+        .body(agent_login_body(AGENT.0, AGENT.1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(again).await, (403, "5901".into()));
+
+    // Rows, not schema: the shop's tables are as they were.
+    drop(app);
+    assert_eq!(before, describe_shop(&db, backend));
+}
+
+async fn a_shop_without_mfa_tables_has_no_methods(backend: Backend) {
+    let db = std::sync::Arc::new(shop_database(backend));
+    raw_execute(
+        &db,
+        backend,
+        "DROP TABLE spy_user_multi_factor_auth_codes_attempts; DROP TABLE spy_user_multi_factor_auth_codes; DROP TABLE spy_user_multi_factor_auth",
+    );
+    let app = start(shop_settings(&db), db.clone()).expect("glue starts without the MFA tables");
+    assert_eq!(app.post_agent_login(AGENT.0, AGENT.1).await.status(), 201);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
 }

@@ -69,6 +69,60 @@ pub const SHOP_TABLES: [&str; 4] = [
     "spy_oauth_refresh_token",
 ];
 
+/// One of the shop's MFA tables (`spryker/multi-factor-auth`), used when the shop has them (the
+/// agents' email method).
+pub struct MfaTable {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    /// What glue needs on it to serve.
+    pub privileges: &'static [&'static str],
+    /// PostgreSQL: the sequence of its new rows' ids (none: glue adds no rows).
+    pub sequence: Option<&'static str>,
+}
+
+/// The shop's MFA tables.
+pub const MFA_TABLES: &[MfaTable] = &[
+    MfaTable {
+        name: "spy_user_multi_factor_auth",
+        columns: &[
+            "id_user_multi_factor_auth",
+            "fk_user",
+            "type",
+            "configuration",
+            "status",
+            "created_at",
+            "updated_at",
+        ],
+        privileges: &["SELECT", "UPDATE"],
+        sequence: None,
+    },
+    MfaTable {
+        name: "spy_user_multi_factor_auth_codes",
+        columns: &[
+            "id_user_multi_factor_auth_code",
+            "fk_user_multi_factor_auth",
+            "code",
+            "status",
+            "expiration_date",
+            "created_at",
+            "updated_at",
+        ],
+        privileges: &["SELECT", "INSERT", "UPDATE"],
+        sequence: Some("id_user_multi_factor_auth_code_pk_seq"),
+    },
+    MfaTable {
+        name: "spy_user_multi_factor_auth_codes_attempts",
+        columns: &[
+            "id_user_multi_factor_auth_code_attempt",
+            "fk_user_multi_factor_auth_code",
+            "created_at",
+            "updated_at",
+        ],
+        privileges: &["SELECT", "INSERT"],
+        sequence: Some("id_user_multi_factor_auth_code_attempt_pk_seq"),
+    },
+];
+
 /// A name glue puts into DDL without quoting it any further: letters, digits, `_` (and `$`,
 /// `-` on MySQL, whose database names allow them), at most 63 bytes.
 fn is_identifier(name: &str, backend: Backend) -> bool {
@@ -551,29 +605,95 @@ pub fn missing_privileges(conn: &mut DbConnection, layout: &Layout) -> QueryResu
             }
         }
     }
-    if backend == Backend::Postgresql {
-        #[derive(QueryableByName)]
-        struct Held {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            held: bool,
-        }
-        // nextval() needs USAGE or UPDATE; a sequence the user cannot see is not held either.
-        let held = match diesel::sql_query(
-            "SELECT has_sequence_privilege('spy_oauth_refresh_token_pk_seq', 'USAGE, UPDATE') AS held",
-        )
-        .get_result::<Held>(conn)
+    // The shop's MFA tables, when it has them (their absence is no problem: no agent then has
+    // the email method).
+    let mfa = mfa_tables_present(conn)?;
+    if mfa {
+        for MfaTable {
+            name: table,
+            columns,
+            privileges,
+            ..
+        } in MFA_TABLES
         {
-            Ok(found) => found.held,
-            Err(e) if super::is_unavailable(&e) || !is_refusal(&e) => return Err(e),
-            Err(_) => false,
-        };
-        if !held {
-            problems.push(format!(
-                "USAGE on the sequence spy_oauth_refresh_token_pk_seq is not granted to {user}: GRANT USAGE ON SEQUENCE spy_oauth_refresh_token_pk_seq TO {user};"
-            ));
+            for privilege in *privileges {
+                if let Err(e) = conn.batch_execute(&mfa_probe(table, columns, privilege)) {
+                    if super::is_unavailable(&e) || !is_refusal(&e) {
+                        return Err(e);
+                    }
+                    problems.push(format!(
+                        "{privilege} on {table} is not granted to {user} (the agents' email method needs it): {}",
+                        grant(backend, layout, &user, privilege, table)
+                    ));
+                }
+            }
+        }
+    }
+    if backend == Backend::Postgresql {
+        let mut sequences = vec!["spy_oauth_refresh_token_pk_seq"];
+        if mfa {
+            sequences.extend(MFA_TABLES.iter().filter_map(|table| table.sequence));
+        }
+        for sequence in sequences {
+            if !sequence_held(conn, sequence)? {
+                problems.push(format!(
+                    "USAGE on the sequence {sequence} is not granted to {user}: GRANT USAGE ON SEQUENCE {sequence} TO {user};"
+                ));
+            }
         }
     }
     Ok(problems)
+}
+
+/// Whether the database (glue's view of it) holds the shop's three MFA tables ([`MFA_TABLES`]).
+/// A table this user may not read counts as present ([`missing_privileges`] names the grant).
+pub fn mfa_tables_present(conn: &mut DbConnection) -> QueryResult<bool> {
+    for MfaTable { name: table, .. } in MFA_TABLES {
+        if let Err(e) = conn.batch_execute(&format!("SELECT 1 FROM {table} WHERE 1 = 0")) {
+            let message = e.to_string().to_ascii_lowercase();
+            if message.contains("does not exist")
+                || message.contains("doesn't exist")
+                || message.contains("no such table")
+            {
+                return Ok(false);
+            }
+            if super::is_unavailable(&e) || !is_refusal(&e) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Whether this user may take ids from `sequence` (PostgreSQL: nextval() needs USAGE or
+/// UPDATE; a sequence the user cannot see is not held either).
+fn sequence_held(conn: &mut DbConnection, sequence: &str) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        held: bool,
+    }
+    match diesel::sql_query("SELECT has_sequence_privilege($1, 'USAGE, UPDATE') AS held")
+        .bind::<Text, _>(sequence)
+        .get_result::<Held>(conn)
+    {
+        Ok(found) => Ok(found.held),
+        Err(e) if super::is_unavailable(&e) || !is_refusal(&e) => Err(e),
+        Err(_) => Ok(false),
+    }
+}
+
+/// A statement on one of the shop's MFA tables that changes nothing but is refused without
+/// `privilege` (see [`probe`]).
+fn mfa_probe(table: &str, columns: &[&str], privilege: &str) -> String {
+    let columns = columns.join(", ");
+    match privilege {
+        "UPDATE" => format!("UPDATE {table} SET status = status WHERE 1 = 0"),
+        "INSERT" => {
+            format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {table} WHERE 1 = 0")
+        }
+        _ => format!("SELECT {columns} FROM {table} WHERE 1 = 0"),
+    }
 }
 
 /// glue's own tables: present, and reachable by this user.
@@ -631,6 +751,18 @@ pub fn grants_ddl(backend: Backend, layout: &Layout, user: &str) -> String {
         lines.push(format!(
             "GRANT USAGE ON SCHEMA public TO {user};  -- the schema of the shop's tables"
         ));
+    }
+    lines.push(
+        "-- Agents' email method, if the shop installed spryker/multi-factor-auth (skip otherwise)"
+            .into(),
+    );
+    for table in MFA_TABLES {
+        lines.push(statement(table.privileges, table.name));
+    }
+    if backend == Backend::Postgresql {
+        for sequence in MFA_TABLES.iter().filter_map(|table| table.sequence) {
+            lines.push(format!("GRANT USAGE ON SEQUENCE {sequence} TO {user};"));
+        }
     }
     lines.push("-- Housekeeping (glue tokens purge-expired): glue's expired rows".into());
     for (table, _, privileges) in HOUSEKEEPING {
@@ -732,6 +864,35 @@ pub(super) fn prepare(conn: &mut DbConnection, layout: &Layout) -> Result<(), Co
                 conn.batch_execute(&format!(
                     "CREATE OR REPLACE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `{glue_schema}`.`{table}` AS SELECT {columns} FROM `{shop_database}`.`{table}`"
                 ))
+            });
+            // The shop's MFA tables, when it has them; a view whose table is gone goes too.
+            let views = views.and_then(|()| {
+                MFA_TABLES.iter().try_for_each(|MfaTable { name: table, columns, .. }| {
+                    #[derive(QueryableByName)]
+                    struct Count {
+                        #[diesel(sql_type = diesel::sql_types::BigInt)]
+                        n: i64,
+                    }
+                    let present = diesel::sql_query(
+                        "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                    )
+                    .bind::<Text, _>(shop_database)
+                    .bind::<Text, _>(*table)
+                    .get_result::<Count>(conn)?
+                    .n > 0;
+                    if present {
+                        let columns = columns
+                            .iter()
+                            .map(|column| format!("`{column}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        conn.batch_execute(&format!(
+                            "CREATE OR REPLACE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `{glue_schema}`.`{table}` AS SELECT {columns} FROM `{shop_database}`.`{table}`"
+                        ))
+                    } else {
+                        conn.batch_execute(&format!("DROP VIEW IF EXISTS `{glue_schema}`.`{table}`"))
+                    }
+                })
             });
             if let Err(e) = views {
                 // A refused start leaves nothing behind: the database this start created goes.
