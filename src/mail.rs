@@ -32,14 +32,21 @@ pub enum MailError {
 /// The relay and the sender, checked at start-up.
 pub struct Mailer {
     transport: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox)>,
+    /// The whole send (connect, TLS, AUTH, the mail) must finish within it: a relay that stalls
+    /// mid-dialogue must not hold a login for minutes.
+    deadline: Duration,
 }
 
 impl Mailer {
     /// As `[mail]` asks; no relay when `mail.smtp_url` is empty.
     pub fn for_settings(settings: &MailSettings) -> Result<Self, String> {
         let url = settings.smtp_url.expose().trim();
+        let deadline = Duration::from_millis(settings.timeout_ms);
         if url.is_empty() {
-            return Ok(Mailer { transport: None });
+            return Ok(Mailer {
+                transport: None,
+                deadline,
+            });
         }
         let from: Mailbox = settings
             .from
@@ -50,7 +57,7 @@ impl Mailer {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|_| {
             "mail.smtp_url is not an smtp:// or smtps:// URL (smtp://user:password@host:587?tls=required)".to_string()
         })?;
-        builder = builder.timeout(Some(Duration::from_millis(settings.timeout_ms)));
+        builder = builder.timeout(Some(deadline));
         let ca_path = settings.tls_ca_path.trim();
         if !ca_path.is_empty() {
             let parsed = url::Url::parse(url).map_err(|_| "mail.smtp_url is not a URL")?;
@@ -77,12 +84,16 @@ impl Mailer {
         }
         Ok(Mailer {
             transport: Some((builder.build(), from)),
+            deadline,
         })
     }
 
     /// A mailer that sends nothing (tests of other parts, tools).
     pub fn none() -> Self {
-        Mailer { transport: None }
+        Mailer {
+            transport: None,
+            deadline: Duration::from_secs(10),
+        }
     }
 
     pub fn is_configured(&self) -> bool {
@@ -102,11 +113,15 @@ impl Mailer {
             .header(ContentType::TEXT_PLAIN)
             .body(text)
             .map_err(|_| MailError::Recipient)?;
-        transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| MailError::Relay(e.to_string()))
+        match tokio::time::timeout(self.deadline, transport.send(message)).await {
+            Ok(sent) => sent
+                .map(|_| ())
+                .map_err(|e| MailError::Relay(e.to_string())),
+            Err(_) => Err(MailError::Relay(format!(
+                "no answer within mail.timeout_ms ({} ms)",
+                self.deadline.as_millis()
+            ))),
+        }
     }
 }
 

@@ -79,7 +79,7 @@ pub struct MailSettings {
     pub smtp_url: Secret,
     /// The sender of every mail.
     pub from: String,
-    /// Each SMTP command must be answered within this many milliseconds.
+    /// A whole send (connect, TLS, AUTH, the mail) must finish within this many milliseconds.
     pub timeout_ms: u64,
     /// A PEM file with a CA certificate to trust besides webpki's roots (a relay with a
     /// certificate of the company's own CA); empty: none.
@@ -637,7 +637,25 @@ impl Settings {
         self.validate_database()?;
         self.validate_http()?;
         self.validate_oauth()?;
+        self.validate_mail()?;
         self.validate_security_blocker()
+    }
+
+    /// `[mail]` and the email method's rate limit.
+    fn validate_mail(&self) -> Result<(), SettingsError> {
+        if !(1..=300_000).contains(&self.mail.timeout_ms) {
+            return Err(invalid(
+                "mail.timeout_ms",
+                "must be between 1 and 300000 (five minutes)",
+            ));
+        }
+        if self.oauth.mfa_email_interval_s == 0 {
+            return Err(invalid(
+                "oauth.mfa_email_interval_s",
+                "must be at least 1: without it a login could mail a code per request",
+            ));
+        }
+        Ok(())
     }
 
     /// `[database]`.

@@ -14,6 +14,7 @@ use crate::{backends, mail_backends};
 mail_backends!(
     an_agent_with_the_email_method_needs_the_mailed_code,
     wrong_email_codes_count_with_the_blocker,
+    bursts_get_one_mail_and_one_pass,
 );
 backends!(a_mail_that_cannot_be_sent_is_503_5910);
 
@@ -335,4 +336,158 @@ async fn a_mail_that_cannot_be_sent_is_503_5910(backend: Backend) {
         2,
         "a new code for every try while the relay is down"
     );
+}
+
+async fn bursts_get_one_mail_and_one_pass(backend: Backend) {
+    let smtp = SmtpServer::start();
+    let app = spawn_app_with(backend, |s| {
+        s.mail.smtp_url = glue::settings::Secret::new(smtp.url());
+        s.mail.from = "glue@shop.test".into();
+        s.security_blocker.agent = BlockRule {
+            attempts: 100,
+            window_s: 600,
+            block_s: 600,
+        };
+    });
+    app.insert_user(AGENT, PASSWORD, true, "active");
+    activate_email(&app);
+    // Twenty logins without a code at once: one code, one mail.
+    let burst = (0..20).map(|_| login_with(&app, PASSWORD, None));
+    for response in futures_util::future::join_all(burst).await {
+        assert_eq!(response.status(), 403);
+    }
+    assert_eq!(code_rows(&app).len(), 1);
+    let code = newest_code(&smtp, 1);
+    // Ten logins with the right code at once: one session, the code used by it.
+    let burst = (0..10).map(|_| login_with(&app, PASSWORD, Some(&code)));
+    let statuses: Vec<u16> = futures_util::future::join_all(burst)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 403).count(),
+        9,
+        "{statuses:?}"
+    );
+    assert_eq!(attempt_count(&app), 10);
+}
+
+/// The relay as a company runs it: STARTTLS required, with a certificate of the company's own
+/// CA (`mail.tls_ca_path`), and AUTH only after it.
+#[tokio::test]
+#[ignore = "needs aiosmtpd: GLUE_TEST_AIOSMTPD (CI runs it)"]
+async fn mail_goes_over_starttls_with_auth() {
+    let dir = std::env::temp_dir().join(format!("glue-smtp-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    std::fs::write(
+        path("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=glue test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &path("ca.key"),
+            "-out",
+            &path("ca.pem"),
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &path("leaf.key"),
+            "-out",
+            &path("leaf.csr"),
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &path("leaf.csr"),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &path("leaf.ext"),
+            "-out",
+            &path("leaf.pem"),
+        ],
+    ] {
+        let output = std::process::Command::new("openssl")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    let smtp = SmtpServer::start_starttls_auth(
+        &path("leaf.pem"),
+        &path("leaf.key"),
+        "glue-relay",
+        "relay-pass",
+    );
+    let app_with = |url: String, ca: bool| {
+        let ca_path = path("ca.pem");
+        let app = spawn_app_with(Backend::Sqlite, move |s| {
+            s.mail.smtp_url = glue::settings::Secret::new(url);
+            s.mail.from = "glue@shop.test".into();
+            s.mail.timeout_ms = 5000;
+            if ca {
+                s.mail.tls_ca_path = ca_path;
+            }
+        });
+        app.insert_user(AGENT, PASSWORD, true, "active");
+        activate_email(&app);
+        app
+    };
+    let url = |password: &str| {
+        format!(
+            "smtp://glue-relay:{password}@127.0.0.1:{}?tls=required",
+            smtp.port
+        )
+    };
+    // The right credentials over STARTTLS, the certificate checked against the company's CA.
+    let app = app_with(url("relay-pass"), true);
+    assert_eq!(login_with(&app, PASSWORD, None).await.status(), 403);
+    let code = newest_code(&smtp, 1);
+    assert_eq!(login_with(&app, PASSWORD, Some(&code)).await.status(), 201);
+    // A certificate glue cannot trust: no mail, 503/5910 (nothing sent in clear).
+    let app = app_with(url("relay-pass"), false);
+    let response = login_with(&app, PASSWORD, None).await;
+    assert_eq!(response.status(), 503);
+    // Credentials the relay refuses (and then a relay that stalls: aiosmtpd keeps that dialogue
+    // open for its 300-second timeout): 503 once mail.timeout_ms (5 s) is up, not minutes later.
+    let app = app_with(url("wrong-pass"), true);
+    let started = std::time::Instant::now();
+    assert_eq!(login_with(&app, PASSWORD, None).await.status(), 503);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(smtp.mails().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -730,7 +730,45 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
+    /// Plain SMTP, no authentication: `python -m aiosmtpd` with its Mailbox handler.
     pub fn start() -> Self {
+        Self::spawn(|port, maildir| {
+            vec![
+                "-m".into(),
+                "aiosmtpd".into(),
+                "-n".into(),
+                "-l".into(),
+                format!("127.0.0.1:{port}"),
+                "-c".into(),
+                "aiosmtpd.handlers.Mailbox".into(),
+                maildir.to_string(),
+            ]
+        })
+    }
+
+    /// STARTTLS required (the certificate `cert`/`key`), then AUTH as `user`/`password`
+    /// (`fixtures/aiosmtpd_starttls_auth.py`).
+    pub fn start_starttls_auth(cert: &str, key: &str, user: &str, password: &str) -> Self {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/api/fixtures/aiosmtpd_starttls_auth.py"
+        );
+        Self::spawn(|port, maildir| {
+            [
+                script,
+                &port.to_string(),
+                maildir,
+                cert,
+                key,
+                user,
+                password,
+            ]
+            .map(str::to_string)
+            .to_vec()
+        })
+    }
+
+    fn spawn(args: impl FnOnce(u16, &str) -> Vec<String>) -> Self {
         let python = std::env::var("GLUE_TEST_AIOSMTPD").expect(
             "an email variant needs GLUE_TEST_AIOSMTPD: a Python with aiosmtpd (.ci/run makes target/ci-venv/bin/python)",
         );
@@ -738,10 +776,7 @@ impl SmtpServer {
         // Created by the handler (with its new/, cur/ and tmp/).
         let maildir = std::env::temp_dir().join(format!("glue-smtp-{}", uuid::Uuid::new_v4()));
         let child = std::process::Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
+            .args(args(port, maildir.to_str().unwrap()))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
