@@ -469,8 +469,8 @@ fn method_kind(kind: &str) -> Result<MethodKind, CliError> {
 }
 
 /// The shop's MFA tables must be there for the email method.
-fn email_tables(conn: &mut DbConnection) -> Result<(), CliError> {
-    if crate::multi_factor_auth::email::tables_present(conn)? {
+fn email_tables(conn: &mut DbConnection, layout: &db::Layout) -> Result<(), CliError> {
+    if crate::multi_factor_auth::email::tables_present(conn, layout)? {
         Ok(())
     } else {
         Err(refused(
@@ -485,6 +485,9 @@ fn agent_mfa(settings: &Settings, command: MfaCommand) -> Result<String, CliErro
         std::sync::Arc::new(crate::clock::SystemClock),
     )
     .map_err(refused)?;
+    let layout = ConnectionManager::for_settings(&settings.database)?
+        .layout()
+        .clone();
     let mut conn = connect(settings)?;
     let agent_id = |conn: &mut DbConnection, username: &str| -> Result<i32, CliError> {
         agent::find_by_username(conn, username)?
@@ -501,7 +504,7 @@ fn agent_mfa(settings: &Settings, command: MfaCommand) -> Result<String, CliErro
                     "the agent activates the email method in its profile on the shop's storefront (Spryker's agent MFA), and glue honours it",
                 )?;
                 let id_user = agent_id(&mut conn, &username)?;
-                email_tables(&mut conn)?;
+                email_tables(&mut conn, &layout)?;
                 return if crate::multi_factor_auth::email::activate(&mut conn, id_user, db::now())?
                 {
                     log::info!(target: "security", "second factor enrolled (active): agent {id_user}, email");
@@ -557,7 +560,7 @@ fn agent_mfa(settings: &Settings, command: MfaCommand) -> Result<String, CliErro
         MfaCommand::Deactivate { username, kind } => {
             let id_user = agent_id(&mut conn, &username)?;
             if method_kind(&kind)? == MethodKind::Email {
-                email_tables(&mut conn)?;
+                email_tables(&mut conn, &layout)?;
                 return if crate::multi_factor_auth::email::deactivate(
                     &mut conn,
                     id_user,
@@ -578,7 +581,7 @@ fn agent_mfa(settings: &Settings, command: MfaCommand) -> Result<String, CliErro
             }
         }
         MfaCommand::List { json } => {
-            let email = crate::multi_factor_auth::email::tables_present(&mut conn)?;
+            let email = crate::multi_factor_auth::email::tables_present(&mut conn, &layout)?;
             let agents = crate::multi_factor_auth::list(&mut conn, email)?;
             if json {
                 return serde_json::to_string_pretty(&agents).map_err(|e| refused(e.to_string()));

@@ -202,28 +202,36 @@ pub(crate) async fn give_places_back(
 }
 
 /// Mails an email-method code; one that cannot be sent is withdrawn (so the next request sends
-/// a new one at once) and answered 503/5910. Logged without the code.
+/// a new one at once) and answered 503/5910. Logged without the code. The send runs as a task
+/// of its own: a client that leaves meanwhile neither stops the mail nor leaves a stored code
+/// unsent (which would hold the agent's next mail back for the rate limit's interval).
 pub async fn deliver(deps: &Services, outgoing: OutgoingCode) -> Result<(), LoginError> {
-    let (subject, text) = email::message(&outgoing.code);
-    match deps.mailer.send(&outgoing.to, subject, text).await {
-        Ok(()) => {
-            deps.mfa.event(outgoing.id_user, Method::Email, "code_sent");
-            Ok(())
+    let deps = deps.clone();
+    let sending = tokio::spawn(async move {
+        let (subject, text) = email::message(&outgoing.code);
+        match deps.mailer.send(&outgoing.to, subject, text).await {
+            Ok(()) => {
+                deps.mfa.event(outgoing.id_user, Method::Email, "code_sent");
+                Ok(())
+            }
+            Err(error) => {
+                deps.mfa
+                    .event(outgoing.id_user, Method::Email, "send_failed");
+                log::error!(target: "security", "second factor code not sent: agent {}, email: {error}", outgoing.id_user);
+                let mfa = deps.mfa.clone();
+                let id_code = outgoing.id_code;
+                // Best effort: the code was never seen, so nothing is lost if it stays.
+                let _ = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
+                    Ok(email::withdraw(conn, id_code, mfa.shop_now())?)
+                })
+                .await;
+                Err(LoginError::from(error))
+            }
         }
-        Err(error) => {
-            deps.mfa
-                .event(outgoing.id_user, Method::Email, "send_failed");
-            log::error!(target: "security", "second factor code not sent: agent {}, email: {error}", outgoing.id_user);
-            let mfa = deps.mfa.clone();
-            let id_code = outgoing.id_code;
-            // Best effort: the code was never seen, so nothing is lost if it stays.
-            let _ = db::run(&deps.pool, move |conn| -> Result<_, LoginError> {
-                Ok(email::withdraw(conn, id_code, mfa.shop_now())?)
-            })
-            .await;
-            Err(error.into())
-        }
-    }
+    });
+    sending
+        .await
+        .unwrap_or_else(|_| Err(MailError::Relay("the send task ended early".into()).into()))
 }
 
 /// The first step's result.
@@ -347,15 +355,18 @@ pub async fn password_grant<A: Accounts>(
             Some(user) if still_current => {
                 // Only now, with the password right, is the second factor looked at: a wrong
                 // password answers exactly as before, and tells nothing about it.
-                let Checked { outcome, outgoing } =
-                    match A::second_factor(&mfa, conn, &user, code.as_deref()) {
-                        Ok(checked) => checked,
-                        Err(e) => {
-                            // Never decided: its places go back (best effort: the check failed).
-                            let _ = blocker.release(conn, &reservation);
-                            return Err(e.into());
-                        }
-                    };
+                let Checked {
+                    outcome,
+                    outgoing,
+                    undeliverable,
+                } = match A::second_factor(&mfa, conn, &user, code.as_deref()) {
+                    Ok(checked) => checked,
+                    Err(e) => {
+                        // Never decided: its places go back (best effort: the check failed).
+                        let _ = blocker.release(conn, &reservation);
+                        return Err(e.into());
+                    }
+                };
                 match outcome {
                     SecondFactor::NotNeeded | SecondFactor::Passed | SecondFactor::Activated => {}
                     SecondFactor::Invalid => {
@@ -365,6 +376,9 @@ pub async fn password_grant<A: Accounts>(
                     // A right password without its code is no failure, and trusts nothing.
                     refused => {
                         blocker.release(conn, &reservation)?;
+                        if undeliverable {
+                            return Err(MailError::Undeliverable.into());
+                        }
                         return Ok((LoginOutcome::SecondFactor(refused), outgoing));
                     }
                 }

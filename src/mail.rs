@@ -7,7 +7,9 @@
 //! - `smtps://user:password@host:465` TLS from the first byte.
 //!
 //! Certificates are checked against webpki's roots, plus `mail.tls_ca_path` (a PEM file) for a
-//! relay with a certificate of the company's own CA. Credentials go only over TLS.
+//! relay with a certificate of the company's own CA. Credentials go only over TLS: a URL with a
+//! user or password must be `smtps://` or ask for `tls=required` (opportunistic STARTTLS can be
+//! stripped by anyone on the path, and the password would follow in clear).
 
 use std::time::Duration;
 
@@ -25,6 +27,8 @@ pub enum MailError {
     NotConfigured,
     #[error("the recipient address is not one SMTP takes")]
     Recipient,
+    #[error("no mail can go out to this agent (mail.smtp_url is not set, or its username is no mail address)")]
+    Undeliverable,
     #[error("the mail relay did not take the mail: {0}")]
     Relay(String),
 }
@@ -58,9 +62,15 @@ impl Mailer {
             "mail.smtp_url is not an smtp:// or smtps:// URL (smtp://user:password@host:587?tls=required)".to_string()
         })?;
         builder = builder.timeout(Some(deadline));
+        let parsed = url::Url::parse(url).map_err(|_| "mail.smtp_url is not a URL")?;
+        let credentials = !parsed.username().is_empty() || parsed.password().is_some();
+        let encrypted =
+            parsed.scheme() == "smtps" || query_tls(&parsed).as_deref() == Some("required");
+        if credentials && !encrypted {
+            return Err("mail.smtp_url carries credentials but does not require TLS: use smtps://, or add ?tls=required (STARTTLS)".into());
+        }
         let ca_path = settings.tls_ca_path.trim();
         if !ca_path.is_empty() {
-            let parsed = url::Url::parse(url).map_err(|_| "mail.smtp_url is not a URL")?;
             let host = parsed.host_str().unwrap_or_default().to_string();
             let pem = std::fs::read(ca_path)
                 .map_err(|e| format!("mail.tls_ca_path {ca_path:?} cannot be read: {e}"))?;
@@ -98,6 +108,11 @@ impl Mailer {
 
     pub fn is_configured(&self) -> bool {
         self.transport.is_some()
+    }
+
+    /// Whether a mail to `to` can go out at all (a relay, and an address SMTP takes).
+    pub fn can_send_to(&self, to: &str) -> bool {
+        self.is_configured() && to.parse::<Mailbox>().is_ok()
     }
 
     /// Sends a plain-text mail.

@@ -93,6 +93,12 @@ pub async fn enrol(
         let Some(user) = agent::find_active_agent_by_id(conn, id_user)? else {
             return Ok(None);
         };
+        // An agent whose shop's email method is active enrols TOTP through the CLI only: a
+        // token alone (one opened before that method, or stolen) must not add a factor that
+        // replaces the mailed code.
+        if mfa.email_method(conn, user.id_user)?.is_some() {
+            return Ok(Some(Enrolment::AlreadyActive));
+        }
         match mfa.enrol_totp(conn, user.id_user, &issuer, &user.username) {
             Ok(uri) => Ok(Some(Enrolment::Pending(uri))),
             Err(MfaError::AlreadyActive) => Ok(Some(Enrolment::AlreadyActive)),
@@ -120,6 +126,12 @@ pub async fn check_code(
         let Some(user) = agent::find_active_agent_by_id(conn, id_user)? else {
             return Ok(CodeCheck::Invalid);
         };
+        // A pending TOTP is not made active here while the email method is (see `enrol`).
+        let pending = multi_factor_auth::status_of(conn, user.id_user)?
+            .is_some_and(|status| status != multi_factor_auth::STATUS_ACTIVE);
+        if pending && mfa.email_method(conn, user.id_user)?.is_some() {
+            return Ok(CodeCheck::Invalid);
+        }
         let key = user.username.to_lowercase();
         let account = Account {
             typed: &user.username,

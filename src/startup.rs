@@ -223,12 +223,25 @@ fn wait_for_database(manager: &db::ConnectionManager, wait_s: u64) -> Result<(),
 /// email method), and whether agents that have it can get their codes.
 fn check_email_method(
     pool: &db::DbPool,
+    layout: &db::Layout,
     mfa: &AgentMfa,
     mailer: &crate::mail::Mailer,
 ) -> Result<(), StartupError> {
     let mut conn = pool.get()?;
-    let present = crate::multi_factor_auth::email::tables_present(&mut conn)?;
+    let present = crate::multi_factor_auth::email::tables_present(&mut conn, layout)?;
     mfa.set_email_tables(present);
+    if let (
+        false,
+        db::Layout::Spryker {
+            shop_mfa: db::ShopMfaTables::Present,
+            ..
+        },
+    ) = (present, layout)
+    {
+        return Err(StartupError::Setting(
+            "database.shop_mfa_tables = \"present\", but the shop's database has no spy_user_multi_factor_auth tables".into(),
+        ));
+    }
     if !present {
         log::info!(target: "glue::startup", "the database has no spy_user_multi_factor_auth tables (spryker/multi-factor-auth is not installed): no agent has the email method");
         return Ok(());
@@ -330,16 +343,17 @@ impl Application {
             log::info!(target: "glue::db", "applied {applied} migration(s)");
         }
         let pool = db::build_pool(manager.clone(), &settings.database, metrics.clone())?;
-        let mfa = Arc::new(
-            AgentMfa::for_settings(&settings, clock.clone())
-                .map_err(StartupError::Setting)?
-                .with_events(metrics.mfa_events.clone()),
-        );
         let mailer = Arc::new(
             crate::mail::Mailer::for_settings(&settings.mail).map_err(StartupError::Setting)?,
         );
+        let mfa = Arc::new(
+            AgentMfa::for_settings(&settings, clock.clone())
+                .map_err(StartupError::Setting)?
+                .with_events(metrics.mfa_events.clone())
+                .with_mailer(mailer.clone()),
+        );
         check_database(&settings, &pool, manager.layout(), &passwords, &mfa)?;
-        check_email_method(&pool, &mfa, &mailer)?;
+        check_email_method(&pool, manager.layout(), &mfa, &mailer)?;
         {
             let missing = db::layout::missing_search_indexes(&mut *pool.get()?, manager.layout())?;
             metrics

@@ -10,7 +10,7 @@ pub mod dialect;
 pub mod schema;
 pub mod site_migrations;
 
-pub use dialect::layout::{self, Layout, SchemaOwner};
+pub use dialect::layout::{self, Layout, SchemaOwner, ShopMfaTables};
 pub use dialect::{
     checkpoint, insert_with_id, is_deadlock, migrate, sqlite_path, write_transaction, Backend,
     Condition, UrlError, WriteLock, ACCEPTED_URLS,
@@ -55,6 +55,9 @@ pub struct DatabaseSettings {
     /// A folder of the deployment's own migrations, one subfolder per engine, applied after
     /// glue's (see [`site_migrations`]); empty = none. Refused in `spryker` mode.
     pub site_migrations_path: String,
+    /// `spryker` mode: whether the shop installed `spryker/multi-factor-auth` (`auto`,
+    /// `present`, `absent`; see [`ShopMfaTables`]).
+    pub shop_mfa_tables: ShopMfaTables,
 }
 
 impl DatabaseSettings {
@@ -220,7 +223,8 @@ impl ConnectionManager {
             manager.backend,
             &manager.url,
         )
-        .map_err(ConnectError::Setup)?;
+        .map_err(ConnectError::Setup)?
+        .with_shop_mfa(settings.shop_mfa_tables);
         let site_path = settings.site_migrations_path.trim();
         let site_migrations = if site_path.is_empty() {
             None

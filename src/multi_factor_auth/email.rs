@@ -101,9 +101,10 @@ fn new_code() -> String {
     rand::random_range(100_000..=999_999u32).to_string()
 }
 
-/// A fresh code for the method, unless one went out less than `interval` ago and still waits
-/// to be entered (then `None`: the agent has it already, and a mailbox cannot be flooded).
-/// Earlier unverified codes are invalidated. `now`: the shop's wall-clock time.
+/// A fresh code for the method, unless one went out less than `interval` ago and was neither
+/// used nor withdrawn (then `None`: the agent has it already — or blocked it with wrong
+/// guesses, which must not buy a new mail either — so a mailbox cannot be flooded). Earlier
+/// unverified codes are invalidated. `now`: the shop's wall-clock time.
 pub fn issue_code(
     conn: &mut DbConnection,
     id_method: i32,
@@ -121,10 +122,12 @@ pub fn issue_code(
                 .select((cd::status, cd::expiration_date, cd::created_at))
                 .first::<(Option<i32>, NaiveDateTime, Option<NaiveDateTime>)>(conn)
                 .optional()?;
-            if let Some((status, expires, Some(created))) = latest {
-                let waiting =
-                    status.unwrap_or(CODE_UNVERIFIED) == CODE_UNVERIFIED && expires >= now;
-                if waiting && created > now - interval {
+            if let Some((status, _, Some(created))) = latest {
+                let counts = matches!(
+                    status.unwrap_or(CODE_UNVERIFIED),
+                    CODE_UNVERIFIED | CODE_BLOCKED
+                );
+                if counts && created > now - interval {
                     return Ok(None);
                 }
             }
@@ -233,8 +236,15 @@ pub fn enter_code(
             )?;
             let expired = expires < now;
             if status == CODE_UNVERIFIED && !expired && same(&stored, code) {
+                // Verified, and expired now: Spryker's Zed and Yves ask no code while the
+                // user's latest code is verified and unexpired, so a code used here must not
+                // open the back office or the storefront for the rest of its 30 minutes.
                 diesel::update(c::table.filter(cd::id_user_multi_factor_auth_code.eq(id_code)))
-                    .set((cd::status.eq(CODE_VERIFIED), cd::updated_at.eq(now)))
+                    .set((
+                        cd::status.eq(CODE_VERIFIED),
+                        cd::expiration_date.eq(now),
+                        cd::updated_at.eq(now),
+                    ))
                     .execute(conn)?;
                 diesel::update(
                     m::table
@@ -324,8 +334,8 @@ pub fn methods(conn: &mut DbConnection) -> QueryResult<Vec<(i32, i32, Option<Nai
 
 /// Whether this database holds Spryker's three MFA tables (a shop without them did not install
 /// `spryker/multi-factor-auth`: no agent has the email method there).
-pub fn tables_present(conn: &mut DbConnection) -> QueryResult<bool> {
-    crate::db::layout::mfa_tables_present(conn)
+pub fn tables_present(conn: &mut DbConnection, layout: &crate::db::Layout) -> QueryResult<bool> {
+    crate::db::layout::mfa_tables_present(conn, layout)
 }
 
 #[cfg(test)]

@@ -101,6 +101,8 @@ pub struct AgentMfa {
     email_interval: chrono::Duration,
     /// `glue_agent_mfa_events_total{method, event}`.
     events: Option<prometheus::IntCounterVec>,
+    /// Where the email method's codes go out (asked before a code is stored).
+    mailer: Arc<crate::mail::Mailer>,
 }
 
 /// What the second factor of a login came to, and the code to mail (the email method, when the
@@ -109,6 +111,9 @@ pub struct AgentMfa {
 pub struct Checked {
     pub outcome: SecondFactor,
     pub outgoing: Option<email::OutgoingCode>,
+    /// The email method's code cannot go out at all (no relay, or a username that is no mail
+    /// address): nothing was stored; answered 503/5910.
+    pub undeliverable: bool,
 }
 
 impl From<SecondFactor> for Checked {
@@ -116,6 +121,7 @@ impl From<SecondFactor> for Checked {
         Checked {
             outcome,
             outgoing: None,
+            undeliverable: false,
         }
     }
 }
@@ -166,7 +172,14 @@ impl AgentMfa {
             email_tables: std::sync::atomic::AtomicBool::new(false),
             email_interval: chrono::Duration::seconds(60),
             events: None,
+            mailer: Arc::new(crate::mail::Mailer::none()),
         }
+    }
+
+    /// The relay the email method's codes go out through.
+    pub fn with_mailer(mut self, mailer: Arc<crate::mail::Mailer>) -> Self {
+        self.mailer = mailer;
+        self
     }
 
     /// Counts events into `counter` (`{method, event}`).
@@ -345,6 +358,13 @@ impl AgentMfa {
         let email_method = self.email_method(conn, id_user)?;
         let Some(code) = code else {
             if let Some(method) = email_method {
+                if !self.mailer.can_send_to(username) {
+                    return Ok(Checked {
+                        outcome: SecondFactor::Missing,
+                        outgoing: None,
+                        undeliverable: true,
+                    });
+                }
                 let outgoing = email::issue_code(
                     conn,
                     method,
@@ -356,6 +376,7 @@ impl AgentMfa {
                 return Ok(Checked {
                     outcome: SecondFactor::Missing,
                     outgoing,
+                    undeliverable: false,
                 });
             }
             return Ok(match totp {
@@ -366,7 +387,10 @@ impl AgentMfa {
             .into());
         };
         // An active TOTP method, or a pending one the agent now sends a code for (the first
-        // login with a code verifies it).
+        // login with a code verifies it) — but not while the shop's email method is active:
+        // whoever enrolled that TOTP (a session opened before the email method, a stolen token)
+        // must not trade the mailed code for an app of their own.
+        let totp = totp.filter(|totp| totp.status == STATUS_ACTIVE || email_method.is_none());
         if let Some(totp) = &totp {
             match self.accept(conn, id_user, totp, code)? {
                 Verification::Accepted => {

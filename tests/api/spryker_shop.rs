@@ -775,6 +775,31 @@ async fn the_printed_grants_suffice_and_each_missing_one_is_named(backend: Backe
         );
         raw_execute(&db, backend, &grant(backend, &db, &user, privilege, table));
     }
+    // The shop's MFA tables (the fixture's shop installed spryker/multi-factor-auth): without
+    // glue's grant on one, PostgreSQL's start names it; MariaDB cannot tell a table the user may
+    // not see from one that does not exist, so it refuses to guess and names the setting that
+    // says "not installed". Never a start that lets the email method's agents in by password.
+    let table = "spy_user_multi_factor_auth_codes";
+    raw_execute(&db, backend, &revoke(backend, &db, &user, "SELECT", table));
+    let error = start(settings(), db.clone()).err().expect("refused");
+    match backend {
+        Backend::Postgres => assert!(
+            error.contains(table) && error.contains("SELECT") && error.contains("GRANT"),
+            "{error}"
+        ),
+        _ => assert!(
+            error.contains("spy_user_multi_factor_auth")
+                && error.contains("database.shop_mfa_tables = \"absent\""),
+            "{error}"
+        ),
+    }
+    let mut absent = settings();
+    absent.database.shop_mfa_tables = glue::db::ShopMfaTables::Absent;
+    {
+        let app = start(absent, db.clone()).expect("starts: the shop says MFA is not installed");
+        assert_eq!(app.post_agent_login(AGENT.0, AGENT.1).await.status(), 201);
+    }
+    raw_execute(&db, backend, &grant(backend, &db, &user, "SELECT", table));
     // Best effort: users are the server's, not the test database's.
     let drop_user = match backend {
         Backend::Postgres => {

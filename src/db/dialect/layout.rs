@@ -47,6 +47,35 @@ impl TryFrom<String> for SchemaOwner {
     }
 }
 
+/// `database.shop_mfa_tables`: whether the shop installed `spryker/multi-factor-auth` (its
+/// agents' email method), in `spryker` mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum ShopMfaTables {
+    /// Found out at start-up (PostgreSQL's catalog tells; MariaDB refuses to start when glue's
+    /// user may not see the tables, since it then cannot tell whether they exist).
+    #[default]
+    Auto,
+    /// The tables must be there (start-up refuses otherwise).
+    Present,
+    /// Not installed: glue never looks for them (no agent has the email method).
+    Absent,
+}
+
+impl TryFrom<String> for ShopMfaTables {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "auto" => Ok(ShopMfaTables::Auto),
+            "present" => Ok(ShopMfaTables::Present),
+            "absent" => Ok(ShopMfaTables::Absent),
+            other => Err(format!(
+                "{other:?} is not one of \"auto\", \"present\", \"absent\""
+            )),
+        }
+    }
+}
+
 /// Where glue's tables are, resolved from the settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
@@ -58,6 +87,8 @@ pub enum Layout {
         glue_schema: String,
         /// MySQL: the shop's database (from the URL), which the views point into.
         shop_database: String,
+        /// Whether the shop has Spryker's MFA tables.
+        shop_mfa: ShopMfaTables,
     },
 }
 
@@ -192,7 +223,25 @@ impl Layout {
         Ok(Layout::Spryker {
             glue_schema,
             shop_database,
+            shop_mfa: ShopMfaTables::Auto,
         })
+    }
+
+    /// The layout with `database.shop_mfa_tables` (`spryker` mode only; glue's own schema always
+    /// has the tables).
+    pub fn with_shop_mfa(self, setting: ShopMfaTables) -> Layout {
+        match self {
+            Layout::Spryker {
+                glue_schema,
+                shop_database,
+                ..
+            } => Layout::Spryker {
+                glue_schema,
+                shop_database,
+                shop_mfa: setting,
+            },
+            glue => glue,
+        }
     }
 
     pub fn is_spryker(&self) -> bool {
@@ -607,7 +656,23 @@ pub fn missing_privileges(conn: &mut DbConnection, layout: &Layout) -> QueryResu
     }
     // The shop's MFA tables, when it has them (their absence is no problem: no agent then has
     // the email method).
-    let mfa = mfa_tables_present(conn)?;
+    let required = matches!(
+        layout,
+        Layout::Spryker {
+            shop_mfa: ShopMfaTables::Present,
+            ..
+        }
+    );
+    let mfa = match mfa_tables_seen(conn, layout)? {
+        Some(seen) => seen,
+        None if required => true,
+        None => {
+            problems.push(format!(
+                "glue's database user {user} may not read the shop's spy_user_multi_factor_auth tables, so glue cannot tell whether the shop installed spryker/multi-factor-auth (MariaDB/MySQL answer alike for a table that does not exist): grant the \"Agents' email method\" lines of `glue db grants`, or set database.shop_mfa_tables = \"absent\" if the shop has not installed it"
+            ));
+            false
+        }
+    };
     if mfa {
         for MfaTable {
             name: table,
@@ -646,8 +711,24 @@ pub fn missing_privileges(conn: &mut DbConnection, layout: &Layout) -> QueryResu
 }
 
 /// Whether the database (glue's view of it) holds the shop's three MFA tables ([`MFA_TABLES`]).
-/// A table this user may not read counts as present ([`missing_privileges`] names the grant).
-pub fn mfa_tables_present(conn: &mut DbConnection) -> QueryResult<bool> {
+/// A table this user may not read counts as present ([`missing_privileges`] names the grant);
+/// `database.shop_mfa_tables = "absent"` is never looked for.
+pub fn mfa_tables_present(conn: &mut DbConnection, layout: &Layout) -> QueryResult<bool> {
+    Ok(mfa_tables_seen(conn, layout)?.unwrap_or(true))
+}
+
+/// [`mfa_tables_present`], `None` when the engine cannot tell: MySQL/MariaDB check privileges
+/// before existence, so to a user with table grants only, a table it may not read and one that
+/// does not exist look alike ("command denied"). PostgreSQL says "does not exist" first.
+fn mfa_tables_seen(conn: &mut DbConnection, layout: &Layout) -> QueryResult<Option<bool>> {
+    if let Layout::Spryker {
+        shop_mfa: ShopMfaTables::Absent,
+        ..
+    } = layout
+    {
+        return Ok(Some(false));
+    }
+    let mut unknown = false;
     for MfaTable { name: table, .. } in MFA_TABLES {
         if let Err(e) = conn.batch_execute(&format!("SELECT 1 FROM {table} WHERE 1 = 0")) {
             let message = e.to_string().to_ascii_lowercase();
@@ -655,14 +736,15 @@ pub fn mfa_tables_present(conn: &mut DbConnection) -> QueryResult<bool> {
                 || message.contains("doesn't exist")
                 || message.contains("no such table")
             {
-                return Ok(false);
+                return Ok(Some(false));
             }
             if super::is_unavailable(&e) || !is_refusal(&e) {
                 return Err(e);
             }
+            unknown |= conn.backend() == Backend::Mysql;
         }
     }
-    Ok(true)
+    Ok(if unknown { None } else { Some(true) })
 }
 
 /// Whether this user may take ids from `sequence` (PostgreSQL: nextval() needs USAGE or
@@ -811,6 +893,7 @@ pub(super) fn prepare(conn: &mut DbConnection, layout: &Layout) -> Result<(), Co
     let Layout::Spryker {
         glue_schema,
         shop_database,
+        ..
     } = layout
     else {
         return Ok(());
@@ -866,44 +949,73 @@ pub(super) fn prepare(conn: &mut DbConnection, layout: &Layout) -> Result<(), Co
                 ))
             });
             // The shop's MFA tables, when it has them; a view whose table is gone goes too.
-            let views = views.and_then(|()| {
-                MFA_TABLES.iter().try_for_each(|MfaTable { name: table, columns, .. }| {
-                    #[derive(QueryableByName)]
-                    struct Count {
-                        #[diesel(sql_type = diesel::sql_types::BigInt)]
-                        n: i64,
-                    }
-                    let present = diesel::sql_query(
-                        "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                    )
-                    .bind::<Text, _>(shop_database)
-                    .bind::<Text, _>(*table)
-                    .get_result::<Count>(conn)?
-                    .n > 0;
-                    if present {
-                        let columns = columns
-                            .iter()
-                            .map(|column| format!("`{column}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        conn.batch_execute(&format!(
-                            "CREATE OR REPLACE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `{glue_schema}`.`{table}` AS SELECT {columns} FROM `{shop_database}`.`{table}`"
-                        ))
-                    } else {
-                        conn.batch_execute(&format!("DROP VIEW IF EXISTS `{glue_schema}`.`{table}`"))
-                    }
-                })
-            });
+            let views = views
+                .map_err(ConnectError::from)
+                .and_then(|()| mfa_views(conn, glue_schema, shop_database, layout));
             if let Err(e) = views {
                 // A refused start leaves nothing behind: the database this start created goes.
                 if !existed {
                     let _ = conn.batch_execute(&format!("DROP DATABASE `{glue_schema}`"));
                 }
-                return Err(e.into());
+                return Err(e);
             }
             conn.batch_execute(&format!("USE `{glue_schema}`"))?;
         }
         Backend::Sqlite => {}
+    }
+    Ok(())
+}
+
+/// MySQL: the views of the shop's MFA tables in glue's database. MariaDB checks privileges
+/// before existence, so to a user with table grants only a table it may not see and a table
+/// that does not exist look alike ("command denied"): then `auto` refuses to guess (a guess of
+/// "absent" would let agents with the email method in with their password alone).
+fn mfa_views(
+    conn: &mut DbConnection,
+    glue_schema: &str,
+    shop_database: &str,
+    layout: &Layout,
+) -> Result<(), ConnectError> {
+    let setting = match layout {
+        Layout::Spryker { shop_mfa, .. } => *shop_mfa,
+        Layout::Glue => return Ok(()),
+    };
+    for MfaTable {
+        name: table,
+        columns,
+        ..
+    } in MFA_TABLES
+    {
+        let drop = format!("DROP VIEW IF EXISTS `{glue_schema}`.`{table}`");
+        if setting == ShopMfaTables::Absent {
+            conn.batch_execute(&drop)?;
+            continue;
+        }
+        let columns = columns
+            .iter()
+            .map(|column| format!("`{column}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let created = conn.batch_execute(&format!(
+            "CREATE OR REPLACE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW `{glue_schema}`.`{table}` AS SELECT {columns} FROM `{shop_database}`.`{table}`"
+        ));
+        let Err(e) = created else { continue };
+        let message = e.to_string().to_ascii_lowercase();
+        if message.contains("doesn't exist") {
+            conn.batch_execute(&drop)?;
+            if setting == ShopMfaTables::Present {
+                return Err(ConnectError::Setup(format!(
+                    "database.shop_mfa_tables = \"present\", but the shop's database has no table {table} (spryker/multi-factor-auth is not installed)"
+                )));
+            }
+            continue;
+        }
+        if is_refusal(&e) && !super::is_unavailable(&e) {
+            return Err(ConnectError::Setup(format!(
+                "glue's database user may not read the shop's {table}, so glue cannot tell whether the shop installed spryker/multi-factor-auth (MariaDB answers alike for a table that does not exist): grant the \"Agents' email method\" lines of `glue db grants`, or set database.shop_mfa_tables = \"absent\" if the shop has not installed it"
+            )));
+        }
+        return Err(e.into());
     }
     Ok(())
 }
@@ -993,6 +1105,7 @@ mod tests {
             Ok(Layout::Spryker {
                 glue_schema: "glue".into(),
                 shop_database: String::new(),
+                shop_mfa: ShopMfaTables::Auto,
             })
         );
         if cfg!(feature = "mysql") {
@@ -1006,6 +1119,7 @@ mod tests {
                 Ok(Layout::Spryker {
                     glue_schema: "shop_glue".into(),
                     shop_database: "shop".into(),
+                    shop_mfa: ShopMfaTables::Auto,
                 })
             );
         }
