@@ -348,11 +348,30 @@ async fn cheap_latencies(
     latencies
 }
 
+/// What one request of a saturation loop came to.
+enum Served {
+    Ok,
+    /// Answered 503 on purpose (e.g. searches beyond their share of the pool).
+    Shed,
+    Failed,
+}
+
+impl From<bool> for Served {
+    fn from(ok: bool) -> Self {
+        if ok {
+            Served::Ok
+        } else {
+            Served::Failed
+        }
+    }
+}
+
 /// `concurrency` loops running `one` until `duration` passes; returns successes per second.
-async fn saturate<F, Fut>(concurrency: usize, duration: Duration, one: F) -> f64
+async fn saturate<F, Fut, R>(concurrency: usize, duration: Duration, one: F) -> f64
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
+    Fut: std::future::Future<Output = R> + Send,
+    R: Into<Served>,
 {
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -364,10 +383,15 @@ where
         let (ok, failed, stop, one) = (ok.clone(), failed.clone(), stop.clone(), one.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                if one(worker).await {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    failed.fetch_add(1, Ordering::Relaxed);
+                match one(worker).await.into() {
+                    Served::Ok => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Shed on purpose (503 + Retry-After): neither served nor failed.
+                    Served::Shed => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Served::Failed => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }));
@@ -760,6 +784,107 @@ fn spread(n: usize, count: usize) -> impl Iterator<Item = usize> {
     (0..n).map(move |k| (k * 7919 + 13) % count.max(1) + 1)
 }
 
+/// Latencies (ms, sorted) of logins and refreshes made one at a time, alone and while
+/// `concurrency` clients search without pause; what the searches got meanwhile.
+#[derive(Default)]
+struct StormFigures {
+    clients: usize,
+    alone_logins: Vec<f64>,
+    alone_refreshes: Vec<f64>,
+    storm_logins: Vec<f64>,
+    storm_refreshes: Vec<f64>,
+    searches_ok: u64,
+    searches_shed: u64,
+    searches_failed: u64,
+}
+
+/// Logins and refreshes, one at a time for `duration`, alternating; sorted latencies.
+async fn login_and_refresh_latencies(
+    client: &reqwest::Client,
+    base: &str,
+    duration: Duration,
+) -> (Vec<f64>, Vec<f64>) {
+    let login_url = format!("{base}/agent-access-tokens");
+    let mut chain = login(client, base).await.1;
+    let (mut logins, mut refreshes) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        let t = Instant::now();
+        assert_eq!(post(client, &login_url, &login_body()).await.0, 201);
+        logins.push(t.elapsed().as_secs_f64() * 1000.0);
+        refreshes.push(refresh_once(client, base, &mut chain).await);
+    }
+    logins.sort_by(f64::total_cmp);
+    refreshes.sort_by(f64::total_cmp);
+    (logins, refreshes)
+}
+
+/// A search must never starve a login (issue 28): logins and refreshes one at a time, alone,
+/// then while `clients` search without pause (broad and selective in turn).
+async fn search_storm(
+    client: &reqwest::Client,
+    base: &str,
+    agent: &str,
+    clients: usize,
+    customers: usize,
+    duration: Duration,
+) -> StormFigures {
+    let mut f = StormFigures {
+        clients,
+        ..StormFigures::default()
+    };
+    (f.alone_logins, f.alone_refreshes) = login_and_refresh_latencies(client, base, duration).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+    let mut searchers = Vec::new();
+    for worker in 0..clients {
+        let (client, base, agent) = (client.clone(), base.to_string(), agent.to_string());
+        let (stop, counts) = (stop.clone(), counts.clone());
+        searchers.push(tokio::spawn(async move {
+            let mut k = worker;
+            while !stop.load(Ordering::Relaxed) {
+                let q = if k % 2 == 0 {
+                    BROAD_QUERIES[k / 2 % BROAD_QUERIES.len()].to_string()
+                } else {
+                    seeded_email((k * 7919 + 13) % customers.max(1) + 1)
+                };
+                k += clients;
+                let url = format!(
+                    "{base}/agent-customer-search?q={}&page[limit]=10",
+                    percent_encode(&q)
+                );
+                let status = client
+                    .get(url)
+                    .header("X-Agent-Authorization", format!("Bearer {agent}"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                let slot = match status {
+                    200 => 0,
+                    503 => 1,
+                    _ => 2,
+                };
+                counts[slot].fetch_add(1, Ordering::Relaxed);
+                if status == 503 {
+                    // As a client honouring Retry-After would, but keeping the pressure on.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (f.storm_logins, f.storm_refreshes) = login_and_refresh_latencies(client, base, duration).await;
+    stop.store(true, Ordering::Relaxed);
+    for searcher in searchers {
+        searcher.await.unwrap();
+    }
+    f.searches_ok = counts[0].load(Ordering::Relaxed);
+    f.searches_shed = counts[1].load(Ordering::Relaxed);
+    f.searches_failed = counts[2].load(Ordering::Relaxed);
+    f
+}
+
 #[derive(Default)]
 struct SearchFigures {
     selective: Vec<f64>,
@@ -786,6 +911,8 @@ struct Figures {
     search: SearchFigures,
     /// PostgreSQL in spryker mode: after `glue db search-indexes`, and how long they took.
     search_indexed: Option<(SearchFigures, f64)>,
+    /// Logins and refreshes, one at a time, alone and under a search storm.
+    storm: StormFigures,
     /// With the token rows: logins/s, refreshes/s, seeding seconds.
     with_tokens: Option<(f64, f64, f64)>,
     purge: Option<PurgeFigures>,
@@ -1030,13 +1157,17 @@ fn main() {
             );
             let agent = search_agent.clone();
             async move {
-                client
+                match client
                     .get(url)
                     .header("X-Agent-Authorization", format!("Bearer {agent}"))
                     .send()
                     .await
-                    .map(|r| r.status() == 200)
-                    .unwrap_or(false)
+                    .map(|r| r.status().as_u16())
+                {
+                    Ok(200) => Served::Ok,
+                    Ok(503) => Served::Shed,
+                    _ => Served::Failed,
+                }
             }
         })
         .await;
@@ -1048,6 +1179,10 @@ fn main() {
             selective: search_latencies(&client, &base, &agent, &selective).await,
             broad: search_latencies(&client, &base, &agent, &broad).await,
         };
+        // Logins and refreshes alone and under a search storm (on a shop's PostgreSQL: before
+        // the opt-in indexes, where every search scans spy_customer).
+        f.storm = search_storm(&client, &base, &agent, concurrency, customers, phase).await;
+
         if spryker_pg {
             // Spryker's schema has no index for case-insensitive prefixes: add glue's opt-in ones.
             let started = Instant::now();
@@ -1245,6 +1380,26 @@ fn main() {
             indexed,
         );
     }
+    let storm = &f.storm;
+    for (what, alone, stormed) in [
+        ("login", &storm.alone_logins, &storm.storm_logins),
+        ("refresh", &storm.alone_refreshes, &storm.storm_refreshes),
+    ] {
+        println!(
+            "| {what} p50 / p99 under a search storm ({} clients{}; ms) | {:.1} / {:.1} | alone: {:.1} / {:.1} | {:.2} × alone p99 |",
+            storm.clients,
+            if spryker_pg { ", Spryker's indexes only" } else { "" },
+            percentile(stormed, 0.5),
+            percentile(stormed, 0.99),
+            percentile(alone, 0.5),
+            percentile(alone, 0.99),
+            percentile(stormed, 0.99) / percentile(alone, 0.99)
+        );
+    }
+    println!(
+        "| searches during the storm: answered / shed 503 / failed | {} / {} / {} | glue.search_concurrency bounds them | — |",
+        storm.searches_ok, storm.searches_shed, storm.searches_failed
+    );
     if let Some((logins, refreshes, seed_s)) = f.with_tokens {
         println!(
             "| logins/s with {} refresh tokens (seeded in {seed_s:.0} s) | {logins:.1} | {:.1} (empty table) | {:.2} |",

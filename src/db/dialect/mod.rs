@@ -387,6 +387,12 @@ impl Backend {
                 // walks the primary key for a rare prefix (67 ms instead of 0.2 ms on 100,000
                 // customers). Our statements are small: planning each run costs microseconds.
                 conn.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+                // One core per statement: glue's statements are index lookups that parallel
+                // workers never speed up, except a search that scans `spy_customer` (a shop's
+                // database without `glue db search-indexes`), which would otherwise take every
+                // core of the server with its workers and starve the logins and refreshes
+                // beside it. With this, searches use at most `glue.search_concurrency` cores.
+                conn.batch_execute("SET max_parallel_workers_per_gather = 0")?;
                 let mut conn = DbConnection::Postgresql(conn);
                 manager.layout.on_connect(&mut conn)?;
                 Ok(conn)
