@@ -31,15 +31,7 @@ async fn login_with(
     password: &str,
     code: Option<&str>,
 ) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(app.url("/agent-access-tokens"))
-        .header("Content-Type", JSON_API)
-        .body(agent_login_body(username, password).to_string());
-    if let Some(code) = code {
-        request = request.header("X-MFA-Code", code);
-    }
-    request.send().await.unwrap()
+    app.agent_login_with_code(username, password, code).await
 }
 
 async fn assert_mfa(response: reqwest::Response, code: &str, detail: &str) {

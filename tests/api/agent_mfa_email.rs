@@ -22,15 +22,7 @@ const AGENT: &str = "mail-agent@shop.test";
 const PASSWORD: &str = "right-pass";
 
 async fn login_with(app: &TestApp, password: &str, code: Option<&str>) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(app.url("/agent-access-tokens"))
-        .header("Content-Type", JSON_API)
-        .body(agent_login_body(AGENT, password).to_string());
-    if let Some(code) = code {
-        request = request.header("X-MFA-Code", code);
-    }
-    request.send().await.unwrap()
+    app.agent_login_with_code(AGENT, password, code).await
 }
 
 fn activate_email(app: &TestApp) {

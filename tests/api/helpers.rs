@@ -350,6 +350,24 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `POST /agent-access-tokens`, with `X-MFA-Code` when a second factor's code is given.
+    pub async fn agent_login_with_code(
+        &self,
+        username: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/agent-access-tokens"))
+            .header("Content-Type", JSON_API)
+            .body(agent_login_body(username, password).to_string());
+        if let Some(code) = code {
+            request = request.header("X-MFA-Code", code);
+        }
+        request.send().await.expect("request")
+    }
+
     pub async fn post_agent_login(&self, username: &str, password: &str) -> reqwest::Response {
         self.post(
             "/agent-access-tokens",

@@ -1054,14 +1054,8 @@ async fn honours_the_email_method_the_shop_activated(backend: Backend) {
 
     // The mailed code gets her tokens; Zed sees the code verified and the attempt.
     let response = app
-        .client
-        .post(app.url("/agent-access-tokens"))
-        .header("Content-Type", JSON_API)
-        .header("X-MFA-Code", &code)
-        .body(agent_login_body(AGENT.0, AGENT.1).to_string())
-        .send()
-        .await
-        .unwrap();
+        .agent_login_with_code(AGENT.0, AGENT.1, Some(&code))
+        .await;
     assert_eq!(response.status(), 201);
     assert_eq!(shop_codes(&db)[0].1, Some(2));
     let attempts: i64 = glue::db::schema::spy_user_multi_factor_auth_codes_attempts::table
@@ -1071,14 +1065,8 @@ async fn honours_the_email_method_the_shop_activated(backend: Backend) {
     assert_eq!(attempts, 1);
     // Used once: the same code again is 5901.
     let again = app
-        .client
-        .post(app.url("/agent-access-tokens"))
-        .header("Content-Type", JSON_API)
-        .header("X-MFA-Code", &code)
-        .body(agent_login_body(AGENT.0, AGENT.1).to_string())
-        .send()
-        .await
-        .unwrap();
+        .agent_login_with_code(AGENT.0, AGENT.1, Some(&code))
+        .await;
     assert_eq!(error_code(again).await, (403, "5901".into()));
 
     // Rows, not schema: the shop's tables are as they were.
