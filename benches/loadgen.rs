@@ -114,11 +114,22 @@ fn parse_args() -> Args {
                 args.search_samples = value().parse().expect("--search-samples N")
             }
             "--pin" => args.pin = true,
+            "--binary" => {
+                BINARY.set(value()).expect("--binary once");
+            }
             "--bench" => {}
             other => panic!("unknown argument {other:?}"),
         }
     }
     args
+}
+
+/// The glue binary under test: this tree's release build, or `--binary PATH` (another build,
+/// e.g. the previous commit's, measured with the same load and raw limits).
+static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn glue_binary() -> &'static str {
+    BINARY.get_or_init(|| env!("CARGO_BIN_EXE_glue").to_string())
 }
 
 /// The machine's cores (read once, before `--pin` narrows this process to one).
@@ -242,10 +253,10 @@ fn start_server(
         let mut taskset = Command::new("taskset");
         taskset
             .args(["-c", &SERVICE_CPU.to_string()])
-            .arg(env!("CARGO_BIN_EXE_glue"));
+            .arg(glue_binary());
         taskset
     } else {
-        Command::new(env!("CARGO_BIN_EXE_glue"))
+        Command::new(glue_binary())
     };
     let child = command
         .arg("serve")
@@ -1224,7 +1235,7 @@ fn main() {
                 idle_refresh.push(refresh_once(&client, &base, &mut chain).await);
             }
             let started = Instant::now();
-            let mut purge = Command::new(env!("CARGO_BIN_EXE_glue"))
+            let mut purge = Command::new(glue_binary())
                 .args(["tokens", "purge-expired"])
                 .envs(purge_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .stdout(std::fs::File::create(&log).unwrap())
@@ -1284,6 +1295,9 @@ fn main() {
         args.customers,
         args.tokens,
     );
+    if glue_binary() != env!("CARGO_BIN_EXE_glue") {
+        println!("binary: {}", glue_binary());
+    }
     println!();
     println!("| measure | value | limit / reference | ratio |");
     println!("|---|---|---|---|");

@@ -155,13 +155,14 @@ pub fn find_active_agent_by_id(conn: &mut DbConnection, id_user: i64) -> QueryRe
     let Ok(id_user) = i32::try_from(id_user) else {
         return Ok(None);
     };
-    t::table
-        .find(id_user)
-        .filter(dsl::is_agent.eq(true))
-        .filter(dsl::status.eq(STATUS_ACTIVE))
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    crate::db::first_match(
+        t::table
+            .find(id_user)
+            .filter(dsl::is_agent.eq(true))
+            .filter(dsl::status.eq(STATUS_ACTIVE))
+            .select(User::as_select()),
+        conn,
+    )
 }
 
 /// Replaces the password hash of the user with this id (a rehash at login), only if it is

@@ -6,10 +6,12 @@
 //! Queries live with their modules (`agent`, `oauth::refresh_token`, …) as plain functions that
 //! take `&mut DbConnection` first and return `QueryResult`.
 
+pub mod cached;
 pub mod dialect;
 pub mod schema;
 pub mod site_migrations;
 
+pub use cached::{first_match, update_cached, Verbatim};
 pub use dialect::layout::{self, Layout, SchemaOwner, ShopMfaTables};
 pub use dialect::{
     checkpoint, insert_with_id, is_deadlock, migrate, sqlite_path, write_transaction, Backend,

@@ -30,8 +30,10 @@ pub struct NewRefreshToken {
     pub created_at: NaiveDateTime,
 }
 
+/// `None` is written as NULL (a bound parameter), not as `DEFAULT`: a statement with `DEFAULT`
+/// in it is prepared afresh on every execution on PostgreSQL and MySQL.
 #[derive(Insertable)]
-#[diesel(table_name = t)]
+#[diesel(table_name = t, treat_none_as_default_value = false)]
 struct SpyRow<'a> {
     identifier: &'a str,
     scopes: Option<&'a str>,
@@ -120,21 +122,23 @@ pub fn find(conn: &mut DbConnection, identifier: &str) -> QueryResult<Option<Ref
     if !crate::db::storable(identifier) {
         return Ok(None);
     }
-    t::table
-        .left_join(g::table)
-        .filter(dsl::identifier.eq(identifier))
-        .select(row_columns!())
-        .first(conn)
-        .optional()
+    crate::db::first_match(
+        t::table
+            .left_join(g::table)
+            .filter(dsl::identifier.eq(identifier))
+            .select(row_columns!()),
+        conn,
+    )
 }
 
 pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<RefreshTokenRow>> {
-    t::table
-        .left_join(g::table)
-        .filter(dsl::id_oauth_refresh_token.eq(id))
-        .select(row_columns!())
-        .first(conn)
-        .optional()
+    crate::db::first_match(
+        t::table
+            .left_join(g::table)
+            .filter(dsl::id_oauth_refresh_token.eq(id))
+            .select(row_columns!()),
+        conn,
+    )
 }
 
 /// The refresh grace window (`oauth.refresh_reuse_grace_s`, `oauth.refresh_reuse_grace_uses`):
@@ -194,11 +198,12 @@ pub enum Exchange {
     Refused(Refusal),
 }
 
-/// Retires `current` and stores `successor` in its place, in one write transaction that first
-/// locks the row (a no-op UPDATE: PostgreSQL and MySQL hold the row lock until commit, SQLite's
-/// `BEGIN IMMEDIATE` holds the database) and judges it again with [`refusal`]. So N concurrent
-/// exchanges of one token rotate it exactly once; the others find it retired, which revokes the
-/// family.
+/// Retires `current` and stores `successor` in its place, in one write transaction. A live row
+/// is retired by one conditional UPDATE; otherwise the transaction locks the row (a no-op
+/// UPDATE: PostgreSQL and MySQL hold the row lock until commit, SQLite's `BEGIN IMMEDIATE`
+/// holds the database) and judges it again with [`refusal`]. So N concurrent exchanges of one
+/// token rotate it exactly once; the others find it retired, which revokes the family (or, in
+/// the grace window, is honoured).
 pub fn exchange(
     conn: &mut DbConnection,
     current: &RefreshTokenRow,
@@ -211,6 +216,31 @@ pub fn exchange(
     crate::db::retry_deadlocks(|| {
         crate::db::write_transaction(&mut *conn, |conn| {
             let this = || t::table.filter(dsl::id_oauth_refresh_token.eq(id));
+            // The common case in one statement: retire the row if it is still live (neither
+            // retired nor revoked — a rotation sets `revoked_at` with the successor — and not
+            // expired; the client was checked on the way in and never changes). The UPDATE
+            // takes the row lock and, on PostgreSQL and MySQL, judges the latest committed
+            // version, so of concurrent exchanges exactly one retires it; the others find
+            // nothing to update and judge the row below.
+            let retired = crate::db::update_cached(
+                t::table,
+                (dsl::revoked_at.eq(now), dsl::updated_at.eq(now)),
+                dsl::id_oauth_refresh_token
+                    .eq(id)
+                    .and(dsl::revoked_at.is_null())
+                    .and(dsl::expires_at.gt(now)),
+            )
+            .execute(conn)?;
+            if retired == 1 {
+                crate::db::update_cached(
+                    g::table,
+                    side::successor.eq(&successor.identifier),
+                    side::id_oauth_refresh_token.eq(id),
+                )
+                .execute(conn)?;
+                insert(conn, successor)?;
+                return Ok(Exchange::Rotated);
+            }
             diesel::update(this())
                 .set(dsl::updated_at.eq(dsl::updated_at))
                 .execute(conn)?;

@@ -493,3 +493,100 @@ async fn with_a_grace_window_older_generations_and_late_replays_are_still_reuse(
     );
     assert_refresh_fails(&app, &second).await;
 }
+
+backends!(every_statement_of_a_refresh_exchange_stays_prepared);
+
+/// diesel prepares every `UPDATE`, every statement with an `sql` fragment and (on SQLite, in
+/// effect) every `LIMIT ?` lookup afresh on each execution: a parse for SQLite, a round trip for
+/// the servers. The refresh path's reads and its write transaction keep theirs prepared: after
+/// the first exchange on a connection, every statement another exchange runs is one the
+/// connection's cache holds (the servers' plain `BEGIN`/`COMMIT` go unprepared, as one round trip
+/// each, and are left out).
+async fn every_statement_of_a_refresh_exchange_stays_prepared(backend: Backend) {
+    use diesel::connection::InstrumentationEvent;
+    use glue::oauth::refresh_token::{self, Exchange, Grace, NewRefreshToken};
+    use std::sync::{Arc, Mutex};
+
+    let db = TestDatabase::create(backend);
+    let mut conn = db.connect();
+    glue::oauth::ensure_client(&mut conn, "frontend").unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let row = |n: usize| NewRefreshToken {
+        identifier: hash(&format!("token-{n}")),
+        family: "f".repeat(32),
+        scopes: "[\"agent\"]".into(),
+        customer_reference: None,
+        user_identifier: r#"{"id_agent":1}"#.into(),
+        actor_identifier: None,
+        id_agent: Some(1),
+        fk_oauth_client: "frontend".into(),
+        expires_at: now + chrono::TimeDelta::days(1),
+        created_at: now,
+    };
+
+    #[derive(Default)]
+    struct Seen {
+        started: Vec<String>,
+        cached: std::collections::HashSet<String>,
+    }
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let events = seen.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        let mut seen = events.lock().unwrap();
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => {
+                let text = query.to_string();
+                let sql = text.split(" -- binds:").next().unwrap_or_default();
+                seen.started.push(sql.trim().to_string());
+            }
+            InstrumentationEvent::CacheQuery { sql, .. } => {
+                seen.cached.insert(sql.trim().to_string());
+            }
+            _ => {}
+        }
+    });
+    glue::db::write_transaction(&mut conn, |conn| refresh_token::insert(conn, &row(0))).unwrap();
+    let grace = Grace {
+        window_s: 0,
+        max_uses: 0,
+    };
+    for n in 0..3 {
+        if n == 1 {
+            seen.lock().unwrap().started.clear();
+        }
+        let current = refresh_token::find(&mut conn, &hash(&format!("token-{n}")))
+            .unwrap()
+            .expect("the chain's head");
+        assert!(glue::agent::find_active_agent_by_id(&mut conn, 1)
+            .unwrap()
+            .is_some());
+        let exchanged =
+            refresh_token::exchange(&mut conn, &current, &row(n + 1), "frontend", grace, now)
+                .unwrap();
+        assert_eq!(exchanged, Exchange::Rotated);
+    }
+
+    let seen = seen.lock().unwrap();
+    let unprepared: Vec<&String> = seen
+        .started
+        .iter()
+        .filter(|sql| !seen.cached.contains(*sql))
+        .filter(|sql| backend == Backend::Sqlite || !matches!(sql.as_str(), "BEGIN" | "COMMIT"))
+        .collect();
+    assert!(
+        seen.started.len() >= 2 * 8,
+        "two exchanges ran their statements: {:?}",
+        seen.started
+    );
+    assert!(
+        unprepared.is_empty(),
+        "prepared again on every execution: {unprepared:#?}"
+    );
+    // SQLite compiles a statement whose LIMIT is a bound parameter again on every execution.
+    let limited: Vec<&String> = seen
+        .started
+        .iter()
+        .filter(|sql| sql.contains("LIMIT"))
+        .collect();
+    assert!(limited.is_empty(), "a bound LIMIT: {limited:#?}");
+}

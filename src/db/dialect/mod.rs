@@ -662,7 +662,8 @@ where
 {
     match conn {
         DbConnection::Sqlite(_) => {
-            conn.batch_execute("BEGIN IMMEDIATE")?;
+            // Prepared once per connection (`sqlite3_exec` would parse the text every time).
+            super::Verbatim::<diesel::sql_types::Untyped>::new("BEGIN IMMEDIATE").execute(conn)?;
             // A panic must not hand the pool a connection that is still inside a transaction.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
             let result = match result {
@@ -680,8 +681,10 @@ where
                 }
             });
             match result {
-                Ok(value) => match conn.batch_execute("COMMIT") {
-                    Ok(()) => Ok(value),
+                Ok(value) => match super::Verbatim::<diesel::sql_types::Untyped>::new("COMMIT")
+                    .execute(conn)
+                {
+                    Ok(_) => Ok(value),
                     Err(e) => {
                         let _ = conn.batch_execute("ROLLBACK");
                         Err(e.into())
@@ -712,20 +715,19 @@ pub fn insert_with_id(
     sequence: &'static str,
     insert: impl FnOnce(&mut DbConnection, Option<i64>) -> QueryResult<usize>,
 ) -> QueryResult<i64> {
-    use diesel::dsl::sql;
     use diesel::sql_types::BigInt;
     let last_id = match conn.backend() {
         Backend::Postgresql => {
-            let id: i64 = diesel::select(sql::<BigInt>(&format!("nextval('{sequence}')")))
+            let id: i64 = super::Verbatim::<BigInt>::new(format!("SELECT nextval('{sequence}')"))
                 .get_result(conn)?;
             insert(conn, Some(id))?;
             return Ok(id);
         }
-        Backend::Sqlite => "last_insert_rowid()",
-        Backend::Mysql => "CAST(LAST_INSERT_ID() AS SIGNED)",
+        Backend::Sqlite => "SELECT last_insert_rowid()",
+        Backend::Mysql => "SELECT CAST(LAST_INSERT_ID() AS SIGNED)",
     };
     insert(conn, None)?;
-    diesel::select(sql::<BigInt>(last_id)).get_result(conn)
+    super::Verbatim::<BigInt>::new(last_id).get_result(conn)
 }
 
 /// True when the error only asks for the transaction to be run again (see [`retry_deadlocks`]):
