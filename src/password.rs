@@ -527,7 +527,9 @@ impl PasswordVerifier {
             std::thread::Builder::new()
                 .name(format!("glue-bcrypt-{i}"))
                 .spawn(move || {
-                    lower_priority(nice);
+                    if crate::threads::lower_priority(nice).is_err() {
+                        log::warn!(target: "glue::password", "could not lower the priority of a bcrypt thread");
+                    }
                     loop {
                         let taken = match receiver.lock() {
                             Ok(guard) => match guard.recv() {
@@ -699,23 +701,6 @@ impl PasswordVerifier {
             .map_err(|_| PasswordError::Threads("a bcrypt thread stopped".into()))?
             .ok_or(PasswordError::Abandoned)
     }
-}
-
-/// Lowers the calling thread's CPU priority (Linux threads have their own nice value).
-fn lower_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    if nice > 0 {
-        // SAFETY: plain syscalls on the calling thread's own id; no memory is shared.
-        let result = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, nice)
-        };
-        if result != 0 {
-            log::warn!(target: "glue::password", "could not lower the priority of a bcrypt thread");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
 }
 
 #[cfg(test)]

@@ -130,6 +130,9 @@ pub struct GlueSettings {
     pub search_concurrency: u32,
     /// How long a search waits for its turn before it is answered 503 + Retry-After.
     pub search_queue_ms: u64,
+    /// CPU priority (nice, 0-19) of the threads searches run on: on SQLite the search's SQL
+    /// runs there, and logins and refreshes must win the CPU from it.
+    pub search_nice: i32,
     pub customer_reference_prefix: String,
 }
 
@@ -812,6 +815,9 @@ impl Settings {
         }
         if !(0..=19).contains(&self.oauth.bcrypt_nice) {
             return Err(invalid("oauth.bcrypt_nice", "must be between 0 and 19"));
+        }
+        if !(0..=19).contains(&self.glue.search_nice) {
+            return Err(invalid("glue.search_nice", "must be between 0 and 19"));
         }
         if self.environment == Environment::Production {
             if self.oauth.leeway_s > 300 {

@@ -104,6 +104,8 @@ pub enum StartupError {
     Db(#[from] crate::db::DbError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("cannot start the customer searches' threads: {0}")]
+    SearchThreads(std::io::Error),
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error("refusing to start in production: {0}")]
@@ -406,7 +408,9 @@ impl Application {
             search_slots: crate::state::SearchSlots::new(
                 settings.search_concurrency(),
                 Duration::from_millis(settings.glue.search_queue_ms),
-            ),
+                settings.glue.search_nice,
+            )
+            .map_err(StartupError::SearchThreads)?,
             settings: settings.clone(),
         });
         let bcrypt = passwords.describe();

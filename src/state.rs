@@ -7,6 +7,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::services::Services;
 use crate::settings::Settings;
+use crate::threads::Lane;
 
 pub struct AppState {
     pub settings: Settings,
@@ -17,10 +18,12 @@ pub struct AppState {
 }
 
 /// Turns for customer searches: at most `glue.search_concurrency` run at once in this process,
-/// each holding a pooled connection and a blocking thread; the rest wait a little, then give up.
+/// each holding a pooled connection and one of as many threads of their own at
+/// `glue.search_nice`; the rest wait a little, then give up.
 pub struct SearchSlots {
     slots: Arc<Semaphore>,
     wait: Duration,
+    lane: Lane,
 }
 
 /// No turn came within the wait.
@@ -29,11 +32,18 @@ pub struct SearchSlots {
 pub struct NoTurn;
 
 impl SearchSlots {
-    pub fn new(concurrency: usize, wait: Duration) -> Self {
-        SearchSlots {
+    /// Starts the searches' threads.
+    pub fn new(concurrency: usize, wait: Duration, nice: i32) -> std::io::Result<Self> {
+        Ok(SearchSlots {
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             wait,
-        }
+            lane: Lane::new("glue-search", concurrency.max(1), nice)?,
+        })
+    }
+
+    /// The threads a search's database work runs on (`db::run_on`).
+    pub fn lane(&self) -> &Lane {
+        &self.lane
     }
 
     /// A turn, held until the returned permit is dropped; `NoTurn` after the wait.
@@ -54,7 +64,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_search_beyond_the_share_waits_then_gives_up() {
-        let slots = SearchSlots::new(1, Duration::from_millis(50));
+        let slots = SearchSlots::new(1, Duration::from_millis(50), 0).unwrap();
         let held = slots.turn().await.unwrap();
         let started = std::time::Instant::now();
         assert!(slots.turn().await.is_err());

@@ -151,7 +151,8 @@ pub async fn get_agent_customer_search(
     let params = SearchParams::parse(req.query_string(), state.settings.glue.max_page_limit)?;
     let query = params.clone();
     // A turn among the searches' share of the pool: past it, 503 + Retry-After at once after a
-    // short wait, never a connection that a login or a refresh needs.
+    // short wait, never a connection that a login or a refresh needs. The work runs on the
+    // searches' own threads at a low priority, so on SQLite it cannot take a login's CPU either.
     let _turn = state.search_slots.turn().await.map_err(|no_turn| {
         state.services.metrics.searches_shed.inc();
         GlueError::unavailable(no_turn)
@@ -159,13 +160,16 @@ pub async fn get_agent_customer_search(
     let oauth = state.services.oauth.clone();
     let mfa = state.services.mfa.clone();
     let count_limit = state.settings.glue.search_count_limit;
-    let (customers, matches, more) =
-        db::run(&state.services.pool, move |conn| -> Result<_, GlueError> {
+    let (customers, matches, more) = db::run_on(
+        state.search_slots.lane(),
+        &state.services.pool,
+        move |conn| -> Result<_, GlueError> {
             agent.ensure_active(conn, &oauth, &mfa)?;
             customer::search(conn, &query.q, query.offset, query.limit, count_limit)
                 .map_err(|e| db::DbError::from(e).into())
-        })
-        .await?;
+        },
+    )
+    .await?;
 
     let base = state.settings.base_url();
     let resource = RestResource::new(

@@ -91,7 +91,8 @@ pub enum Matches {
 /// are the count, and the page is those ids sorted and sliced, read by primary key. When there
 /// are more (a broad search: matches are dense), the page is read by walking the table in id
 /// order, which stops after `offset + limit + 1` matches — on SQLite with the prefix tests in
-/// a form no index serves, as its planner would otherwise collect and sort every match.
+/// a form no index serves, as its planner would otherwise collect and sort every match. On
+/// MySQL/MariaDB the ids are read one prefix test at a time ([`live_matches_by_branch`]).
 pub fn search(
     conn: &mut DbConnection,
     q: &str,
@@ -111,10 +112,18 @@ pub fn search(
             query.filter(search_filter(backend, q, scan))
         }
     };
-    let mut ids = matching(false)
-        .select(dsl::id_customer)
-        .limit(count_limit.saturating_add(1))
-        .load::<i32>(conn)?;
+    let by_branch = if backend.counts_searches_by_branch() && !q.is_empty() {
+        live_matches_by_branch(conn, backend, q, count_limit)?
+    } else {
+        None
+    };
+    let mut ids = match by_branch {
+        Some(ids) => ids,
+        None => matching(false)
+            .select(dsl::id_customer)
+            .limit(count_limit.saturating_add(1))
+            .load::<i32>(conn)?,
+    };
     if ids.len() as i64 <= count_limit {
         ids.sort_unstable();
         let total = ids.len();
@@ -150,6 +159,59 @@ pub fn search(
     let more = customers.len() as i64 > limit;
     customers.truncate(limit.max(0) as usize);
     Ok((customers, matches, more))
+}
+
+/// The bounded count of [`search`] one prefix test at a time, for engines whose optimizer
+/// collects every match of the OR ([`Backend::counts_searches_by_branch`]). Each test reads at
+/// most `count_limit + 1` ids from its own index (index-only: no row is fetched); then, in id
+/// order and a thousand at a time, the rows of their union are checked for `anonymized_at IS
+/// NULL` until `count_limit + 1` live ones are found. Returns the live matching ids (all of them,
+/// or `count_limit + 1` of them when there are more), or `None` when a test was cut off at its
+/// cap yet anonymized rows left fewer live ids than that: the caller counts the usual way.
+fn live_matches_by_branch(
+    conn: &mut DbConnection,
+    backend: Backend,
+    q: &str,
+    count_limit: i64,
+) -> QueryResult<Option<Vec<i32>>> {
+    const CHECKED_AT_ONCE: usize = 1000;
+    let cap = count_limit.saturating_add(1);
+    let branches: [Filter; 4] = [
+        backend.starts_with_folded("email", q, false),
+        backend.starts_with_folded("first_name", q, false),
+        backend.starts_with_folded("last_name", q, false),
+        same_reference(backend, q),
+    ];
+    let mut candidates = Vec::new();
+    let mut cut_off = false;
+    for branch in branches {
+        let ids = t::table
+            .into_boxed()
+            .filter(branch)
+            .select(dsl::id_customer)
+            .limit(cap)
+            .load::<i32>(conn)?;
+        cut_off |= ids.len() as i64 >= cap;
+        candidates.extend(ids);
+    }
+    candidates.sort_unstable();
+    candidates.dedup();
+    let wanted = usize::try_from(cap).unwrap_or(usize::MAX);
+    let mut live = Vec::new();
+    for chunk in candidates.chunks(CHECKED_AT_ONCE) {
+        live.extend(
+            t::table
+                .filter(dsl::id_customer.eq_any(chunk))
+                .filter(dsl::anonymized_at.is_null())
+                .select(dsl::id_customer)
+                .load::<i32>(conn)?,
+        );
+        if live.len() >= wanted {
+            live.truncate(wanted);
+            return Ok(Some(live));
+        }
+    }
+    Ok((!cut_off).then_some(live))
 }
 
 pub fn find_by_reference(

@@ -26,6 +26,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::secret::Secret;
+use crate::threads::Lane;
 
 /// The `[database]` settings.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -517,11 +518,33 @@ where
     T: Send + 'static,
     E: From<DbError> + Send + 'static,
 {
+    run_in(pool, None, f).await
+}
+
+/// [`run`] on `lane`'s threads instead of the shared blocking pool: work that must yield the CPU
+/// to everything else (customer searches, whose SQL runs inside the process on SQLite) and may
+/// hold no more connections than the lane has threads. The deadline counts from the call, so a
+/// job that waits behind abandoned ones answers `Unavailable` like one the database kept waiting.
+pub async fn run_on<T, E, F>(lane: &Lane, pool: &DbPool, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    run_in(pool, Some(lane), f).await
+}
+
+async fn run_in<T, E, F>(pool: &DbPool, lane: Option<&Lane>, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
     let inner = pool.inner.clone();
     let zone = pool.zone;
     let flag = Arc::new(AtomicBool::new(false));
     let worker_flag = flag.clone();
-    let work = actix_web::rt::task::spawn_blocking(move || {
+    let job = move || {
         ABANDONED.with(|slot| *slot.borrow_mut() = Some(worker_flag));
         use_zone(zone);
         let result = inner
@@ -530,9 +553,17 @@ where
             .and_then(|mut conn| f(&mut conn));
         ABANDONED.with(|slot| *slot.borrow_mut() = None);
         result
-    });
+    };
+    let work = async move {
+        match lane {
+            None => actix_web::rt::task::spawn_blocking(job)
+                .await
+                .map_err(|_| DbError::Task),
+            Some(lane) => lane.run(job).await.map_err(|_| DbError::Task),
+        }
+    };
     match actix_web::rt::time::timeout(pool.deadline, work).await {
-        Ok(joined) => joined.unwrap_or_else(|_| Err(DbError::Task.into())),
+        Ok(finished) => finished.unwrap_or_else(|task| Err(task.into())),
         Err(_) => {
             flag.store(true, Ordering::SeqCst);
             Err(DbError::TimedOut(pool.deadline).into())

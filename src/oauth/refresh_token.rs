@@ -216,35 +216,16 @@ pub fn exchange(
     crate::db::retry_deadlocks(|| {
         crate::db::write_transaction(&mut *conn, |conn| {
             let this = || t::table.filter(dsl::id_oauth_refresh_token.eq(id));
-            // The common case in one statement: retire the row if it is still live (neither
-            // retired nor revoked — a rotation sets `revoked_at` with the successor — and not
-            // expired; the client was checked on the way in and never changes). The UPDATE
-            // takes the row lock and, on PostgreSQL and MySQL, judges the latest committed
-            // version, so of concurrent exchanges exactly one retires it; the others find
-            // nothing to update and judge the row below.
-            let retired = crate::db::update_cached(
-                t::table,
-                (dsl::revoked_at.eq(now), dsl::updated_at.eq(now)),
-                dsl::id_oauth_refresh_token
-                    .eq(id)
-                    .and(dsl::revoked_at.is_null())
-                    .and(dsl::expires_at.gt(now)),
-            )
-            .execute(conn)?;
-            if retired == 1 {
-                crate::db::update_cached(
-                    g::table,
-                    side::successor.eq(&successor.identifier),
-                    side::id_oauth_refresh_token.eq(id),
-                )
-                .execute(conn)?;
-                insert(conn, successor)?;
-                return Ok(Exchange::Rotated);
+            if let Some(done) = rotate_if_live(conn, current, successor, client_id, now)? {
+                return Ok(done);
             }
             diesel::update(this())
                 .set(dsl::updated_at.eq(dsl::updated_at))
                 .execute(conn)?;
-            let Some(row) = find_by_id(conn, id)? else {
+            let Some(row) =
+                find_by_id(conn, id)?.filter(|row| row.identifier == current.identifier)
+            else {
+                // Gone, or (a server that reuses ids after a restart) another token's row now.
                 return Ok(Exchange::Refused(Refusal::Unknown));
             };
             match refusal(&row, client_id, now) {
@@ -268,19 +249,55 @@ pub fn exchange(
                     Ok(Exchange::Reused)
                 }
                 Some(refusal) => Ok(Exchange::Refused(refusal)),
-                None => {
-                    diesel::update(this())
-                        .set((dsl::revoked_at.eq(now), dsl::updated_at.eq(now)))
-                        .execute(conn)?;
-                    diesel::update(g::table.find(id))
-                        .set(side::successor.eq(&successor.identifier))
-                        .execute(conn)?;
-                    insert(conn, successor)?;
-                    Ok(Exchange::Rotated)
-                }
+                // Live after all (the first UPDATE read an older version): the same guarded
+                // rotation, now under the lock.
+                None => Ok(rotate_if_live(conn, current, successor, client_id, now)?
+                    .unwrap_or(Exchange::Refused(Refusal::Unknown))),
             }
         })
     })
+}
+
+/// The common case of [`exchange`] in one statement: retires `current`'s row if it is still
+/// that token's, the client's and live (neither retired nor revoked — a rotation sets
+/// `revoked_at` with the successor — and not expired), then records and stores `successor`.
+/// The UPDATE takes the row lock and, on PostgreSQL and MySQL, judges the latest committed
+/// version, so of concurrent exchanges exactly one retires it. `None` when it matched nothing
+/// (the caller judges the row); `Refused(Unknown)` when glue's side row has gone meanwhile: the
+/// token stays retired, without a successor.
+fn rotate_if_live(
+    conn: &mut DbConnection,
+    current: &RefreshTokenRow,
+    successor: &NewRefreshToken,
+    client_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<Exchange>> {
+    let id = current.id_oauth_refresh_token;
+    let retired = crate::db::update_cached(
+        t::table,
+        (dsl::revoked_at.eq(now), dsl::updated_at.eq(now)),
+        dsl::id_oauth_refresh_token
+            .eq(id)
+            .and(dsl::identifier.eq(&current.identifier))
+            .and(dsl::fk_oauth_client.eq(client_id))
+            .and(dsl::revoked_at.is_null())
+            .and(dsl::expires_at.gt(now)),
+    )
+    .execute(conn)?;
+    if retired != 1 {
+        return Ok(None);
+    }
+    let recorded = crate::db::update_cached(
+        g::table,
+        side::successor.eq(&successor.identifier),
+        side::id_oauth_refresh_token.eq(id),
+    )
+    .execute(conn)?;
+    if recorded != 1 {
+        return Ok(Some(Exchange::Refused(Refusal::Unknown)));
+    }
+    insert(conn, successor)?;
+    Ok(Some(Exchange::Rotated))
 }
 
 /// True when the token that replaced `row` is still exchangeable: `row` is the immediately

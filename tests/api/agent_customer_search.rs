@@ -10,6 +10,7 @@ backends!(
     percent_and_underscore_match_literally,
     pagination_pages_links_and_rounding,
     beyond_the_count_limit_there_is_next_but_no_last,
+    the_count_takes_each_live_match_once_whichever_test_found_it,
     bad_pagination_parameters_are_400,
     only_agents_may_search,
     a_deactivated_agents_token_stops_working,
@@ -331,6 +332,88 @@ async fn beyond_the_count_limit_there_is_next_but_no_last(backend: Backend) {
         body["links"]["last"],
         format!("{BASE_URL}/agent-customer-search?q=count01&page[offset]=0&page[limit]=3")
     );
+}
+
+/// Each live match counts once, whichever prefix tests (one or several) found it, and anonymized
+/// customers never count. MySQL/MariaDB count one prefix test at a time, each capped at
+/// `search_count_limit + 1` ids from its own index, then check the union for `anonymized_at`:
+/// these are that count's seams, checked on every backend.
+async fn the_count_takes_each_live_match_once_whichever_test_found_it(backend: Backend) {
+    use diesel::RunQueryDsl;
+    let app = spawn_app_with(backend, |s| s.glue.search_count_limit = 5);
+    let (agent, _) = app.agent_session("seams@example.com").await;
+    let anonymize = |reference: &str| {
+        diesel::sql_query(format!(
+            "UPDATE spy_customer SET anonymized_at = created_at WHERE customer_reference = '{reference}'"
+        ))
+        .execute(&mut app.conn())
+        .unwrap();
+    };
+    let link = |q: &str, offset: i64| {
+        format!("{BASE_URL}/agent-customer-search?q={q}&page[offset]={offset}&page[limit]=3")
+    };
+
+    // Found by email, by email and first name, by first name, by last name; one anonymized.
+    for (reference, email, first, last) in [
+        ("Z-1", "zed1@example.com", "Ann", "Ohm"),
+        ("Z-2", "zed2@example.com", "Zed", "Ohm"),
+        ("Z-3", "a3@example.com", "Zed", "Ohm"),
+        ("Z-4", "a4@example.com", "Ann", "Zedd"),
+        ("Z-5", "zed5@example.com", "Zed", "Zedd"),
+    ] {
+        app.insert_customer(reference, email, first, last, None);
+    }
+    anonymize("Z-5");
+    let body = search_json(&app, "q=zed&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["Z-1", "Z-2", "Z-3"]);
+    assert_eq!(body["links"]["last"], link("zed", 3), "four live matches");
+    let body = search_json(&app, "q=zed&page[offset]=3&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["Z-4"]);
+    assert!(body["links"].get("next").is_none());
+
+    // One test alone reaches the cap (6), but two of its rows are anonymized: 4 live matches,
+    // counted exactly.
+    for i in 1..=6 {
+        app.insert_customer(
+            &format!("A-{i}"),
+            &format!("anon{i}@example.com"),
+            "Ann",
+            "Ohm",
+            None,
+        );
+    }
+    anonymize("A-2");
+    anonymize("A-5");
+    let body = search_json(&app, "q=anon&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["A-1", "A-3", "A-4"]);
+    assert_eq!(body["links"]["last"], link("anon", 3));
+    let body = search_json(&app, "q=anon&page[offset]=3&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["A-6"]);
+
+    // No test reaches the cap, but together they find 6 live matches: more than the limit.
+    for i in 1..=3 {
+        app.insert_customer(
+            &format!("Y-{i}"),
+            &format!("yo{i}@example.com"),
+            "Ann",
+            "Ohm",
+            None,
+        );
+        app.insert_customer(
+            &format!("Y-{}", i + 3),
+            &format!("b{i}@example.com"),
+            "Yoko",
+            "Ohm",
+            None,
+        );
+    }
+    let body = search_json(&app, "q=yo&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["Y-1", "Y-4", "Y-2"]);
+    assert!(body["links"].get("last").is_none(), "{}", body["links"]);
+    assert_eq!(body["links"]["next"], link("yo", 3));
+    let body = search_json(&app, "q=yo&page[offset]=3&page[limit]=3", &agent).await;
+    assert_eq!(references(&body), ["Y-5", "Y-3", "Y-6"]);
+    assert!(body["links"].get("next").is_none());
 }
 
 async fn bad_pagination_parameters_are_400(backend: Backend) {

@@ -75,6 +75,36 @@ impl ServeProcess {
             .expect("VmRSS")
     }
 
+    /// Each of the server's threads: (name, nice value, nanoseconds it ran), from
+    /// `/proc/<pid>/task/<tid>/stat` and `schedstat`.
+    pub fn threads(&self) -> Vec<(String, i64, u64)> {
+        let pid = self.child.as_ref().unwrap().id();
+        let mut threads = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let task = task.unwrap().path();
+            let (Ok(stat), Ok(schedstat)) = (
+                std::fs::read_to_string(task.join("stat")),
+                std::fs::read_to_string(task.join("schedstat")),
+            ) else {
+                continue; // the thread ended meanwhile
+            };
+            let name = stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()].to_string();
+            // After the name: state is field 3, nice field 19.
+            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+                .split_whitespace()
+                .collect();
+            let nice = fields[16].parse().unwrap();
+            let ran = schedstat
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            threads.push((name, nice, ran));
+        }
+        threads
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
@@ -210,6 +240,60 @@ async fn sigterm_finishes_in_flight_logins_then_exits_zero() {
     assert_eq!(statuses, vec![201; 6], "every in-flight login completed");
     // And the port no longer accepts anything.
     assert!(reqwest::get(format!("{base}/healthz")).await.is_err());
+}
+
+/// On SQLite a customer search's SQL runs inside the service. It runs on the searches' own
+/// threads, `glue.search_concurrency` of them at `glue.search_nice` (below bcrypt's
+/// `oauth.bcrypt_nice`), so a storm of searches takes only the CPU that logins and refreshes
+/// leave over; the request threads and the blocking pool keep the normal priority.
+#[tokio::test]
+async fn searches_run_on_their_own_threads_below_bcrypts_priority() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let server = ServeProcess::start(
+        &db.url,
+        &[
+            ("GLUE__GLUE__SEARCH_CONCURRENCY", "2"),
+            ("GLUE__GLUE__SEARCH_NICE", "17"),
+        ],
+    )
+    .await;
+    let named = |prefix: &str| -> Vec<(String, i64, u64)> {
+        server
+            .threads()
+            .into_iter()
+            .filter(|(name, _, _)| name.starts_with(prefix))
+            .collect()
+    };
+    let before = named("glue-search-");
+    assert_eq!(before.len(), 2, "{:?}", server.threads());
+    assert!(before.iter().all(|(_, nice, _)| *nice == 17), "{before:?}");
+    let bcrypt = named("glue-bcrypt-");
+    assert!(!bcrypt.is_empty());
+    assert!(bcrypt.iter().all(|(_, nice, _)| *nice == 10), "{bcrypt:?}");
+    let others = server
+        .threads()
+        .into_iter()
+        .filter(|(name, _, _)| {
+            !name.starts_with("glue-search-") && !name.starts_with("glue-bcrypt-")
+        })
+        .collect::<Vec<_>>();
+    assert!(others.iter().all(|(_, nice, _)| *nice == 0), "{others:?}");
+
+    let (access, _) = demo_login(&server).await;
+    for q in ["s", "sonia", "DE--1", "x"] {
+        let response = server
+            .client
+            .get(server.url(&format!("/agent-customer-search?q={q}")))
+            .header("X-Agent-Authorization", format!("Bearer {access}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // The lane's threads sleep until a job comes: time they ran is the searches' work.
+    let ran = |threads: &[(String, i64, u64)]| threads.iter().map(|t| t.2).sum::<u64>();
+    let after = named("glue-search-");
+    assert!(ran(&after) > ran(&before), "{before:?} -> {after:?}");
 }
 
 backends!(servers: two_processes_on_one_database_share_every_piece_of_state);

@@ -358,6 +358,14 @@ impl Backend {
         self == Backend::Sqlite
     }
 
+    /// True when a search counts its matches one prefix test at a time (MySQL/MariaDB): the
+    /// optimizer answers their OR with an index-merge sort-union, which collects every match's
+    /// row id and fetches every row before a `LIMIT` applies; one capped read per test is
+    /// index-only.
+    pub fn counts_searches_by_branch(self) -> bool {
+        self == Backend::Mysql
+    }
+
     /// What a write transaction locks.
     pub fn write_lock(self) -> WriteLock {
         match self {
