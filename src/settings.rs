@@ -130,9 +130,9 @@ pub struct GlueSettings {
     pub search_concurrency: u32,
     /// How long a search waits for its turn before it is answered 503 + Retry-After.
     pub search_queue_ms: u64,
-    /// CPU priority (nice, 0-19) of the threads searches run on: on SQLite the search's SQL
-    /// runs there, and logins and refreshes must win the CPU from it.
-    pub search_nice: i32,
+    /// CPU priority of the threads searches run on: on SQLite the search's SQL runs there, and
+    /// logins and refreshes must win the CPU from it.
+    pub search_priority: SearchPriority,
     pub customer_reference_prefix: String,
 }
 
@@ -160,6 +160,33 @@ pub fn one_of<T: Copy>(value: &str, names: &[(&str, T)]) -> Result<T, String> {
             let accepted: Vec<String> = names.iter().map(|(name, _)| format!("{name:?}")).collect();
             format!("{value:?} is not one of {}", accepted.join(", "))
         })
+}
+
+/// `glue.search_priority`: the CPU priority of the customer searches' threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", try_from = "String")]
+pub enum SearchPriority {
+    /// Linux's `SCHED_IDLE`: CPU time nothing else wants.
+    #[default]
+    Idle,
+    /// Nice 19: below bcrypt (`oauth.bcrypt_nice`) and every request.
+    Low,
+    /// As every request thread.
+    Normal,
+}
+
+impl TryFrom<String> for SearchPriority {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        one_of(
+            &value,
+            &[
+                ("idle", SearchPriority::Idle),
+                ("low", SearchPriority::Low),
+                ("normal", SearchPriority::Normal),
+            ],
+        )
+    }
 }
 
 impl TryFrom<String> for KeySource {
@@ -815,9 +842,6 @@ impl Settings {
         }
         if !(0..=19).contains(&self.oauth.bcrypt_nice) {
             return Err(invalid("oauth.bcrypt_nice", "must be between 0 and 19"));
-        }
-        if !(0..=19).contains(&self.glue.search_nice) {
-            return Err(invalid("glue.search_nice", "must be between 0 and 19"));
         }
         if self.environment == Environment::Production {
             if self.oauth.leeway_s > 300 {

@@ -408,7 +408,11 @@ impl Application {
             search_slots: crate::state::SearchSlots::new(
                 settings.search_concurrency(),
                 Duration::from_millis(settings.glue.search_queue_ms),
-                settings.glue.search_nice,
+                match settings.glue.search_priority {
+                    crate::settings::SearchPriority::Idle => crate::threads::Priority::Idle,
+                    crate::settings::SearchPriority::Low => crate::threads::Priority::Nice(19),
+                    crate::settings::SearchPriority::Normal => crate::threads::Priority::Nice(0),
+                },
             )
             .map_err(StartupError::SearchThreads)?,
             settings: settings.clone(),

@@ -7,7 +7,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::services::Services;
 use crate::settings::Settings;
-use crate::threads::Lane;
+use crate::threads::{Lane, Priority};
 
 pub struct AppState {
     pub settings: Settings,
@@ -19,7 +19,7 @@ pub struct AppState {
 
 /// Turns for customer searches: at most `glue.search_concurrency` run at once in this process,
 /// each holding a pooled connection and one of as many threads of their own at
-/// `glue.search_nice`; the rest wait a little, then give up.
+/// `glue.search_priority`; the rest wait a little, then give up.
 pub struct SearchSlots {
     slots: Arc<Semaphore>,
     wait: Duration,
@@ -33,11 +33,11 @@ pub struct NoTurn;
 
 impl SearchSlots {
     /// Starts the searches' threads.
-    pub fn new(concurrency: usize, wait: Duration, nice: i32) -> std::io::Result<Self> {
+    pub fn new(concurrency: usize, wait: Duration, priority: Priority) -> std::io::Result<Self> {
         Ok(SearchSlots {
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             wait,
-            lane: Lane::new("glue-search", concurrency.max(1), nice)?,
+            lane: Lane::new("glue-search", concurrency.max(1), priority)?,
         })
     }
 
@@ -64,7 +64,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_search_beyond_the_share_waits_then_gives_up() {
-        let slots = SearchSlots::new(1, Duration::from_millis(50), 0).unwrap();
+        let slots = SearchSlots::new(1, Duration::from_millis(50), Priority::Nice(0)).unwrap();
         let held = slots.turn().await.unwrap();
         let started = std::time::Instant::now();
         assert!(slots.turn().await.is_err());

@@ -6,21 +6,45 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex};
 
+/// A thread's CPU priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Nice value 0..=19 (0: as every other thread).
+    Nice(i32),
+    /// Linux's `SCHED_IDLE`: the thread gets a core when nothing else wants it (a sliver of
+    /// time otherwise, so it never stops entirely).
+    Idle,
+}
+
 /// Lowers the calling thread's CPU priority to `nice` (0 leaves it as it is).
 pub fn lower_priority(nice: i32) -> std::io::Result<()> {
+    set_priority(Priority::Nice(nice))
+}
+
+/// Sets the calling thread's priority; only ever lowers it (no privilege is needed for that).
+pub fn set_priority(priority: Priority) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
-    if nice > 0 {
-        // SAFETY: plain syscalls on the calling thread's own id; no memory is shared.
+    {
+        // SAFETY: plain syscalls on the calling thread's own id; the parameter lives on the stack.
         let result = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+            let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+            match priority {
+                Priority::Nice(0) => 0,
+                Priority::Nice(nice) => {
+                    libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+                }
+                Priority::Idle => {
+                    let param = libc::sched_param { sched_priority: 0 };
+                    libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param)
+                }
+            }
         };
         if result != 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = nice;
+    let _ = priority;
     Ok(())
 }
 
@@ -39,8 +63,8 @@ pub struct Lane {
 pub struct LaneFailed;
 
 impl Lane {
-    /// Starts `threads` threads (at least one) named `name-N`, each at priority `nice`.
-    pub fn new(name: &str, threads: usize, nice: i32) -> std::io::Result<Lane> {
+    /// Starts `threads` threads (at least one) named `name-N`, each at `priority`.
+    pub fn new(name: &str, threads: usize, priority: Priority) -> std::io::Result<Lane> {
         let (jobs, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for i in 0..threads.max(1) {
@@ -48,7 +72,7 @@ impl Lane {
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
-                    if lower_priority(nice).is_err() {
+                    if set_priority(priority).is_err() {
                         log::warn!(target: "glue::threads", "could not lower the priority of a lane thread");
                     }
                     loop {
@@ -92,19 +116,26 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[actix_web::test]
     async fn a_lane_runs_jobs_at_its_priority_and_survives_a_panic() {
-        let lane = Lane::new("glue-test-lane", 1, 19).unwrap();
-        let nice = lane
-            .run(|| {
-                // SAFETY: reads the calling thread's own priority.
-                unsafe {
-                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                    libc::getpriority(libc::PRIO_PROCESS, tid)
-                }
-            })
-            .await
-            .unwrap();
-        assert_eq!(nice, 19);
+        // (nice value, scheduling policy) of the thread that runs the job.
+        fn own_priority() -> (i32, i32) {
+            // SAFETY: reads the calling thread's own priority and policy.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+                (
+                    libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t),
+                    libc::sched_getscheduler(tid),
+                )
+            }
+        }
+        let lane = Lane::new("glue-test-lane", 1, Priority::Nice(19)).unwrap();
+        assert_eq!(
+            lane.run(own_priority).await.unwrap(),
+            (19, libc::SCHED_OTHER)
+        );
         assert!(lane.run(|| panic!("a job fails")).await.is_err());
         assert_eq!(lane.run(|| 7).await.unwrap(), 7);
+
+        let idle = Lane::new("glue-test-idle", 2, Priority::Idle).unwrap();
+        assert_eq!(idle.run(own_priority).await.unwrap().1, libc::SCHED_IDLE);
     }
 }

@@ -582,6 +582,35 @@ mod tests {
     use super::{OutageState, OUTAGE_SUMMARY_EVERY};
     use std::time::{Duration, Instant};
 
+    /// `.cargo/config.toml` compiles the bundled SQLite without its process-wide page-cache and
+    /// memory-statistics mutexes: with them, a customer search preempted on its low-priority
+    /// thread while holding one stalls every refresh and login that touches SQLite.
+    #[test]
+    fn the_bundled_sqlite_has_no_process_wide_mutex_on_the_hot_path() {
+        use diesel::{Connection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct CompileOption {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
     #[test]
     fn an_outage_is_logged_once_then_summarised_then_its_recovery_once() {
         let start = Instant::now();

@@ -10,6 +10,15 @@ use serde_json::{json, Value};
 use crate::backends;
 use crate::helpers::*;
 
+/// One thread of a running server, from `/proc`.
+#[derive(Debug, Clone)]
+pub struct ThreadInfo {
+    pub name: String,
+    pub nice: i64,
+    pub policy: i64,
+    pub ran_ns: u64,
+}
+
 /// A running `glue serve` process.
 pub struct ServeProcess {
     child: Option<Child>,
@@ -75,9 +84,10 @@ impl ServeProcess {
             .expect("VmRSS")
     }
 
-    /// Each of the server's threads: (name, nice value, nanoseconds it ran), from
-    /// `/proc/<pid>/task/<tid>/stat` and `schedstat`.
-    pub fn threads(&self) -> Vec<(String, i64, u64)> {
+    /// Each of the server's threads: its name, nice value, scheduling policy (0 normal,
+    /// 5 `SCHED_IDLE`) and nanoseconds it ran, from `/proc/<pid>/task/<tid>/stat` and
+    /// `schedstat`.
+    pub fn threads(&self) -> Vec<ThreadInfo> {
         let pid = self.child.as_ref().unwrap().id();
         let mut threads = Vec::new();
         for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
@@ -89,18 +99,21 @@ impl ServeProcess {
                 continue; // the thread ended meanwhile
             };
             let name = stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()].to_string();
-            // After the name: state is field 3, nice field 19.
+            // After the name: state is field 3, nice field 19, policy field 41.
             let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
                 .split_whitespace()
                 .collect();
-            let nice = fields[16].parse().unwrap();
-            let ran = schedstat
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            threads.push((name, nice, ran));
+            threads.push(ThreadInfo {
+                name,
+                nice: fields[16].parse().unwrap(),
+                policy: fields[38].parse().unwrap(),
+                ran_ns: schedstat
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            });
         }
         threads
     }
@@ -243,57 +256,73 @@ async fn sigterm_finishes_in_flight_logins_then_exits_zero() {
 }
 
 /// On SQLite a customer search's SQL runs inside the service. It runs on the searches' own
-/// threads, `glue.search_concurrency` of them at `glue.search_nice` (below bcrypt's
-/// `oauth.bcrypt_nice`), so a storm of searches takes only the CPU that logins and refreshes
-/// leave over; the request threads and the blocking pool keep the normal priority.
+/// threads, `glue.search_concurrency` of them at `glue.search_priority` (`SCHED_IDLE` by
+/// default; nice 19 with "low"), below bcrypt's `oauth.bcrypt_nice`, so a storm of searches
+/// takes only the CPU that logins and refreshes leave over; the request threads and the
+/// blocking pool keep the normal priority.
 #[tokio::test]
 async fn searches_run_on_their_own_threads_below_bcrypts_priority() {
-    let db = TestDatabase::create(Backend::Sqlite);
-    let server = ServeProcess::start(
-        &db.url,
-        &[
-            ("GLUE__GLUE__SEARCH_CONCURRENCY", "2"),
-            ("GLUE__GLUE__SEARCH_NICE", "17"),
-        ],
-    )
-    .await;
-    let named = |prefix: &str| -> Vec<(String, i64, u64)> {
-        server
+    const SCHED_OTHER: i64 = 0;
+    const SCHED_IDLE: i64 = 5;
+    for (priority, nice, policy) in [("idle", 0, SCHED_IDLE), ("low", 19, SCHED_OTHER)] {
+        let db = TestDatabase::create(Backend::Sqlite);
+        let server = ServeProcess::start(
+            &db.url,
+            &[
+                ("GLUE__GLUE__SEARCH_CONCURRENCY", "2"),
+                ("GLUE__GLUE__SEARCH_PRIORITY", priority),
+            ],
+        )
+        .await;
+        let named = |prefix: &str| -> Vec<ThreadInfo> {
+            server
+                .threads()
+                .into_iter()
+                .filter(|t| t.name.starts_with(prefix))
+                .collect()
+        };
+        let before = named("glue-search-");
+        assert_eq!(before.len(), 2, "{priority}: {:?}", server.threads());
+        assert!(
+            before.iter().all(|t| t.nice == nice && t.policy == policy),
+            "{priority}: {before:?}"
+        );
+        let bcrypt = named("glue-bcrypt-");
+        assert!(!bcrypt.is_empty());
+        assert!(
+            bcrypt
+                .iter()
+                .all(|t| t.nice == 10 && t.policy == SCHED_OTHER),
+            "{bcrypt:?}"
+        );
+        let others: Vec<ThreadInfo> = server
             .threads()
             .into_iter()
-            .filter(|(name, _, _)| name.starts_with(prefix))
-            .collect()
-    };
-    let before = named("glue-search-");
-    assert_eq!(before.len(), 2, "{:?}", server.threads());
-    assert!(before.iter().all(|(_, nice, _)| *nice == 17), "{before:?}");
-    let bcrypt = named("glue-bcrypt-");
-    assert!(!bcrypt.is_empty());
-    assert!(bcrypt.iter().all(|(_, nice, _)| *nice == 10), "{bcrypt:?}");
-    let others = server
-        .threads()
-        .into_iter()
-        .filter(|(name, _, _)| {
-            !name.starts_with("glue-search-") && !name.starts_with("glue-bcrypt-")
-        })
-        .collect::<Vec<_>>();
-    assert!(others.iter().all(|(_, nice, _)| *nice == 0), "{others:?}");
+            .filter(|t| !t.name.starts_with("glue-search-") && !t.name.starts_with("glue-bcrypt-"))
+            .collect();
+        assert!(
+            others
+                .iter()
+                .all(|t| t.nice == 0 && t.policy == SCHED_OTHER),
+            "{others:?}"
+        );
 
-    let (access, _) = demo_login(&server).await;
-    for q in ["s", "sonia", "DE--1", "x"] {
-        let response = server
-            .client
-            .get(server.url(&format!("/agent-customer-search?q={q}")))
-            .header("X-Agent-Authorization", format!("Bearer {access}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        let (access, _) = demo_login(&server).await;
+        for q in ["s", "sonia", "DE--1", "x"] {
+            let response = server
+                .client
+                .get(server.url(&format!("/agent-customer-search?q={q}")))
+                .header("X-Agent-Authorization", format!("Bearer {access}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        // The lane's threads sleep until a job comes: time they ran is the searches' work.
+        let ran = |threads: &[ThreadInfo]| threads.iter().map(|t| t.ran_ns).sum::<u64>();
+        let after = named("glue-search-");
+        assert!(ran(&after) > ran(&before), "{before:?} -> {after:?}");
     }
-    // The lane's threads sleep until a job comes: time they ran is the searches' work.
-    let ran = |threads: &[(String, i64, u64)]| threads.iter().map(|t| t.2).sum::<u64>();
-    let after = named("glue-search-");
-    assert!(ran(&after) > ran(&before), "{before:?} -> {after:?}");
 }
 
 backends!(servers: two_processes_on_one_database_share_every_piece_of_state);
