@@ -23,7 +23,7 @@
 //! 5. repositories: [`agent`] `spy_user` [User, Agent], [`customer`] `spy_customer` [Customer]
 //! 6. [`db`] pool, SQLite/PostgreSQL/MySQL connection, migrations, the layout on a shop's own
 //!    database [Propel]; [`settings`], [`secret`]; [`clock`], [`metrics`]; [`mail`] SMTP
-//!    [Mail]; [`threads`] lanes of lower-priority threads
+//!    [Mail]; [`threads`] lanes of lower-priority threads (a leaf: `db` runs searches on one)
 //!
 //! [`glue_application`], the REST core (envelope, errors, negotiation, headers, client address,
 //! plugin and validator traits) [GlueApplication], is used by the resources and `startup` and

@@ -356,6 +356,12 @@ impl Application {
         );
         check_database(&settings, &pool, manager.layout(), &passwords, &mfa)?;
         check_email_method(&pool, manager.layout(), &mfa, &mailer)?;
+        if db::sqlite_compile_options(&mut *pool.get()?)?
+            .iter()
+            .any(|o| o == "ENABLE_MEMORY_MANAGEMENT")
+        {
+            log::warn!(target: "glue::startup", "this build's SQLite shares one page cache between all connections behind one lock (SQLITE_ENABLE_MEMORY_MANAGEMENT): a search at glue.search_priority can hold it and stall logins and refreshes; build glue from its own directory, where .cargo/config.toml compiles SQLite without it");
+        }
         {
             let missing = db::layout::missing_search_indexes(&mut *pool.get()?, manager.layout())?;
             metrics

@@ -153,7 +153,7 @@ pub async fn get_agent_customer_search(
     // A turn among the searches' share of the pool: past it, 503 + Retry-After at once after a
     // short wait, never a connection that a login or a refresh needs. The work runs on the
     // searches' own threads at a low priority, so on SQLite it cannot take a login's CPU either.
-    let _turn = state.search_slots.turn().await.map_err(|no_turn| {
+    let turn = state.search_slots.turn().await.map_err(|no_turn| {
         state.services.metrics.searches_shed.inc();
         GlueError::unavailable(no_turn)
     })?;
@@ -164,6 +164,9 @@ pub async fn get_agent_customer_search(
         state.search_slots.lane(),
         &state.services.pool,
         move |conn| -> Result<_, GlueError> {
+            // The turn ends with the work, not with the request: a search whose request gave up
+            // (503 at the pool's deadline) keeps its turn while its thread still works on it.
+            let _turn = turn;
             agent.ensure_active(conn, &oauth, &mfa)?;
             customer::search(conn, &query.q, query.offset, query.limit, count_limit)
                 .map_err(|e| db::DbError::from(e).into())

@@ -14,8 +14,8 @@ pub mod site_migrations;
 pub use cached::{first_match, update_cached, Verbatim};
 pub use dialect::layout::{self, Layout, SchemaOwner, ShopMfaTables};
 pub use dialect::{
-    checkpoint, insert_with_id, is_deadlock, migrate, sqlite_path, write_transaction, Backend,
-    Condition, UrlError, WriteLock, ACCEPTED_URLS,
+    checkpoint, insert_with_id, is_deadlock, migrate, sqlite_compile_options, sqlite_path,
+    write_transaction, Backend, Condition, UrlError, WriteLock, ACCEPTED_URLS,
 };
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -524,7 +524,8 @@ where
 /// [`run`] on `lane`'s threads instead of the shared blocking pool: work that must yield the CPU
 /// to everything else (customer searches, whose SQL runs inside the process on SQLite) and may
 /// hold no more connections than the lane has threads. The deadline counts from the call, so a
-/// job that waits behind abandoned ones answers `Unavailable` like one the database kept waiting.
+/// job that waits behind abandoned ones answers `Unavailable` like one the database kept
+/// waiting, and a job whose request answered so before it started is skipped.
 pub async fn run_on<T, E, F>(lane: &Lane, pool: &DbPool, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -544,7 +545,13 @@ where
     let zone = pool.zone;
     let flag = Arc::new(AtomicBool::new(false));
     let worker_flag = flag.clone();
+    let deadline = pool.deadline;
     let job = move || {
+        if worker_flag.load(Ordering::SeqCst) {
+            // Queued behind work that outlived its deadline, and answered 503 meanwhile: nobody
+            // waits for this any more.
+            return Err(DbError::TimedOut(deadline).into());
+        }
         ABANDONED.with(|slot| *slot.borrow_mut() = Some(worker_flag));
         use_zone(zone);
         let result = inner
@@ -582,33 +589,77 @@ mod tests {
     use super::{OutageState, OUTAGE_SUMMARY_EVERY};
     use std::time::{Duration, Instant};
 
-    /// `.cargo/config.toml` compiles the bundled SQLite without its process-wide page-cache and
-    /// memory-statistics mutexes: with them, a customer search preempted on its low-priority
-    /// thread while holding one stalls every refresh and login that touches SQLite.
+    /// `.cargo/config.toml` compiles the bundled SQLite without the process-wide mutexes of a
+    /// shared page cache, its overflow statistics and memory statistics: with them, a customer
+    /// search preempted on its low-priority thread while holding one stalls every refresh and
+    /// login that touches SQLite.
     #[test]
-    fn the_bundled_sqlite_has_no_process_wide_mutex_on_the_hot_path() {
-        use diesel::{Connection, RunQueryDsl};
-        #[derive(diesel::QueryableByName)]
-        struct CompileOption {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            compile_options: String,
-        }
-        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
-        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
-            .load::<CompileOption>(&mut conn)
-            .unwrap()
-            .into_iter()
-            .map(|o| o.compile_options)
-            .collect();
+    fn the_bundled_sqlite_shares_no_page_cache_between_connections() {
+        use diesel::Connection;
+        let mut conn =
+            super::DbConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").unwrap());
+        let options = super::sqlite_compile_options(&mut conn).unwrap();
         assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
         assert!(
             !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
             "{options:?}"
         );
-        assert!(
-            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
-            "{options:?}"
+        for wanted in ["DEFAULT_MEMSTATUS=0", "DISABLE_PAGECACHE_OVERFLOW_STATS"] {
+            assert!(options.iter().any(|o| o == wanted), "{wanted}: {options:?}");
+        }
+    }
+
+    /// A search queued behind one that outlived the pool's deadline answers 503 at its own
+    /// deadline, and when its turn on the lane finally comes it is skipped: no connection, no
+    /// query for a request nobody waits for.
+    #[actix_web::test]
+    async fn a_lane_job_whose_request_gave_up_before_it_started_is_skipped() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let path = std::env::temp_dir().join(format!("glue-lane-{}.db", std::process::id()));
+        let manager =
+            super::ConnectionManager::new(&format!("sqlite://{}", path.display()), 1000).unwrap();
+        let pool = super::DbPool {
+            inner: r2d2::Pool::builder().max_size(2).build_unchecked(manager),
+            deadline: Duration::from_millis(100),
+            zone: chrono_tz::UTC,
+        };
+        let lane =
+            crate::threads::Lane::new("glue-test-db-lane", 1, crate::threads::Priority::Nice(0))
+                .unwrap();
+        let (slow_done, queued_ran) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
         );
+        let slow = {
+            let done = slow_done.clone();
+            super::run_on(&lane, &pool, move |_| -> Result<(), super::DbError> {
+                std::thread::sleep(Duration::from_millis(400));
+                done.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        let queued = {
+            let ran = queued_ran.clone();
+            super::run_on(&lane, &pool, move |_| -> Result<(), super::DbError> {
+                ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        let (slow, queued) = tokio::join!(slow, queued);
+        assert!(matches!(slow, Err(super::DbError::TimedOut(_))), "{slow:?}");
+        assert!(
+            matches!(queued, Err(super::DbError::TimedOut(_))),
+            "{queued:?}"
+        );
+        // The slow job goes on to the end; the one behind it is skipped, and the lane serves
+        // the next job as usual.
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        let after = super::run_on(&lane, &pool, |_| -> Result<u8, super::DbError> { Ok(7) }).await;
+        assert_eq!(after.unwrap(), 7);
+        assert!(slow_done.load(Ordering::SeqCst));
+        assert!(!queued_ran.load(Ordering::SeqCst));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -656,6 +656,24 @@ pub fn checkpoint(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     Ok(())
 }
 
+/// SQLite: the compile-time options of the SQLite in this process (`PRAGMA compile_options`);
+/// other backends: none.
+pub fn sqlite_compile_options(conn: &mut DbConnection) -> diesel::QueryResult<Vec<String>> {
+    #[derive(diesel::QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        compile_options: String,
+    }
+    if conn.backend() != Backend::Sqlite {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::sql_query("PRAGMA compile_options")
+        .load::<CompileOption>(conn)?
+        .into_iter()
+        .map(|o| o.compile_options)
+        .collect())
+}
+
 /// Runs `f` in a transaction that holds the write lock from its first statement: `BEGIN
 /// IMMEDIATE` on SQLite (a deferred transaction that reads first and writes later can fail
 /// with SQLITE_BUSY_SNAPSHOT instead of waiting for the lock), a normal transaction on
