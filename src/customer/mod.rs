@@ -221,12 +221,24 @@ pub fn find_by_reference(
     if !crate::db::storable(reference) {
         return Ok(None);
     }
-    t::table
-        .filter(dsl::anonymized_at.is_null())
-        .filter(same_reference(conn.backend(), reference))
-        .select(Customer::as_select())
-        .first(conn)
-        .optional()
+    if conn.backend() == Backend::Mysql {
+        // The collation ignores case in `=`: the exact test needs its `BINARY` fragment.
+        return t::table
+            .filter(dsl::anonymized_at.is_null())
+            .filter(same_reference(Backend::Mysql, reference))
+            .select(Customer::as_select())
+            .first(conn)
+            .optional();
+    }
+    // `=` is exact on SQLite and PostgreSQL; a plain column test and no `LIMIT ?` keep the
+    // statement prepared (it runs on every customer refresh). The reference is unique.
+    crate::db::first_match(
+        t::table
+            .filter(dsl::anonymized_at.is_null())
+            .filter(dsl::customer_reference.eq(reference))
+            .select(Customer::as_select()),
+        conn,
+    )
 }
 
 /// Emails are matched without regard to case.
