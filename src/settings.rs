@@ -124,8 +124,8 @@ pub struct GlueSettings {
     pub max_page_limit: i64,
     /// Customer search counts matches up to this many (for `last`); beyond, no `last` link.
     pub search_count_limit: i64,
-    /// Searches running at once per process (each holds a pooled connection and a blocking
-    /// thread); 0 = half of `database.pool_size` (at least 1), so that logins, refreshes and
+    /// Searches running at once per process (each holds a pooled connection and one of the
+    /// searches' own threads); 0 = half of `database.pool_size` (at least 1), so that logins, refreshes and
     /// `/readyz` always find a connection however slow searches get.
     pub search_concurrency: u32,
     /// How long a search waits for its turn before it is answered 503 + Retry-After.
