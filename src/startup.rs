@@ -106,6 +106,8 @@ pub enum StartupError {
     Listen(#[from] std::io::Error),
     #[error("cannot start the customer searches' threads: {0}")]
     SearchThreads(std::io::Error),
+    #[error("cannot start SQLite's checkpoint thread: {0}")]
+    Checkpointer(std::io::Error),
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error("refusing to start in production: {0}")]
@@ -117,6 +119,8 @@ pub struct Application {
     server: Server,
     /// The `/metrics` listener's port and server, when `metrics.listen` is set.
     metrics: Option<(u16, Server)>,
+    /// SQLite: keeps the write-ahead log short while the server runs.
+    _checkpointer: Option<db::Checkpointer>,
 }
 
 /// Request latency into `glue_http_request_duration_seconds`.
@@ -344,7 +348,18 @@ impl Application {
         if applied > 0 {
             log::info!(target: "glue::db", "applied {applied} migration(s)");
         }
-        let pool = db::build_pool(manager.clone(), &settings.database, metrics.clone())?;
+        // SQLite: one thread checkpoints the write-ahead log, the pool's connections never do.
+        let checkpointer = db::Checkpointer::start(
+            &manager,
+            db::Checkpointer::EVERY,
+            db::Checkpointer::RESTART_AT_PAGES,
+        )
+        .map_err(StartupError::Checkpointer)?;
+        let pool = db::build_pool(
+            manager.clone().without_autocheckpoint(),
+            &settings.database,
+            metrics.clone(),
+        )?;
         let mailer = Arc::new(
             crate::mail::Mailer::for_settings(&settings.mail).map_err(StartupError::Setting)?,
         );
@@ -487,6 +502,7 @@ impl Application {
             port,
             server,
             metrics: metrics_server,
+            _checkpointer: checkpointer,
         })
     }
 

@@ -7,11 +7,13 @@
 //! take `&mut DbConnection` first and return `QueryResult`.
 
 pub mod cached;
+pub mod checkpointer;
 pub mod dialect;
 pub mod schema;
 pub mod site_migrations;
 
 pub use cached::{first_match, update_cached, Verbatim};
+pub use checkpointer::Checkpointer;
 pub use dialect::layout::{self, Layout, SchemaOwner, ShopMfaTables};
 pub use dialect::{
     checkpoint, insert_with_id, is_deadlock, migrate, sqlite_compile_options, sqlite_path,
@@ -199,6 +201,9 @@ pub struct ConnectionManager {
     connect_timeout_ms: Option<u64>,
     layout: Layout,
     site_migrations: Option<site_migrations::SiteMigrations>,
+    /// SQLite: whether a connection copies the write-ahead log back itself after a commit
+    /// (SQLite's default); off for the service's pool, whose log a [`Checkpointer`] keeps.
+    sqlite_autocheckpoint: bool,
 }
 
 impl ConnectionManager {
@@ -212,6 +217,7 @@ impl ConnectionManager {
             connect_timeout_ms: None,
             layout: Layout::Glue,
             site_migrations: None,
+            sqlite_autocheckpoint: true,
         })
     }
 
@@ -249,6 +255,13 @@ impl ConnectionManager {
     /// The deployment's own migrations, applied after glue's (see [`site_migrations`]).
     pub fn site_migrations(&self) -> Option<&site_migrations::SiteMigrations> {
         self.site_migrations.as_ref()
+    }
+
+    /// SQLite: connections that never checkpoint after their own commits, for a pool whose
+    /// write-ahead log a [`Checkpointer`] keeps (see there). Other backends: unchanged.
+    pub fn without_autocheckpoint(mut self) -> Self {
+        self.sqlite_autocheckpoint = false;
+        self
     }
 
     /// Where glue's own tables are (see [`layout`]).

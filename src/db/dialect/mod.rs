@@ -426,6 +426,9 @@ impl Backend {
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                     manager.sqlite_busy_timeout_ms
                 ))?;
+                if !manager.sqlite_autocheckpoint {
+                    conn.batch_execute("PRAGMA wal_autocheckpoint = 0")?;
+                }
                 Ok(DbConnection::Sqlite(conn))
             }
             #[cfg(feature = "mysql")]
