@@ -202,7 +202,8 @@ pub struct ConnectionManager {
     layout: Layout,
     site_migrations: Option<site_migrations::SiteMigrations>,
     /// SQLite: whether a connection copies the write-ahead log back itself after a commit
-    /// (SQLite's default); off for the service's pool, whose log a [`Checkpointer`] keeps.
+    /// (SQLite's default); for the service's pool, whose log a [`Checkpointer`] keeps, only
+    /// as a safety net (see [`checkpointer::POOL_AUTOCHECKPOINT_PAGES`]).
     sqlite_autocheckpoint: bool,
 }
 
@@ -257,8 +258,8 @@ impl ConnectionManager {
         self.site_migrations.as_ref()
     }
 
-    /// SQLite: connections that never checkpoint after their own commits, for a pool whose
-    /// write-ahead log a [`Checkpointer`] keeps (see there). Other backends: unchanged.
+    /// SQLite: connections that leave checkpoints to a [`Checkpointer`] (see there), for the
+    /// service's pool. Other backends: unchanged.
     pub fn without_autocheckpoint(mut self) -> Self {
         self.sqlite_autocheckpoint = false;
         self

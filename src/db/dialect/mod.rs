@@ -427,7 +427,13 @@ impl Backend {
                     manager.sqlite_busy_timeout_ms
                 ))?;
                 if !manager.sqlite_autocheckpoint {
-                    conn.batch_execute("PRAGMA wal_autocheckpoint = 0")?;
+                    // The log is the checkpointer's (see `db::checkpointer`); after a restart
+                    // its file shrinks back to what the checkpointer lets it reach.
+                    conn.batch_execute(&format!(
+                        "PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {}",
+                        super::checkpointer::POOL_AUTOCHECKPOINT_PAGES,
+                        super::checkpointer::JOURNAL_SIZE_LIMIT_BYTES
+                    ))?;
                 }
                 Ok(DbConnection::Sqlite(conn))
             }
