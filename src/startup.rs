@@ -349,17 +349,13 @@ impl Application {
             log::info!(target: "glue::db", "applied {applied} migration(s)");
         }
         // SQLite: one thread checkpoints the write-ahead log, the pool's connections never do.
-        let checkpointer = db::Checkpointer::start(
+        let (checkpointer, pooled) = db::Checkpointer::start(
             &manager,
             db::Checkpointer::EVERY,
             db::Checkpointer::RESTART_AT_PAGES,
         )
         .map_err(StartupError::Checkpointer)?;
-        let pool = db::build_pool(
-            manager.clone().without_autocheckpoint(),
-            &settings.database,
-            metrics.clone(),
-        )?;
+        let pool = db::build_pool(pooled, &settings.database, metrics.clone())?;
         let mailer = Arc::new(
             crate::mail::Mailer::for_settings(&settings.mail).map_err(StartupError::Setting)?,
         );

@@ -10,8 +10,8 @@
 //! on the request's thread).
 //!
 //! The service's pooled connections leave checkpoints to this thread (their own start only at
-//! [`POOL_AUTOCHECKPOINT_PAGES`], a safety net should the thread fail, see
-//! [`ConnectionManager::without_autocheckpoint`]). The thread, on a connection of its own,
+//! [`POOL_AUTOCHECKPOINT_PAGES`], a safety net should the thread fail; [`Checkpointer::start`]
+//! hands out their manager with the thread). The thread, on a connection of its own,
 //! copies the log back every `every` without waiting for anyone (`PASSIVE`: the copying and the
 //! log's `fsync` are its own), and once the log holds `restart_at` pages, nearly all of them
 //! copied back, it starts it over (`RESTART`): while writers wait for it, it copies the rest,
@@ -87,29 +87,36 @@ impl Checkpointer {
     /// file but not yet synced when a restart syncs it with writers waiting.
     pub const RESTART_AT_PAGES: i64 = 4_096;
 
-    /// SQLite: starts the thread for `manager`'s database; other backends need none (`None`).
+    /// SQLite: starts the thread for `manager`'s database, and returns it with the manager the
+    /// service's pool is built from, whose connections leave checkpoints to it (the two go
+    /// together: without the thread those connections would let the log grow to
+    /// [`POOL_AUTOCHECKPOINT_PAGES`]). Other backends need no thread (`None`) and keep
+    /// `manager`.
     pub fn start(
         manager: &ConnectionManager,
         every: Duration,
         restart_at: i64,
-    ) -> std::io::Result<Option<Self>> {
+    ) -> std::io::Result<(Option<Self>, ConnectionManager)> {
         if manager.backend() != Backend::Sqlite {
-            return Ok(None);
+            return Ok((None, manager.clone()));
         }
         // Opened here, so that a later reopen never creates a database that went away.
         let conn = open(manager).map_err(|e| std::io::Error::other(e.to_string()))?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread = std::thread::Builder::new()
-            .name("glue-sqlite-checkpoint".into())
+            .name("glue-checkpoint".into())
             .spawn({
                 let manager = manager.clone();
                 let stop = stop.clone();
                 move || run(&manager, conn, every, restart_at, &stop)
             })?;
-        Ok(Some(Checkpointer {
-            stop,
-            thread: Some(thread),
-        }))
+        Ok((
+            Some(Checkpointer {
+                stop,
+                thread: Some(thread),
+            }),
+            manager.clone().without_autocheckpoint(),
+        ))
     }
 }
 
@@ -266,7 +273,14 @@ mod tests {
         let path = dir.join("glue.db");
         let manager =
             ConnectionManager::new(&format!("sqlite://{}", path.display()), 5000).unwrap();
-        let pooled = manager.clone().without_autocheckpoint();
+        manager
+            .establish()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT NOT NULL, v BLOB NOT NULL); CREATE INDEX t_k ON t (k)")
+            .unwrap();
+        let (checkpointer, pooled) =
+            Checkpointer::start(&manager, Duration::from_millis(20), RESTART_AT).unwrap();
+        let checkpointer = checkpointer.expect("a thread for SQLite");
         assert_eq!(
             autocheckpoint(&manager),
             1000,
@@ -277,14 +291,6 @@ mod tests {
             super::POOL_AUTOCHECKPOINT_PAGES,
             "the pool's connections leave checkpoints to the thread"
         );
-        manager
-            .establish()
-            .unwrap()
-            .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT NOT NULL, v BLOB NOT NULL); CREATE INDEX t_k ON t (k)")
-            .unwrap();
-        let checkpointer = Checkpointer::start(&manager, Duration::from_millis(20), RESTART_AT)
-            .unwrap()
-            .expect("a thread for SQLite");
 
         let stop = Arc::new(AtomicBool::new(false));
         let commits = Arc::new(AtomicU64::new(0));
@@ -362,5 +368,21 @@ mod tests {
             .n;
         assert_eq!(rows as u64, commits.load(Ordering::Relaxed));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A server database needs no thread, and its pool's connections are left as they are
+    /// (nothing is connected to find that out).
+    #[test]
+    fn a_server_database_gets_no_thread_and_its_manager_back() {
+        let manager = ConnectionManager::new("postgres://glue@127.0.0.1:1/glue", 5000).unwrap();
+        let (checkpointer, pooled) = Checkpointer::start(
+            &manager,
+            Checkpointer::EVERY,
+            Checkpointer::RESTART_AT_PAGES,
+        )
+        .unwrap();
+        assert!(checkpointer.is_none());
+        assert!(pooled.sqlite_autocheckpoint);
+        assert_eq!(pooled.url, manager.url);
     }
 }

@@ -259,8 +259,9 @@ impl ConnectionManager {
     }
 
     /// SQLite: connections that leave checkpoints to a [`Checkpointer`] (see there), for the
-    /// service's pool. Other backends: unchanged.
-    pub fn without_autocheckpoint(mut self) -> Self {
+    /// service's pool; only [`Checkpointer::start`] hands them out, with the thread that does
+    /// them. Other backends: unchanged.
+    pub(in crate::db) fn without_autocheckpoint(mut self) -> Self {
         self.sqlite_autocheckpoint = false;
         self
     }

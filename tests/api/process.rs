@@ -325,6 +325,57 @@ async fn searches_run_on_their_own_threads_below_bcrypts_priority() {
     }
 }
 
+backends!(sqlites_write_ahead_log_is_kept_by_a_thread_of_its_own);
+
+/// `glue serve` on SQLite copies the write-ahead log back and starts it over on one thread of
+/// its own, `glue-checkpoint` (at the normal priority), which takes its turns while requests
+/// write; the pool's connections leave that to it (the unit tests of `db::checkpointer` check
+/// them and the log's bound). PostgreSQL and MariaDB have no such thread.
+async fn sqlites_write_ahead_log_is_kept_by_a_thread_of_its_own(backend: Backend) {
+    const SCHED_OTHER: i64 = 0;
+    let db = TestDatabase::create(backend);
+    let server = ServeProcess::start(&db.url, &[]).await;
+    let checkpointer = || -> Vec<ThreadInfo> {
+        server
+            .threads()
+            .into_iter()
+            .filter(|t| t.name == "glue-checkpoint")
+            .collect()
+    };
+    if backend != Backend::Sqlite {
+        assert!(checkpointer().is_empty(), "{:?}", server.threads());
+        return;
+    }
+    let before = checkpointer();
+    assert_eq!(before.len(), 1, "{:?}", server.threads());
+    assert!(
+        before[0].nice == 0 && before[0].policy == SCHED_OTHER,
+        "{before:?}"
+    );
+    // A login and refreshes write to the log; the thread's turns come five times a second.
+    let (_, mut refresh) = demo_login(&server).await;
+    for _ in 0..5 {
+        let response = server
+            .post(
+                "/refresh-tokens",
+                &json!({"data": {"type": "refresh-tokens", "attributes": {"refreshToken": refresh}}}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        refresh = token_pair(response.json().await.unwrap()).1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = checkpointer();
+        assert_eq!(now.len(), 1, "{:?}", server.threads());
+        if now[0].ran_ns > before[0].ran_ns {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the thread never ran: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 backends!(servers: two_processes_on_one_database_share_every_piece_of_state);
 
 async fn two_processes_on_one_database_share_every_piece_of_state(backend: Backend) {
