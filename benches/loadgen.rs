@@ -941,6 +941,24 @@ struct TokenRowFigures {
 
 fn main() {
     let args = parse_args();
+    // The raw batch rate is measured with the SIMD kernel the service runs: bcrypt-rust settles
+    // one per process, so the load generator pins the one the service's settings name (its
+    // BCRYPT_FORCE_BACKEND, else its oauth.bcrypt_simd, glue's default "widest") before any
+    // thread exists, and the service, started from here, inherits the variable that pins it.
+    if let Some((_, kernel)) = args
+        .env
+        .iter()
+        .find(|(k, _)| k == glue::password::SIMD_VARIABLE)
+    {
+        std::env::set_var(glue::password::SIMD_VARIABLE, kernel);
+    }
+    let simd = args
+        .env
+        .iter()
+        .find(|(k, _)| k == "GLUE__OAUTH__BCRYPT_SIMD")
+        .map(|(_, v)| glue::password::Simd::try_from(v.clone()).expect("GLUE__OAUTH__BCRYPT_SIMD"))
+        .unwrap_or_default();
+    glue::password::pin_simd(simd).expect("bcrypt's SIMD kernel");
     if args.pin {
         assert!(cores() >= 2, "--pin needs two cores");
         // Before any other thread exists: the runtime's workers and the clients inherit it.
@@ -1085,16 +1103,6 @@ fn main() {
     });
 
     let mut env = args.env.clone();
-    // The service verifies with the kernel whose raw rate was just measured: bcrypt-rust picks
-    // its width by a short timed shoot-out in each process, which two processes on a busy
-    // machine need not decide the same way (measured: the load generator took 8 AVX2 lanes in
-    // one run and 16 AVX-512 lanes in the next, on the same host).
-    if !env.iter().any(|(k, _)| k == "BCRYPT_FORCE_BACKEND") {
-        env.push((
-            "BCRYPT_FORCE_BACKEND".into(),
-            bcrypt_rust::detected_backend().name().into(),
-        ));
-    }
     if args.spryker {
         env.push(("GLUE__DATABASE__SCHEMA_OWNER".into(), "spryker".into()));
     }

@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `agent …`, `keys generate`.
+//! The command line: `serve` (default), `migrate`, `agent …`, `keys generate`, `bcrypt kernels`.
 //! Every command reads the same settings and database as the server.
 
 use std::io::{BufRead, IsTerminal};
@@ -44,6 +44,33 @@ pub enum Command {
     /// Database tools for a DBA.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The bcrypt kernels this CPU runs.
+    #[command(subcommand)]
+    Bcrypt(BcryptCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BcryptCommand {
+    /// Measure every SIMD kernel this CPU runs, and the scalar one, at oauth.bcrypt_cost on one
+    /// core (each in a process of its own: a process keeps one kernel), and name the fastest
+    /// for oauth.bcrypt_simd. Needs no database.
+    Kernels {
+        /// Seconds of measurement per kernel, split into three interleaved rounds (the best
+        /// round counts).
+        #[arg(long, default_value_t = 6.0)]
+        seconds: f64,
+    },
+    /// One kernel's rate, printed as a number (run by `kernels` in a child process).
+    #[command(hide = true)]
+    Rate {
+        #[arg(long)]
+        cost: u32,
+        #[arg(long)]
+        seconds: f64,
+        /// The scalar kernel instead of the process's SIMD kernel.
+        #[arg(long)]
+        scalar: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +113,92 @@ pub enum TokensCommand {
         #[arg(long, default_value = "30d", value_parser = parse_duration)]
         retention: chrono::TimeDelta,
     },
+}
+
+/// `--seconds` as a duration: more than nothing, at most ten minutes.
+fn measuring_time(seconds: f64) -> Result<std::time::Duration, CliError> {
+    if !(seconds > 0.0 && seconds <= 600.0) {
+        return Err(refused("--seconds must be more than 0 and at most 600"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// `glue bcrypt kernels`: each kernel's verifications per second at `cost` on one core, measured
+/// in a child process per kernel and round (bcrypt-rust settles one kernel per process), rounds
+/// interleaved so that a noisy neighbour hits every kernel alike; the best round counts.
+fn bcrypt_kernels(cost: u32, seconds: f64) -> Result<String, CliError> {
+    const ROUNDS: u32 = 3;
+    let round = measuring_time(seconds)? / ROUNDS;
+    let glue = std::env::current_exe()
+        .map_err(|e| refused(format!("cannot find glue's own binary: {e}")))?;
+    let mut kernels: Vec<(&str, usize, f64)> = password::Simd::available()
+        .iter()
+        .map(|b| (b.name(), b.lanes(), 0.0))
+        .collect();
+    kernels.push(("scalar", 1, 0.0));
+    for _ in 0..ROUNDS {
+        for (name, lanes, best) in kernels.iter_mut() {
+            let mut child = std::process::Command::new(&glue);
+            child
+                .args(["bcrypt", "rate", "--cost", &cost.to_string()])
+                .args(["--seconds", &round.as_secs_f64().to_string()])
+                .env(password::SIMD_VARIABLE, *name)
+                .stdin(std::process::Stdio::null());
+            if *lanes == 1 {
+                child.arg("--scalar");
+            }
+            let output = child
+                .output()
+                .map_err(|e| refused(format!("cannot run {}: {e}", glue.display())))?;
+            let rate = String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|_| output.status.success())
+                .ok_or_else(|| {
+                    refused(format!(
+                        "measuring {name} failed: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    ))
+                })?;
+            *best = best.max(rate);
+        }
+    }
+    let scalar = kernels.last().map_or(0.0, |k| k.2);
+    let mut table = format!(
+        "bcrypt verifications per second at cost {cost} on one core, the best of {ROUNDS} rounds of {:.1} s each{}:\n{:<8} {:>5} {:>16} {:>10}\n",
+        round.as_secs_f64(),
+        if cfg!(debug_assertions) {
+            " (a debug build: its figures say nothing about a release build's)"
+        } else {
+            ""
+        },
+        "kernel",
+        "lanes",
+        "verifications/s",
+        "vs scalar"
+    );
+    for (name, lanes, rate) in &kernels {
+        table += &format!(
+            "{name:<8} {lanes:>5} {rate:>16.2} {:>8.2} ×\n",
+            rate / scalar
+        );
+    }
+    let (fastest, _, _) =
+        kernels.iter().copied().fold(
+            ("scalar", 1, 0.0),
+            |best, k| if k.2 > best.2 { k } else { best },
+        );
+    let widest = password::Simd::Widest
+        .kernel()
+        .map_or("scalar", |kernel| kernel.name());
+    table += &if fastest == "scalar" {
+        "fastest: scalar. Batching does not pay on this CPU: oauth.bcrypt_kernel = \"scalar\""
+            .to_string()
+    } else {
+        format!("fastest: {fastest}. oauth.bcrypt_simd = \"{fastest}\" pins it; \"widest\" (the default) runs {widest}")
+    };
+    Ok(table)
 }
 
 /// A duration in humantime's syntax (`90s`, `15m`, `12h`, `30d`, `2w`, `1h 30m`) → a duration.
@@ -397,6 +510,17 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, CliError> {
                 manager.layout(),
                 &user,
             ))
+        }
+        Command::Bcrypt(BcryptCommand::Kernels { seconds }) => {
+            bcrypt_kernels(settings.oauth.bcrypt_cost, seconds)
+        }
+        Command::Bcrypt(BcryptCommand::Rate {
+            cost,
+            seconds,
+            scalar,
+        }) => {
+            let at_least = measuring_time(seconds)?;
+            Ok(password::raw_rate(cost, at_least, !scalar)?.to_string())
         }
         Command::Db(DbCommand::SearchIndexes) => {
             let backend =

@@ -37,6 +37,10 @@ fn main() {
             if let Some(port) = args.port {
                 settings.server.port = port;
             }
+            // bcrypt-rust settles its SIMD kernel once per process: pinned before any thread.
+            if let Err(e) = glue::password::pin_simd(settings.oauth.bcrypt_simd) {
+                fail(&e);
+            }
             let result = actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings)?;
                 app.run_until_stopped().await?;

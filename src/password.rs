@@ -41,6 +41,8 @@ pub enum PasswordError {
     Abandoned,
     #[error("the bcrypt kernel failed its self-test: {0}; set oauth.bcrypt_kernel = \"reference\" to use the bcrypt crate")]
     SelfTest(String),
+    #[error("bcrypt's SIMD kernel: {0}")]
+    Simd(String),
 }
 
 /// A password as sent: a non-empty string. Never printed.
@@ -161,6 +163,111 @@ impl Kernel {
             _ => 1,
         }
     }
+}
+
+pub use crate::settings::BcryptSimd as Simd;
+
+/// The variable bcrypt-rust reads, once per process, when a batch first needs its SIMD kernel.
+pub const SIMD_VARIABLE: &str = "BCRYPT_FORCE_BACKEND";
+
+/// What chose this process's SIMD kernel, once [`pin_simd`] ran.
+static SIMD_CHOSEN_BY: OnceLock<&'static str> = OnceLock::new();
+
+/// Applies `oauth.bcrypt_simd` to this process. bcrypt-rust settles its SIMD kernel once, when a
+/// batch first needs it: from [`SIMD_VARIABLE`] when that is set, otherwise by a short timed
+/// contest whose winner can change from start to start on a busy host. A value the environment
+/// already holds outranks the setting; it is checked here, so that a wrong one stops start-up
+/// with a clear error instead of bcrypt-rust's panic at the first batch.
+///
+/// Sets an environment variable: call it before any other thread starts.
+pub fn pin_simd(choice: Simd) -> Result<(), PasswordError> {
+    if let Some(value) = std::env::var_os(SIMD_VARIABLE) {
+        let runs: Vec<&str> = bcrypt_rust::Backend::ALL
+            .iter()
+            .filter(|b| b.is_available())
+            .map(|b| b.name())
+            .collect();
+        let named = bcrypt_rust::Backend::ALL
+            .iter()
+            .find(|b| value.to_str() == Some(b.name()));
+        if !named.is_some_and(|b| b.is_available()) {
+            return Err(PasswordError::Simd(format!(
+                "{SIMD_VARIABLE}={value:?} is not a kernel this CPU runs (it runs {})",
+                runs.join(", ")
+            )));
+        }
+        let _ = SIMD_CHOSEN_BY.set(SIMD_VARIABLE);
+        return Ok(());
+    }
+    match choice.kernel() {
+        Some(kernel) => {
+            std::env::set_var(SIMD_VARIABLE, kernel.name());
+            let _ = SIMD_CHOSEN_BY.set("oauth.bcrypt_simd");
+        }
+        None => {
+            let _ = SIMD_CHOSEN_BY.set("bcrypt-rust's start-up contest");
+        }
+    }
+    Ok(())
+}
+
+/// Why this process runs the SIMD kernel it runs, for the start-up log.
+fn simd_chosen_by() -> &'static str {
+    match SIMD_CHOSEN_BY.get() {
+        Some(by) => by,
+        None if std::env::var_os(SIMD_VARIABLE).is_some() => SIMD_VARIABLE,
+        None => "bcrypt-rust's start-up contest",
+    }
+}
+
+/// A warning when batches run another kernel than `choice` pins: [`pin_simd`] did not run before
+/// bcrypt-rust settled (glue used as a library, or a test's in-process server).
+pub fn simd_mismatch(kernel: Kernel, choice: Simd) -> Option<String> {
+    let wanted = choice.kernel().filter(|_| kernel == Kernel::Batch)?;
+    let running = bcrypt_rust::detected_backend();
+    (running != wanted).then(|| {
+        format!(
+            "oauth.bcrypt_simd pins {wanted}, but batches run {running} ({}): only `glue serve` applies the setting, before its threads start",
+            simd_chosen_by()
+        )
+    })
+}
+
+/// Verifications per second on the calling thread at `cost`, over at least `at_least`: with
+/// this process's SIMD kernel, every lane full (`batch`), or with the scalar kernel. For
+/// `glue bcrypt kernels`, which runs it in one process per kernel.
+pub fn raw_rate(
+    cost: u32,
+    at_least: std::time::Duration,
+    batch: bool,
+) -> Result<f64, PasswordError> {
+    const PASSWORD: &str = "glue-bcrypt-kernels";
+    let hash = self::hash(PASSWORD, cost)?;
+    let lanes = if batch {
+        bcrypt_rust::detected_backend().lanes()
+    } else {
+        1
+    };
+    let passwords = vec![PASSWORD.as_bytes(); lanes];
+    let hashes = vec![hash.as_str(); lanes];
+    let started = std::time::Instant::now();
+    let mut verified = 0usize;
+    while verified == 0 || started.elapsed() < at_least {
+        let matched = if batch {
+            bcrypt_rust::verify_many(&passwords, &hashes)
+                .into_iter()
+                .all(|verdict| verdict.ok() == Some(true))
+        } else {
+            bcrypt_rust::verify(PASSWORD, &hash).unwrap_or(false)
+        };
+        if !matched {
+            return Err(PasswordError::SelfTest(
+                "a measured verification did not match".into(),
+            ));
+        }
+        verified += lanes;
+    }
+    Ok(verified as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Checks, before the service trusts it, that the selected kernel agrees with the `bcrypt`
@@ -617,9 +724,10 @@ impl PasswordVerifier {
     pub fn describe(&self) -> String {
         match self.shared.kernel {
             Kernel::Batch if self.shared.uniform.load(Ordering::SeqCst) => format!(
-                "bcrypt-rust, up to {} logins per batch ({} lanes)",
+                "bcrypt-rust, up to {} logins per batch ({} lanes, chosen by {})",
                 self.shared.lanes,
-                bcrypt_rust::detected_backend()
+                bcrypt_rust::detected_backend(),
+                simd_chosen_by()
             ),
             Kernel::Batch => "bcrypt-rust scalar: batching is off because stored hashes are cheaper than the target cost (a batch's duration would depend on whose hash it holds)".to_string(),
             Kernel::Scalar => "bcrypt-rust scalar (oauth.bcrypt_kernel = \"scalar\")".to_string(),

@@ -320,6 +320,8 @@ pub struct OAuthSettings {
     pub bcrypt_cost: u32,
     /// `batch` (SIMD lanes for logins that wait together), `scalar` or `reference`.
     pub bcrypt_kernel: BcryptKernel,
+    /// Which SIMD kernel `batch` runs: `widest`, `measure` or a kernel's name.
+    pub bcrypt_simd: BcryptSimd,
     pub bcrypt_concurrency: usize,
     pub bcrypt_nice: i32,
     /// Logins waiting for or in bcrypt beyond this many are answered 503 at once.
@@ -977,8 +979,150 @@ pub enum BcryptKernel {
     Reference,
 }
 
+/// Which SIMD kernel bcrypt-rust verifies batched logins with (`oauth.bcrypt_simd`). bcrypt-rust
+/// settles its kernel once per process; `password::pin_simd` applies this choice before it does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum BcryptSimd {
+    /// The widest of bcrypt-rust's standard kernels this CPU runs (AVX-512, else AVX2, else NEON
+    /// or SSE4.1; its 12-lane AVX2 kernel only by name): no timing, the same at every start.
+    #[default]
+    Widest,
+    /// bcrypt-rust's contest at start-up (cost 4, 48 hashes, three timed rounds per width).
+    Measure,
+    /// This kernel; the settings refuse one this CPU cannot run.
+    Kernel(bcrypt_rust::Backend),
+}
+
+impl BcryptSimd {
+    /// The SIMD kernels this CPU runs, the most lanes first.
+    pub fn available() -> Vec<bcrypt_rust::Backend> {
+        let mut kernels: Vec<bcrypt_rust::Backend> = bcrypt_rust::Backend::ALL
+            .iter()
+            .copied()
+            .filter(|b| b.lanes() > 1 && b.is_available())
+            .collect();
+        kernels.sort_by_key(|b| std::cmp::Reverse(b.lanes()));
+        kernels
+    }
+
+    /// The kernel this choice pins, or `None` for `measure` (bcrypt-rust decides).
+    pub fn kernel(self) -> Option<bcrypt_rust::Backend> {
+        use bcrypt_rust::Backend;
+        match self {
+            BcryptSimd::Measure => None,
+            BcryptSimd::Kernel(kernel) => Some(kernel),
+            // bcrypt-rust's static order; its 12-lane AVX2 kernel is only ever a measured pick.
+            BcryptSimd::Widest => Some(
+                [
+                    Backend::Avx512,
+                    Backend::Avx2,
+                    Backend::Neon,
+                    Backend::Sse41,
+                ]
+                .into_iter()
+                .find(|b| b.is_available())
+                .unwrap_or(Backend::Scalar),
+            ),
+        }
+    }
+}
+
+impl TryFrom<String> for BcryptSimd {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let runs = || {
+            let names: Vec<&str> = BcryptSimd::available().iter().map(|b| b.name()).collect();
+            if names.is_empty() {
+                "no SIMD kernel".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        match value.as_str() {
+            "widest" => return Ok(BcryptSimd::Widest),
+            "measure" => return Ok(BcryptSimd::Measure),
+            _ => {}
+        }
+        let kernel = bcrypt_rust::Backend::ALL
+            .iter()
+            .copied()
+            .find(|b| b.name() == value && b.lanes() > 1)
+            .ok_or_else(|| {
+                let names: Vec<String> = bcrypt_rust::Backend::ALL
+                    .iter()
+                    .filter(|b| b.lanes() > 1)
+                    .map(|b| format!("{:?}", b.name()))
+                    .collect();
+                format!(
+                    "{value:?} is not one of \"widest\", \"measure\", {}",
+                    names.join(", ")
+                )
+            })?;
+        if !kernel.is_available() {
+            return Err(format!(
+                "{value:?}: this CPU cannot run that kernel (it runs {})",
+                runs()
+            ));
+        }
+        Ok(BcryptSimd::Kernel(kernel))
+    }
+}
+
+impl From<BcryptSimd> for String {
+    fn from(simd: BcryptSimd) -> String {
+        match simd {
+            BcryptSimd::Widest => "widest".into(),
+            BcryptSimd::Measure => "measure".into(),
+            BcryptSimd::Kernel(kernel) => kernel.name().into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bcrypt_simd_names_a_kernel_this_cpu_runs_and_says_it_back() {
+        use super::BcryptSimd;
+        let parse = |v: &str| BcryptSimd::try_from(v.to_string());
+        assert_eq!(parse("widest"), Ok(BcryptSimd::Widest));
+        assert_eq!(parse("measure"), Ok(BcryptSimd::Measure));
+        assert_eq!(BcryptSimd::default(), BcryptSimd::Widest);
+        assert_eq!(BcryptSimd::Measure.kernel(), None);
+        let available = BcryptSimd::available();
+        for (kernel, narrower) in available.iter().zip(available.iter().skip(1)) {
+            assert!(kernel.lanes() > narrower.lanes(), "{available:?}");
+        }
+        for &kernel in &available {
+            let simd = parse(kernel.name()).unwrap();
+            assert_eq!(simd, BcryptSimd::Kernel(kernel));
+            assert_eq!(simd.kernel(), Some(kernel));
+            assert_eq!(String::from(simd), kernel.name());
+        }
+        // The widest, by bcrypt-rust's own order; its 12-lane AVX2 kernel only if measured.
+        let widest = BcryptSimd::Widest.kernel().unwrap();
+        assert!(widest.is_available() && widest.name() != "avx2_12");
+        assert!(available
+            .iter()
+            .all(|k| k.name() == "avx2_12" || k.lanes() <= widest.lanes()));
+        // Not a SIMD kernel (that is oauth.bcrypt_kernel = "scalar"), an unknown one, another
+        // CPU's.
+        for bad in ["scalar", "avx1024", "", "AVX2", "widest "] {
+            let error = parse(bad).unwrap_err();
+            assert!(
+                error.contains("is not one of \"widest\", \"measure\""),
+                "{error}"
+            );
+        }
+        for foreign in bcrypt_rust::Backend::ALL
+            .iter()
+            .filter(|b| b.lanes() > 1 && !b.is_available())
+        {
+            let error = parse(foreign.name()).unwrap_err();
+            assert!(error.contains("this CPU cannot run that kernel"), "{error}");
+        }
+    }
 
     #[test]
     fn glue_variables_are_settings_the_projects_own_or_a_services_links() {

@@ -307,6 +307,11 @@ fn check_database(
     }
     passwords.stored_costs(&costs);
     log::info!(target: "glue::password", "verifying with {}", passwords.describe());
+    if let Some(warning) =
+        crate::password::simd_mismatch(settings.oauth.bcrypt_kernel, settings.oauth.bcrypt_simd)
+    {
+        log::warn!(target: "glue::password", "{warning}");
+    }
     log::info!(target: "glue::password", "every failed login costs one bcrypt verification at cost {}", passwords.target_cost());
     Ok(())
 }

@@ -222,6 +222,78 @@ fn a_bad_setting_stops_startup_naming_the_key() {
     assert_fails_with(&output, "GLUE_ENV");
 }
 
+/// `glue bcrypt kernels` measures every SIMD kernel this CPU runs and the scalar one at the
+/// configured cost, each in processes of its own, and names the fastest for
+/// `oauth.bcrypt_simd`.
+#[test]
+fn bcrypt_kernels_measures_each_kernel_this_cpu_runs_and_names_the_fastest() {
+    let db = TestDatabase::create(Backend::Sqlite);
+    let kernels = |args: &[&str]| {
+        let mut all = vec!["bcrypt", "kernels"];
+        all.extend(args);
+        glue_with_env(
+            "test",
+            &db,
+            &[("GLUE__OAUTH__BCRYPT_COST", "5")],
+            &all,
+            None,
+        )
+    };
+    let output = kernels(&["--seconds", "0.6"]);
+    assert_ok(&output);
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.starts_with("bcrypt verifications per second at cost 5 on one core"),
+        "{stdout}"
+    );
+    let rows: Vec<(String, usize, f64)> = stdout
+        .lines()
+        .skip(2)
+        .take_while(|line| !line.starts_with("fastest: "))
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cells.len(), 5, "{line}");
+            (
+                cells[0].to_string(),
+                cells[1].parse().unwrap(),
+                cells[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, usize)> = glue::settings::BcryptSimd::available()
+        .iter()
+        .map(|b| (b.name().to_string(), b.lanes()))
+        .collect();
+    expected.push(("scalar".into(), 1));
+    assert_eq!(
+        rows.iter()
+            .map(|(name, lanes, _)| (name.clone(), *lanes))
+            .collect::<Vec<_>>(),
+        expected,
+        "{stdout}"
+    );
+    assert!(rows.iter().all(|(_, _, rate)| *rate > 0.0), "{stdout}");
+    let fastest = rows
+        .iter()
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(name, _, _)| name.as_str())
+        .unwrap();
+    let verdict = stdout.lines().last().unwrap();
+    assert!(
+        verdict.starts_with(&format!("fastest: {fastest}.")),
+        "{stdout}"
+    );
+    if fastest != "scalar" {
+        assert!(
+            verdict.contains(&format!("oauth.bcrypt_simd = \"{fastest}\"")),
+            "{stdout}"
+        );
+    }
+    for bad in ["0", "-1", "NaN", "601"] {
+        assert_fails_with(&kernels(&[&format!("--seconds={bad}")]), "--seconds");
+    }
+}
+
 #[test]
 fn production_refuses_a_low_bcrypt_cost_and_a_missing_key() {
     let db = TestDatabase::create(Backend::Sqlite);

@@ -688,6 +688,8 @@ pub fn glue_command(
         .env("GLUE_ENV", environment)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
+        // The bcrypt kernel is the settings' choice, whatever the test runner's environment says.
+        .env_remove("BCRYPT_FORCE_BACKEND")
         .envs(env.iter().copied());
     command
 }

@@ -376,6 +376,95 @@ async fn sqlites_write_ahead_log_is_kept_by_a_thread_of_its_own(backend: Backend
     }
 }
 
+/// bcrypt-rust settles one SIMD kernel per process, by a short timed contest unless told (on a
+/// shared host its pick changed from start to start, and the kernels differ by a sixth in
+/// logins per second). `glue serve` runs the kernel `oauth.bcrypt_simd` names, by default the
+/// widest this CPU runs, at every start alike; BCRYPT_FORCE_BACKEND outranks the setting; an
+/// unknown kernel, or one this CPU cannot run, stops start-up with the reason (not bcrypt-rust's
+/// panic at the first batch).
+#[tokio::test]
+async fn glue_serve_runs_the_simd_kernel_its_settings_name() {
+    use glue::settings::BcryptSimd;
+    let db = TestDatabase::create(Backend::Sqlite);
+    let kernel_line = |extra: Vec<(&'static str, String)>| {
+        let db_url = db.url.clone();
+        async move {
+            let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut server = ServeProcess::start(&db_url, &extra).await;
+            let (access, _) = demo_login(&server).await;
+            assert!(!access.is_empty());
+            let (code, output) = server.terminate();
+            assert_eq!(code, Some(0), "{output}");
+            output
+                .lines()
+                .find(|l| l.contains("verifying with "))
+                .unwrap_or_else(|| panic!("no kernel in the log: {output}"))
+                .to_string()
+        }
+    };
+    let available = BcryptSimd::available();
+    let widest = BcryptSimd::Widest.kernel().unwrap();
+    assert!(widest.name() == "scalar" || available.contains(&widest));
+    let lanes_of = |kernel: &str, by: &str| format!("({kernel} lanes, chosen by {by})");
+    for _ in 0..3 {
+        let line = kernel_line(vec![]).await;
+        assert!(
+            line.contains(&lanes_of(widest.name(), "oauth.bcrypt_simd")),
+            "{line}"
+        );
+    }
+    for kernel in &available {
+        let line = kernel_line(vec![("GLUE__OAUTH__BCRYPT_SIMD", kernel.name().into())]).await;
+        assert!(
+            line.contains(&lanes_of(kernel.name(), "oauth.bcrypt_simd"))
+                && line.contains(&format!("up to {} logins per batch", kernel.lanes())),
+            "{line}"
+        );
+    }
+    if let Some(narrowest) = available.last() {
+        let line = kernel_line(vec![
+            ("BCRYPT_FORCE_BACKEND", narrowest.name().into()),
+            ("GLUE__OAUTH__BCRYPT_SIMD", widest.name().into()),
+        ])
+        .await;
+        assert!(
+            line.contains(&lanes_of(narrowest.name(), "BCRYPT_FORCE_BACKEND")),
+            "{line}"
+        );
+    }
+
+    let refused = |env: &[(&str, &str)]| {
+        let output = glue_command("test", &db.url, env, &["serve", "--port", "0"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    };
+    let stderr = refused(&[("GLUE__OAUTH__BCRYPT_SIMD", "avx1024")]);
+    assert!(
+        stderr.contains("oauth.bcrypt_simd") && stderr.contains("\"avx1024\" is not one of"),
+        "{stderr}"
+    );
+    let stderr = refused(&[("BCRYPT_FORCE_BACKEND", "avx1024")]);
+    assert!(
+        stderr.contains("BCRYPT_FORCE_BACKEND=\"avx1024\" is not a kernel this CPU runs"),
+        "{stderr}"
+    );
+    // A kernel of another CPU (NEON on x86, AVX2 on ARM).
+    let foreign = bcrypt_rust::Backend::ALL
+        .iter()
+        .find(|b| b.lanes() > 1 && !b.is_available() && b.name() != "wasm128")
+        .expect("every CPU lacks some kernel");
+    let stderr = refused(&[("GLUE__OAUTH__BCRYPT_SIMD", foreign.name())]);
+    assert!(
+        stderr.contains("oauth.bcrypt_simd") && stderr.contains("this CPU cannot run that kernel"),
+        "{stderr}"
+    );
+}
+
 backends!(servers: two_processes_on_one_database_share_every_piece_of_state);
 
 async fn two_processes_on_one_database_share_every_piece_of_state(backend: Backend) {
