@@ -956,9 +956,20 @@ fn main() {
         .env
         .iter()
         .find(|(k, _)| k == "GLUE__OAUTH__BCRYPT_SIMD")
-        .map(|(_, v)| glue::password::Simd::try_from(v.clone()).expect("GLUE__OAUTH__BCRYPT_SIMD"))
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var("GLUE__OAUTH__BCRYPT_SIMD").ok())
+        .map(|v| glue::password::Simd::try_from(v).expect("GLUE__OAUTH__BCRYPT_SIMD"))
         .unwrap_or_default();
-    glue::password::pin_simd(simd).expect("bcrypt's SIMD kernel");
+    // SAFETY: no other thread exists yet.
+    unsafe { glue::password::pin_simd(simd) }.expect("bcrypt's SIMD kernel");
+    if std::env::var_os(glue::password::SIMD_VARIABLE).is_none() {
+        // `measure`: the load generator's contest (run on this, still the only thread) decides
+        // for both sides.
+        std::env::set_var(
+            glue::password::SIMD_VARIABLE,
+            bcrypt_rust::detected_backend().name(),
+        );
+    }
     if args.pin {
         assert!(cores() >= 2, "--pin needs two cores");
         // Before any other thread exists: the runtime's workers and the clients inherit it.

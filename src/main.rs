@@ -38,7 +38,8 @@ fn main() {
                 settings.server.port = port;
             }
             // bcrypt-rust settles its SIMD kernel once per process: pinned before any thread.
-            if let Err(e) = glue::password::pin_simd(settings.oauth.bcrypt_simd) {
+            // SAFETY: only this thread exists (env_logger, clap and the settings start none).
+            if let Err(e) = unsafe { glue::password::pin_simd(settings.oauth.bcrypt_simd) } {
                 fail(&e);
             }
             let result = actix_web::rt::System::new().block_on(async move {

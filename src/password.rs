@@ -176,39 +176,52 @@ static SIMD_CHOSEN_BY: OnceLock<&'static str> = OnceLock::new();
 /// Applies `oauth.bcrypt_simd` to this process. bcrypt-rust settles its SIMD kernel once, when a
 /// batch first needs it: from [`SIMD_VARIABLE`] when that is set, otherwise by a short timed
 /// contest whose winner can change from start to start on a busy host. A value the environment
-/// already holds outranks the setting; it is checked here, so that a wrong one stops start-up
-/// with a clear error instead of bcrypt-rust's panic at the first batch.
+/// already holds outranks the setting. Either is checked here, so that an unknown kernel or one
+/// this CPU cannot run stops start-up with a clear error instead of bcrypt-rust's panic at the
+/// first batch.
 ///
-/// Sets an environment variable: call it before any other thread starts.
-pub fn pin_simd(choice: Simd) -> Result<(), PasswordError> {
-    if let Some(value) = std::env::var_os(SIMD_VARIABLE) {
-        let runs: Vec<&str> = bcrypt_rust::Backend::ALL
+/// # Safety
+///
+/// Sets an environment variable: no other thread may exist yet (one that reads or writes the
+/// environment meanwhile is undefined behaviour on most platforms).
+pub unsafe fn pin_simd(choice: Simd) -> Result<(), PasswordError> {
+    let runs = || {
+        let names: Vec<&str> = bcrypt_rust::Backend::ALL
             .iter()
             .filter(|b| b.is_available())
             .map(|b| b.name())
             .collect();
+        names.join(", ")
+    };
+    if let Some(value) = std::env::var_os(SIMD_VARIABLE) {
         let named = bcrypt_rust::Backend::ALL
             .iter()
             .find(|b| value.to_str() == Some(b.name()));
         if !named.is_some_and(|b| b.is_available()) {
             return Err(PasswordError::Simd(format!(
                 "{SIMD_VARIABLE}={value:?} is not a kernel this CPU runs (it runs {})",
-                runs.join(", ")
+                runs()
             )));
         }
         let _ = SIMD_CHOSEN_BY.set(SIMD_VARIABLE);
         return Ok(());
     }
     match choice.kernel() {
+        Some(kernel) if !kernel.is_available() => Err(PasswordError::Simd(format!(
+            "oauth.bcrypt_simd = {:?}: this CPU cannot run that kernel (it runs {})",
+            kernel.name(),
+            runs()
+        ))),
         Some(kernel) => {
             std::env::set_var(SIMD_VARIABLE, kernel.name());
             let _ = SIMD_CHOSEN_BY.set("oauth.bcrypt_simd");
+            Ok(())
         }
         None => {
             let _ = SIMD_CHOSEN_BY.set("bcrypt-rust's start-up contest");
+            Ok(())
         }
     }
-    Ok(())
 }
 
 /// Why this process runs the SIMD kernel it runs, for the start-up log.
@@ -216,13 +229,17 @@ fn simd_chosen_by() -> &'static str {
     match SIMD_CHOSEN_BY.get() {
         Some(by) => by,
         None if std::env::var_os(SIMD_VARIABLE).is_some() => SIMD_VARIABLE,
-        None => "bcrypt-rust's start-up contest",
+        None => "bcrypt-rust, left to itself",
     }
 }
 
-/// A warning when batches run another kernel than `choice` pins: [`pin_simd`] did not run before
-/// bcrypt-rust settled (glue used as a library, or a test's in-process server).
+/// A warning when batches run another kernel than `choice` pins because [`pin_simd`] did not run
+/// before bcrypt-rust settled (glue used as a library, or a test's in-process server). None
+/// when [`SIMD_VARIABLE`] chose: it outranks the setting, as the start-up log says.
 pub fn simd_mismatch(kernel: Kernel, choice: Simd) -> Option<String> {
+    if simd_chosen_by() == SIMD_VARIABLE {
+        return None;
+    }
     let wanted = choice.kernel().filter(|_| kernel == Kernel::Batch)?;
     let running = bcrypt_rust::detected_backend();
     (running != wanted).then(|| {

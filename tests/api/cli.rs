@@ -289,7 +289,7 @@ fn bcrypt_kernels_measures_each_kernel_this_cpu_runs_and_names_the_fastest() {
             "{stdout}"
         );
     }
-    for bad in ["0", "-1", "NaN", "601"] {
+    for bad in ["0", "0.09", "1e-10", "-1", "NaN", "inf", "601"] {
         assert_fails_with(&kernels(&[&format!("--seconds={bad}")]), "--seconds");
     }
 }

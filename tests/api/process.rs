@@ -395,6 +395,8 @@ async fn glue_serve_runs_the_simd_kernel_its_settings_name() {
             assert!(!access.is_empty());
             let (code, output) = server.terminate();
             assert_eq!(code, Some(0), "{output}");
+            // The settings' choice was applied, so nothing says it was not.
+            assert!(!output.contains("oauth.bcrypt_simd pins"), "{output}");
             output
                 .lines()
                 .find(|l| l.contains("verifying with "))
