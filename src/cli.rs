@@ -132,11 +132,10 @@ fn bcrypt_kernels(cost: u32, seconds: f64) -> Result<String, CliError> {
     let round = measuring_time(seconds, 0.1)? / ROUNDS;
     let glue = std::env::current_exe()
         .map_err(|e| refused(format!("cannot find glue's own binary: {e}")))?;
-    let mut kernels: Vec<(&str, usize, f64)> = password::Simd::available()
+    let mut kernels: Vec<(&str, usize, f64)> = password::kernels_this_cpu_runs()
         .iter()
         .map(|b| (b.name(), b.lanes(), 0.0))
         .collect();
-    kernels.push(("scalar", 1, 0.0));
     for _ in 0..ROUNDS {
         for (name, lanes, best) in kernels.iter_mut() {
             let mut child = std::process::Command::new(&glue);

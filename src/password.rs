@@ -170,6 +170,13 @@ pub use crate::settings::BcryptSimd as Simd;
 /// The variable bcrypt-rust reads, once per process, when a batch first needs its SIMD kernel.
 pub const SIMD_VARIABLE: &str = "BCRYPT_FORCE_BACKEND";
 
+/// The kernels this CPU runs: its SIMD kernels, the most lanes first, then the scalar one.
+pub fn kernels_this_cpu_runs() -> Vec<bcrypt_rust::Backend> {
+    let mut kernels = Simd::available();
+    kernels.push(bcrypt_rust::Backend::Scalar);
+    kernels
+}
+
 /// What chose this process's SIMD kernel, once [`pin_simd`] ran.
 static SIMD_CHOSEN_BY: OnceLock<&'static str> = OnceLock::new();
 
@@ -186,11 +193,7 @@ static SIMD_CHOSEN_BY: OnceLock<&'static str> = OnceLock::new();
 /// environment meanwhile is undefined behaviour on most platforms).
 pub unsafe fn pin_simd(choice: Simd) -> Result<(), PasswordError> {
     let runs = || {
-        let names: Vec<&str> = bcrypt_rust::Backend::ALL
-            .iter()
-            .filter(|b| b.is_available())
-            .map(|b| b.name())
-            .collect();
+        let names: Vec<&str> = kernels_this_cpu_runs().iter().map(|b| b.name()).collect();
         names.join(", ")
     };
     if let Some(value) = std::env::var_os(SIMD_VARIABLE) {
