@@ -1292,13 +1292,15 @@ fn main() {
                 .spawn()
                 .expect("glue tokens purge-expired");
             let mut purge_refresh = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(1800);
+            // SQLite's purge of five million rows took 23 minutes with 5 ms transactions; with
+            // the 2 ms ones of since, about 35 (projected from a million rows).
+            let deadline = Instant::now() + Duration::from_secs(3600);
             loop {
                 if let Some(status) = purge.try_wait().unwrap() {
                     assert!(status.success(), "the purge failed");
                     break;
                 }
-                assert!(Instant::now() < deadline, "the purge took over 30 minutes");
+                assert!(Instant::now() < deadline, "the purge took over an hour");
                 purge_refresh.push(refresh_once(&client, &base, &mut chain).await);
             }
             let seconds = started.elapsed().as_secs_f64();

@@ -507,12 +507,14 @@ pub fn revoke_one(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Query
 /// Rows read per step by [`purge_expired`], and the most it deletes in one transaction.
 const PURGE_BATCH: i64 = 1000;
 /// How long one purge transaction should hold its locks; the batch size follows it. SQLite has
-/// one write lock for the whole database, and a waiting writer polls for it: a few
-/// milliseconds. PostgreSQL and MySQL lock only the expired rows, which nobody else uses: a
-/// tenth of a second (a commit's flush alone can take milliseconds).
+/// one write lock for the whole database, and a refresh that finds it taken waits for the
+/// transaction to end (then gets it within a quarter of a millisecond, see
+/// `db::dialect::lock_pause`): 2 ms, so that the wait stays near a refresh's own time.
+/// PostgreSQL and MySQL lock only the expired rows, which nobody else uses: a tenth of a second
+/// (a commit's flush alone can take milliseconds).
 fn purge_transaction_target(lock: crate::db::WriteLock) -> std::time::Duration {
     match lock {
-        crate::db::WriteLock::Database => std::time::Duration::from_millis(5),
+        crate::db::WriteLock::Database => std::time::Duration::from_millis(2),
         crate::db::WriteLock::Rows => std::time::Duration::from_millis(100),
     }
 }
@@ -544,7 +546,7 @@ pub fn count_expired(conn: &mut DbConnection, before: NaiveDateTime) -> QueryRes
 /// The cost grows with the table once, not per batch: the rows are found by a plain read that
 /// walks the primary key from where the last batch stopped (no index on `expires_at` needed,
 /// none added to Spryker's table), [`PURGE_BATCH`] ids at a time, and deleted in transactions
-/// sized to last about [`purge_transaction_target`] (5 ms on SQLite, 100 ms elsewhere), with the expiry checked again. After each
+/// sized to last about [`purge_transaction_target`] (2 ms on SQLite, 100 ms elsewhere), with the expiry checked again. After each
 /// transaction the purge pauses as long as the transaction took, so the service's writers
 /// (SQLite has one lock for the whole database) always get at least half of the time.
 /// `progress` sees every transaction.

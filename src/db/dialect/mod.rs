@@ -426,6 +426,12 @@ impl Backend {
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                     manager.sqlite_busy_timeout_ms
                 ))?;
+                // Then glue's own wait for the lock (it replaces the timeout's handler; the
+                // timeout stays the same).
+                wait_for_lock_finely(
+                    &mut conn,
+                    std::time::Duration::from_millis(manager.sqlite_busy_timeout_ms),
+                );
                 if !manager.sqlite_autocheckpoint {
                     // The log is the checkpointer's (see `db::checkpointer`); after a restart
                     // its file shrinks back to what the checkpointer lets it reach.
@@ -776,6 +782,45 @@ pub fn is_deadlock(error: &diesel::result::Error) -> bool {
     }
 }
 
+/// The shortest and the longest pause of [`lock_pause`].
+const LOCK_PAUSE_MIN: std::time::Duration = std::time::Duration::from_micros(250);
+const LOCK_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long a connection that found SQLite's lock taken pauses before it tries again, having
+/// waited `waited` of at most `timeout`; `None`: give up (the statement fails as busy).
+///
+/// SQLite's own handler (`busy_timeout`) tries again after 1, 3, 8, 18, 33 … ms: a writer that
+/// finds the lock taken by a transaction of 5 ms gets it at 8 ms, a transaction of 0.3 ms costs
+/// it a whole millisecond. Here a pause is an eighth of the wait so far, at least 0.25 ms and at
+/// most 10 ms: a waiter gets the lock at most an eighth (or 0.25 ms) after it came free, and
+/// tries about 550 times in a wait of 5 s (each try is a lock call on the `-shm` file).
+fn lock_pause(
+    waited: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let left = timeout.checked_sub(waited).filter(|left| !left.is_zero())?;
+    Some((waited / 8).clamp(LOCK_PAUSE_MIN, LOCK_PAUSE_MAX).min(left))
+}
+
+/// Makes `conn` wait for a taken lock in the pauses of [`lock_pause`], for at most `timeout`
+/// per statement (as `busy_timeout` would).
+fn wait_for_lock_finely(conn: &mut SqliteConnection, timeout: std::time::Duration) {
+    let mut since = std::time::Instant::now();
+    conn.on_busy(move |tries| {
+        // SQLite counts the tries of each wait from 0.
+        if tries == 0 {
+            since = std::time::Instant::now();
+        }
+        match lock_pause(since.elapsed(), timeout) {
+            Some(pause) => {
+                std::thread::sleep(pause);
+                diesel::sqlite::BusyDecision::Retry
+            }
+            None => diesel::sqlite::BusyDecision::GiveUp,
+        }
+    });
+}
+
 /// True when the error means the database could not be reached or is busy (answered with 503),
 /// as opposed to a bug or a constraint violation (500).
 pub(in crate::db) fn is_unavailable(error: &diesel::result::Error) -> bool {
@@ -814,6 +859,89 @@ pub(in crate::db) fn is_unavailable(error: &diesel::result::Error) -> bool {
 mod tests {
     use super::*;
     use diesel::migration::MigrationSource;
+    use std::time::Duration;
+
+    #[test]
+    fn a_lock_wait_pauses_finely_and_gives_up_at_the_timeout() {
+        let ms = Duration::from_millis;
+        let timeout = ms(5000);
+        // Fine while the wait is young, an eighth of it later, 10 ms at most.
+        assert_eq!(lock_pause(Duration::ZERO, timeout), Some(LOCK_PAUSE_MIN));
+        assert_eq!(lock_pause(ms(1), timeout), Some(LOCK_PAUSE_MIN));
+        assert_eq!(lock_pause(ms(8), timeout), Some(ms(1)));
+        assert_eq!(lock_pause(ms(40), timeout), Some(ms(5)));
+        assert_eq!(lock_pause(ms(2000), timeout), Some(LOCK_PAUSE_MAX));
+        // Never past the timeout, and nothing at or after it.
+        assert_eq!(lock_pause(ms(4995), timeout), Some(ms(5)));
+        assert_eq!(lock_pause(timeout, timeout), None);
+        assert_eq!(lock_pause(ms(6000), timeout), None);
+        assert_eq!(lock_pause(Duration::ZERO, Duration::ZERO), None);
+        // The whole wait: the pauses add up to the timeout, in about 550 tries.
+        let (mut waited, mut tries) = (Duration::ZERO, 0);
+        while let Some(pause) = lock_pause(waited, timeout) {
+            waited += pause;
+            tries += 1;
+        }
+        assert_eq!(waited, timeout);
+        assert!((500..600).contains(&tries), "{tries} tries");
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Timeout {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        timeout: i64,
+    }
+
+    /// A pooled SQLite connection waits for a taken lock with glue's handler (SQLite's timeout
+    /// reads 0 once a handler replaced it), gets the lock once it is free, and gives up as busy
+    /// no sooner than `sqlite_busy_timeout_ms`.
+    #[test]
+    fn a_pooled_sqlite_connection_waits_for_the_lock_with_glues_handler_up_to_the_timeout() {
+        let dir = std::env::temp_dir().join(format!(
+            "glue-lock-wait-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("glue.db").display());
+        let manager = ConnectionManager::new(&url, 300).unwrap();
+        let mut waiter = manager.establish().unwrap();
+        let timeout = diesel::sql_query("PRAGMA busy_timeout")
+            .get_result::<Timeout>(&mut waiter)
+            .unwrap()
+            .timeout;
+        assert_eq!(timeout, 0, "SQLite's own handler is still in place");
+        waiter.batch_execute("CREATE TABLE t (n INTEGER)").unwrap();
+
+        // Taken for a while, then freed: the waiter gets it.
+        let mut holder = manager.establish().unwrap();
+        holder
+            .batch_execute("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            holder.batch_execute("COMMIT").unwrap();
+            holder
+        });
+        waiter.batch_execute("INSERT INTO t VALUES (2)").unwrap();
+        let mut holder = release.join().unwrap();
+
+        // Held past the timeout: busy, and not before the whole timeout passed.
+        holder.batch_execute("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        let error = waiter
+            .batch_execute("INSERT INTO t VALUES (3)")
+            .unwrap_err();
+        let waited = started.elapsed();
+        assert!(is_unavailable(&error), "{error}");
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        holder.batch_execute("ROLLBACK").unwrap();
+        let rows: Vec<Timeout> = diesel::sql_query("SELECT n AS timeout FROM t ORDER BY n")
+            .load(&mut waiter)
+            .unwrap();
+        assert_eq!(rows.iter().map(|r| r.timeout).collect::<Vec<_>>(), [1, 2]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     /// Every one of glue's migrations is numbered in the range it reserves, so no later glue
     /// migration can have a version a site already applied (see `site_migrations`).
