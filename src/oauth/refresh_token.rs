@@ -506,12 +506,11 @@ pub fn revoke_one(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Query
 
 /// Rows read per step by [`purge_expired`], and the most it deletes in one transaction.
 const PURGE_BATCH: i64 = 1000;
-/// How long one purge transaction should hold its locks; the batch size follows it. SQLite has
-/// one write lock for the whole database, and a refresh that finds it taken waits for the
-/// transaction to end (then gets it within a quarter of a millisecond, see
-/// `db::dialect::lock_pause`): 2 ms, so that the wait stays near a refresh's own time.
-/// PostgreSQL and MySQL lock only the expired rows, which nobody else uses: a tenth of a second
-/// (a commit's flush alone can take milliseconds).
+/// How long one purge transaction should hold its locks; the batch size follows it. One lock
+/// for the whole database (SQLite): a refresh that finds it taken waits for the transaction to
+/// end, so 2 ms, to keep that wait near a refresh's own time. Row locks (PostgreSQL, MySQL):
+/// only the expired rows are locked, which nobody else uses, so a tenth of a second (a commit's
+/// flush alone can take milliseconds).
 fn purge_transaction_target(lock: crate::db::WriteLock) -> std::time::Duration {
     match lock {
         crate::db::WriteLock::Database => std::time::Duration::from_millis(2),

@@ -173,7 +173,8 @@ pub type Condition<QS> = Box<dyn BoxableExpression<QS, DbBackend, SqlType = Bool
 /// What a write transaction locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteLock {
-    /// The whole database (SQLite): every other writer waits.
+    /// The whole database (SQLite): every other writer waits, and gets the lock soon after it
+    /// comes free (see `lock_pause`).
     Database,
     /// The rows it touches (PostgreSQL, MySQL).
     Rows,
@@ -427,7 +428,8 @@ impl Backend {
                     manager.sqlite_busy_timeout_ms
                 ))?;
                 // Then glue's own wait for the lock (it replaces the timeout's handler; the
-                // timeout stays the same).
+                // timeout stays the same). The checkpointer sets its own short timeout on its
+                // connection, which puts SQLite's handler back there.
                 wait_for_lock_finely(
                     &mut conn,
                     std::time::Duration::from_millis(manager.sqlite_busy_timeout_ms),
@@ -806,14 +808,20 @@ fn lock_pause(
 /// per statement (as `busy_timeout` would).
 fn wait_for_lock_finely(conn: &mut SqliteConnection, timeout: std::time::Duration) {
     let mut since = std::time::Instant::now();
+    let mut last_try = since;
     conn.on_busy(move |tries| {
-        // SQLite counts the tries of each wait from 0.
-        if tries == 0 {
-            since = std::time::Instant::now();
+        let now = std::time::Instant::now();
+        // SQLite counts the tries of each wait from 0, except while it compiles a statement
+        // (its count goes on from the last statement's): a call long after the last one
+        // starts a new wait too.
+        if tries == 0 || now.duration_since(last_try) > LOCK_PAUSE_MAX * 2 {
+            since = now;
         }
-        match lock_pause(since.elapsed(), timeout) {
+        last_try = now;
+        match lock_pause(now.duration_since(since), timeout) {
             Some(pause) => {
                 std::thread::sleep(pause);
+                last_try = std::time::Instant::now();
                 diesel::sqlite::BusyDecision::Retry
             }
             None => diesel::sqlite::BusyDecision::GiveUp,
@@ -892,11 +900,11 @@ mod tests {
         timeout: i64,
     }
 
-    /// A pooled SQLite connection waits for a taken lock with glue's handler (SQLite's timeout
-    /// reads 0 once a handler replaced it), gets the lock once it is free, and gives up as busy
-    /// no sooner than `sqlite_busy_timeout_ms`.
+    /// An SQLite connection as the pool and the CLI get it waits for a taken lock with glue's
+    /// handler (SQLite's timeout reads 0 once a handler replaced it), gets the lock once it is
+    /// free, and gives up as busy no sooner than `sqlite_busy_timeout_ms`.
     #[test]
-    fn a_pooled_sqlite_connection_waits_for_the_lock_with_glues_handler_up_to_the_timeout() {
+    fn an_sqlite_connection_waits_for_the_lock_with_glues_handler_up_to_the_timeout() {
         let dir = std::env::temp_dir().join(format!(
             "glue-lock-wait-{}-{}",
             std::process::id(),
@@ -904,8 +912,8 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("glue.db").display());
-        let manager = ConnectionManager::new(&url, 300).unwrap();
-        let mut waiter = manager.establish().unwrap();
+        let patient = ConnectionManager::new(&url, 10_000).unwrap();
+        let mut waiter = patient.establish().unwrap();
         let timeout = diesel::sql_query("PRAGMA busy_timeout")
             .get_result::<Timeout>(&mut waiter)
             .unwrap()
@@ -913,20 +921,26 @@ mod tests {
         assert_eq!(timeout, 0, "SQLite's own handler is still in place");
         waiter.batch_execute("CREATE TABLE t (n INTEGER)").unwrap();
 
-        // Taken for a while, then freed: the waiter gets it.
-        let mut holder = manager.establish().unwrap();
+        // Taken for a while, then freed: the waiter waits for it and gets it.
+        let mut holder = patient.establish().unwrap();
         holder
             .batch_execute("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
             .unwrap();
+        let started = std::time::Instant::now();
         let release = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             holder.batch_execute("COMMIT").unwrap();
             holder
         });
         waiter.batch_execute("INSERT INTO t VALUES (2)").unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(50));
         let mut holder = release.join().unwrap();
 
         // Held past the timeout: busy, and not before the whole timeout passed.
+        let mut waiter = ConnectionManager::new(&url, 300)
+            .unwrap()
+            .establish()
+            .unwrap();
         holder.batch_execute("BEGIN IMMEDIATE").unwrap();
         let started = std::time::Instant::now();
         let error = waiter
