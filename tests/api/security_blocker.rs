@@ -136,7 +136,10 @@ async fn ten_wrong_customer_passwords_block_the_eleventh(backend: Backend) {
 }
 
 async fn a_block_ends_after_its_time_and_a_window_resets_the_count(backend: Backend) {
-    let app = app_with(backend, |s| s.security_blocker.agent = rule(3, 2, 1));
+    // Window and block long enough that real time on a loaded runner cannot end them between
+    // two requests (a 1-second block once ended before the blocked request arrived); the test
+    // clock moves them on.
+    let app = app_with(backend, |s| s.security_blocker.agent = rule(3, 60, 30));
     app.insert_user("timed@example.com", "right-pass", true, "active");
     for _ in 0..3 {
         assert_eq!(
@@ -148,24 +151,24 @@ async fn a_block_ends_after_its_time_and_a_window_resets_the_count(backend: Back
         app.post_agent_login("timed@example.com", "right-pass")
             .await,
         1,
-        2,
+        30,
     )
     .await;
-    app.clock.advance(std::time::Duration::from_millis(1300));
+    app.clock.advance(std::time::Duration::from_secs(31));
     assert_eq!(
         app.agent_login_status("timed@example.com", "right-pass")
             .await,
         201
     );
 
-    // Two failures, then the window (2 s) passes: the next two start a new count.
+    // Two failures, then the window (60 s) passes: the next two start a new count.
     for _ in 0..2 {
         assert_eq!(
             app.agent_login_status("timed@example.com", "wrong").await,
             401
         );
     }
-    app.clock.advance(std::time::Duration::from_millis(2300));
+    app.clock.advance(std::time::Duration::from_secs(61));
     for _ in 0..2 {
         assert_eq!(
             app.agent_login_status("timed@example.com", "wrong").await,
